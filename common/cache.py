@@ -1,0 +1,98 @@
+"""Redis adapter: the client, the versioned status cache; a Redis failure is logged and never fails a request."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+from redis.exceptions import RedisError
+
+from common.config import Settings
+from common.logging import get_logger
+
+log = get_logger()
+
+# Entries carry the job row's version. A writer leaves a bare version marker after each commit; a
+# reader may only fill the entry with a version at least that new, so a slow reader that read MySQL
+# before a commit can never put the older status back after it (the race a plain delete allows).
+_SET_IF_NEWER = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, decoded = pcall(cjson.decode, current)
+  if ok and type(decoded) == 'table' and tonumber(decoded['v']) and tonumber(decoded['v']) > tonumber(ARGV[1]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+_clients: dict[str, redis.Redis] = {}
+_warned_at: dict[str, float] = {}
+# One warning per interval while Redis is away, not one per request.
+WARN_INTERVAL_SECONDS = 30.0
+
+
+def get_client(settings: Settings) -> redis.Redis:
+    """One pooled client per URL; short timeouts so an unreachable Redis costs milliseconds, not seconds."""
+    client = _clients.get(settings.redis_url)
+    if client is None:
+        client = redis.Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=settings.redis_timeout,
+            socket_timeout=settings.redis_timeout,
+            retry_on_timeout=False,
+            health_check_interval=30,
+        )
+        _clients[settings.redis_url] = client
+    return client
+
+
+def warn_unavailable(what: str, error: Exception) -> None:
+    now = time.monotonic()
+    if now - _warned_at.get(what, -WARN_INTERVAL_SECONDS) >= WARN_INTERVAL_SECONDS:
+        _warned_at[what] = now
+        log.warning("redis.unavailable", operation=what, error=str(error))
+
+
+def _status_key(job_id: str) -> str:
+    return f"ocr:status:{job_id}"
+
+
+def read_status(settings: Settings, job_id: str) -> dict[str, Any] | None:
+    """The cached status body, or None on a miss, a bare marker, or Redis trouble."""
+    try:
+        raw = get_client(settings).get(_status_key(job_id))
+    except RedisError as e:
+        warn_unavailable("status.read", e)
+        return None
+    if raw is None:
+        return None
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return None
+    body = entry.get("body") if isinstance(entry, dict) else None
+    return body if isinstance(body, dict) else None
+
+
+def _set_if_newer(settings: Settings, job_id: str, version: int, entry: dict[str, Any], ttl: float) -> None:
+    try:
+        get_client(settings).eval(
+            _SET_IF_NEWER, 1, _status_key(job_id), version, json.dumps(entry), int(ttl * 1000)
+        )
+    except RedisError as e:
+        warn_unavailable("status.write", e)
+
+
+def fill_status(settings: Settings, job_id: str, version: int, body: dict[str, Any], final: bool) -> None:
+    """Populate after a miss, unless a newer commit already left its marker."""
+    ttl = settings.status_ttl_final if final else settings.status_ttl_active
+    _set_if_newer(settings, job_id, version, {"v": version, "body": body}, ttl)
+
+
+def mark_changed(settings: Settings, job_id: str, version: int) -> None:
+    """Called after every committed status change: the next read goes to MySQL and refills."""
+    _set_if_newer(settings, job_id, version, {"v": version}, settings.status_ttl_active)

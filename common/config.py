@@ -1,0 +1,179 @@
+"""Settings: one typed object built from the environment and OpenFaaS secret files, validated once."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Mapping, TypeVar
+
+from common.errors import ConfigError
+
+T = TypeVar("T")
+
+# OpenFaaS mounts each secret as a file here; outside OpenFaaS the env var of the same meaning is used.
+DEFAULT_SECRETS_DIR = "/var/openfaas/secrets"
+
+
+@dataclass(frozen=True)
+class Settings:
+    mysql_host: str
+    mysql_port: int
+    mysql_user: str
+    mysql_password: str
+    mysql_database: str
+    redis_url: str
+    s3_endpoint: str
+    s3_access_key: str
+    s3_secret_key: str
+    s3_secure: bool
+    s3_bucket: str
+    inbox_prefix: str
+    upload_prefix: str
+    max_upload_bytes: int
+    max_pages: int
+    max_page_pixels: int
+    ocr_dpi: int
+    ocr_page_timeout: float
+    ocr_workers: int
+    default_lang: str
+    job_lease_seconds: int
+    job_max_attempts: int
+    public_url: str
+    log_level: str
+    redis_timeout: float
+    status_cache: bool
+    status_ttl_active: float
+    status_ttl_final: float
+    rate_limit_capacity: int
+    rate_limit_refill_per_second: float
+    rate_limit_fail_closed: bool
+    trusted_proxies: tuple[str, ...]
+
+    @property
+    def database_url(self) -> str:
+        return (
+            f"mysql+pymysql://{self.mysql_user}:{self.mysql_password}"
+            f"@{self.mysql_host}:{self.mysql_port}/{self.mysql_database}?charset=utf8mb4"
+        )
+
+
+class _Reader:
+    """Reads typed values and collects every problem, so one start-up error names them all."""
+
+    def __init__(self, env: Mapping[str, str], secrets_dir: Path) -> None:
+        self.env = env
+        self.secrets_dir = secrets_dir
+        self.problems: list[str] = []
+
+    def text(self, name: str, default: str | None = None) -> str:
+        value = self.env.get(name, default)
+        if value is None or value == "":
+            self.problems.append(f"{name} is required")
+            return ""
+        return value
+
+    def secret(self, env_name: str, secret_name: str, default: str | None = None) -> str:
+        path = self.secrets_dir / secret_name
+        if path.is_file():
+            return path.read_text().strip()
+        return self.text(env_name, default)
+
+    def _typed(self, name: str, default: T, parse: Callable[[str], T], kind: str) -> T:
+        raw = self.env.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return parse(raw)
+        except ValueError:
+            self.problems.append(f"{name}={raw!r} is not {kind}")
+            return default
+
+    def integer(self, name: str, default: int, minimum: int = 0) -> int:
+        value = self._typed(name, default, int, "an integer")
+        if value < minimum:
+            self.problems.append(f"{name}={value} must be at least {minimum}")
+        return value
+
+    def number(self, name: str, default: float) -> float:
+        value = self._typed(name, default, float, "a number")
+        if value <= 0:
+            self.problems.append(f"{name}={value} must be positive")
+        return value
+
+    def networks(self, name: str, default: str) -> tuple[str, ...]:
+        raw = self.env.get(name) or default
+        out: list[str] = []
+        for part in (p.strip() for p in raw.split(",")):
+            if not part:
+                continue
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                self.problems.append(f"{name}: {part!r} is not an IP address or network")
+                continue
+            out.append(part)
+        return tuple(out)
+
+    def flag(self, name: str, default: bool) -> bool:
+        def parse(raw: str) -> bool:
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+
+        return self._typed(name, default, parse, "a boolean (true/false)")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build and validate settings; raises ConfigError naming every missing or malformed variable."""
+    env = os.environ if env is None else env
+    r = _Reader(env, Path(env.get("SECRETS_DIR", DEFAULT_SECRETS_DIR)))
+    settings = Settings(
+        mysql_host=r.text("MYSQL_HOST", "127.0.0.1"),
+        mysql_port=r.integer("MYSQL_PORT", 3306, minimum=1),
+        mysql_user=r.text("MYSQL_USER", "ocr"),
+        mysql_password=r.secret("MYSQL_PASSWORD", "mysql-password"),
+        mysql_database=r.text("MYSQL_DATABASE", "ocr"),
+        redis_url=r.text("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        s3_endpoint=r.text("S3_ENDPOINT", "127.0.0.1:9000"),
+        s3_access_key=r.secret("S3_ACCESS_KEY", "s3-access-key"),
+        s3_secret_key=r.secret("S3_SECRET_KEY", "s3-secret-key"),
+        s3_secure=r.flag("S3_SECURE", False),
+        s3_bucket=r.text("S3_BUCKET", "documents"),
+        inbox_prefix=r.text("INBOX_PREFIX", "inbox/"),
+        upload_prefix=r.text("UPLOAD_PREFIX", "uploads/"),
+        max_upload_bytes=r.integer("MAX_UPLOAD_BYTES", 50 * 1024 * 1024, minimum=1),
+        max_pages=r.integer("MAX_PAGES", 200, minimum=1),
+        max_page_pixels=r.integer("MAX_PAGE_PIXELS", 100_000_000, minimum=1),
+        ocr_dpi=r.integer("OCR_DPI", 300, minimum=72),
+        ocr_page_timeout=r.number("OCR_PAGE_TIMEOUT", 120.0),
+        ocr_workers=r.integer("OCR_WORKERS", os.cpu_count() or 1, minimum=1),
+        default_lang=r.text("DEFAULT_LANG", "eng"),
+        job_lease_seconds=r.integer("JOB_LEASE_SECONDS", 120, minimum=5),
+        job_max_attempts=r.integer("JOB_MAX_ATTEMPTS", 3, minimum=1),
+        public_url=env.get("PUBLIC_URL", "").rstrip("/"),
+        log_level=r.text("LOG_LEVEL", "INFO"),
+        redis_timeout=r.number("REDIS_TIMEOUT", 0.25),
+        status_cache=r.flag("STATUS_CACHE", True),
+        # In-flight entries are replaced on every change anyway; the TTL only bounds a lost marker write.
+        status_ttl_active=r.number("STATUS_CACHE_TTL_ACTIVE", 10.0),
+        status_ttl_final=r.number("STATUS_CACHE_TTL_FINAL", 86400.0),
+        rate_limit_capacity=r.integer("RATE_LIMIT_CAPACITY", 0),
+        rate_limit_refill_per_second=r.number("RATE_LIMIT_REFILL_PER_SECOND", 1.0),
+        rate_limit_fail_closed=r.flag("RATE_LIMIT_FAIL_CLOSED", False),
+        trusted_proxies=r.networks("TRUSTED_PROXIES", "127.0.0.1/32,::1/128"),
+    )
+    if r.problems:
+        raise ConfigError("invalid configuration: " + "; ".join(r.problems))
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once on first use (never at import time)."""
+    return load_settings()

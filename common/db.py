@@ -1,0 +1,184 @@
+"""MySQL adapter: the schema, the engine and sessions; the only module that talks to SQLAlchemy's engine."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+)
+from sqlalchemy.dialects.mysql import DATETIME, MEDIUMTEXT
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from common.config import Settings
+from common.errors import DatabaseUnavailable
+
+# Long texts: MEDIUMTEXT on MySQL/MariaDB (16 MiB) instead of TEXT's 64 KiB.
+LongText = Text().with_variant(MEDIUMTEXT(), "mysql")
+
+
+def utcnow() -> datetime:
+    """Naive UTC with microseconds: what DATETIME(6) stores, so comparisons stay exact."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class JobStatus(str, enum.Enum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _dt() -> DateTime:
+    # fsp=6 keeps microseconds, so "newest first" has few ties.
+    return DateTime().with_variant(DATETIME(fsp=6), "mysql")
+
+
+class Document(Base):
+    __tablename__ = "documents"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    bucket: Mapped[str] = mapped_column(String(63))
+    object_key: Mapped[str] = mapped_column(String(1024))
+    etag: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    source: Mapped[str] = mapped_column(String(16))  # "upload" or "drop"
+    # sha256 of bucket/key/etag: a unique handle on one object version (the key is too long to index).
+    source_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
+
+    __table_args__ = (
+        # list: newest first, ties broken by id.
+        Index("ix_documents_created_id", "created_at", "id"),
+        {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"},
+    )
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), unique=True)
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, values_callable=lambda e: [m.value for m in e], native_enum=False, length=16),
+        default=JobStatus.PENDING,
+    )
+    lang: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped by every change; the status cache refuses to go back to an older version.
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    # A fresh token per claim fences off a worker whose lease expired: its writes no longer match.
+    claim_token: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
+    page_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pages_done: Mapped[int] = mapped_column(Integer, default=0)
+    text: Mapped[str | None] = mapped_column(LongText, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
+
+    __table_args__ = (
+        Index("ix_jobs_status", "status"),
+        {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"},
+    )
+
+
+class Page(Base):
+    __tablename__ = "pages"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    page_number: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(LongText)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    method: Mapped[str] = mapped_column(String(16))
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        # One set of pages per job, whatever number of deliveries or attempts.
+        UniqueConstraint("job_id", "page_number", name="uq_pages_job_page"),
+        {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"},
+    )
+
+
+_engines: dict[str, Engine] = {}
+
+
+def get_engine(settings: Settings) -> Engine:
+    """One pooled engine per process and database, created on first use."""
+    url = settings.database_url
+    engine = _engines.get(url)
+    if engine is None:
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_recycle=3600,
+            connect_args={"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30},
+        )
+        _engines[url] = engine
+    return engine
+
+
+def dispose_engines() -> None:
+    """Close pooled connections (tests and process shutdown)."""
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+
+
+@contextmanager
+def session_scope(settings: Settings) -> Iterator[Session]:
+    """A transaction: commit on success, roll back on error; driver outages become DatabaseUnavailable."""
+    factory = sessionmaker(bind=get_engine(settings), expire_on_commit=False)
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except (OperationalError, InterfaceError) as e:
+        session.rollback()
+        raise DatabaseUnavailable(f"database unavailable: {e.orig or e}") from e
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def create_schema(settings: Settings) -> None:
+    """Create missing tables and indexes; safe to run on every start."""
+    try:
+        Base.metadata.create_all(get_engine(settings))
+    except OperationalError as e:
+        raise DatabaseUnavailable(f"cannot create schema: {e.orig or e}") from e

@@ -1,0 +1,134 @@
+"""Error types: each kind of failure has a stable code and an HTTP status, so callers raise meaning."""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base of every error the pipeline reports to a user or records on a job."""
+
+    code = "internal_error"
+    http_status = 500
+    # Whether a later attempt may succeed (the queue retries these); bad input never is.
+    retryable = False
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        # Extra response headers the edge must send with this error (e.g. Retry-After).
+        self.headers = headers or {}
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class ConfigError(PipelineError):
+    code = "config_invalid"
+
+
+class BadRequest(PipelineError):
+    code = "bad_request"
+    http_status = 400
+
+
+class MissingFile(BadRequest):
+    code = "missing_file"
+
+
+class EmptyFile(BadRequest):
+    code = "empty_file"
+
+
+class InvalidLanguage(BadRequest):
+    code = "invalid_language"
+
+
+class FileTooLarge(PipelineError):
+    code = "file_too_large"
+    http_status = 413
+
+
+class UnsupportedMediaType(PipelineError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class NotFound(PipelineError):
+    code = "not_found"
+    http_status = 404
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
+class MethodNotAllowed(PipelineError):
+    code = "method_not_allowed"
+    http_status = 405
+
+
+class RateLimited(PipelineError):
+    code = "rate_limited"
+    http_status = 429
+
+
+class JobInProgress(PipelineError):
+    """Another worker holds an unexpired lease; answering non-2xx makes the queue try again later."""
+
+    code = "job_in_progress"
+    http_status = 409
+    retryable = True
+
+
+class ServiceUnavailable(PipelineError):
+    """A backing service (MySQL, MinIO, Redis) failed; the request may succeed later."""
+
+    code = "service_unavailable"
+    http_status = 503
+    retryable = True
+
+
+class StorageUnavailable(ServiceUnavailable):
+    code = "storage_unavailable"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+
+
+class ObjectMissing(PipelineError):
+    """The notified object is gone (deleted before processing): the job fails, nothing to retry."""
+
+    code = "object_missing"
+    http_status = 404
+
+
+class InvalidEvent(BadRequest):
+    code = "invalid_event"
+
+
+# --- OCR failures: recorded on the job; the worker survives and takes the next job. ---
+
+
+class OcrError(PipelineError):
+    code = "ocr_failed"
+    http_status = 422
+
+
+class CorruptDocument(OcrError):
+    code = "corrupt_document"
+
+
+class PdfEncrypted(OcrError):
+    code = "pdf_encrypted"
+
+
+class TooManyPages(OcrError):
+    code = "too_many_pages"
+
+
+class ImageTooLarge(OcrError):
+    code = "image_too_large"
+
+
+class OcrTimeout(OcrError):
+    code = "ocr_timeout"

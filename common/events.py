@@ -1,0 +1,114 @@
+"""Parsing what reaches ocr-process: MinIO bucket notifications (S3 event JSON) or a direct retry by job id."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from urllib.parse import unquote_plus
+
+from common.errors import InvalidEvent
+
+# Tagging changes also arrive as s3:ObjectCreated:*; only these mean new content.
+_CONTENT_EVENTS = ("Put", "Post", "Copy", "CompleteMultipartUpload")
+_META_PREFIX = "x-amz-meta-"
+
+
+@dataclass(frozen=True)
+class ObjectCreated:
+    """One created object version, as identified by its notification record."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    content_type: str
+    version_id: str | None = None
+    sequencer: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def job_id(self) -> str | None:
+        """Set by `upload`; a file dropped straight into the bucket has none."""
+        return self.metadata.get("job-id")
+
+    @property
+    def request_id(self) -> str | None:
+        return self.metadata.get("request-id")
+
+
+@dataclass(frozen=True)
+class ParsedEvent:
+    objects: list[ObjectCreated]
+    job_ids: list[str]
+    ignored: int
+
+
+def _metadata(raw: object) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        return {}
+    out: dict[str, str] = {}
+    for k, v in raw.items():
+        name = str(k).lower()
+        if name.startswith(_META_PREFIX):
+            out[name[len(_META_PREFIX):]] = str(v)
+        else:
+            out[name] = str(v)
+    return out
+
+
+def _record(rec: object) -> ObjectCreated | None:
+    if not isinstance(rec, dict):
+        raise InvalidEvent("event record is not an object")
+    name = str(rec.get("eventName", ""))
+    if not name.startswith("s3:ObjectCreated:") or name.rsplit(":", 1)[-1] not in _CONTENT_EVENTS:
+        return None
+    s3 = rec.get("s3")
+    if not isinstance(s3, dict):
+        raise InvalidEvent("event record has no s3 section")
+    bucket = (s3.get("bucket") or {}).get("name")
+    obj = s3.get("object") or {}
+    raw_key = obj.get("key")
+    if not bucket or not raw_key:
+        raise InvalidEvent("event record lacks bucket name or object key")
+    try:
+        size = int(obj.get("size") or 0)
+    except (TypeError, ValueError) as e:
+        raise InvalidEvent(f"event record has a malformed size: {obj.get('size')!r}") from e
+    return ObjectCreated(
+        bucket=str(bucket),
+        # MinIO query-escapes keys in records (space is '+').
+        key=unquote_plus(str(raw_key)),
+        size=size,
+        etag=str(obj.get("eTag") or "").strip('"'),
+        content_type=str(obj.get("contentType") or ""),
+        version_id=obj.get("versionId") or None,
+        sequencer=obj.get("sequencer") or None,
+        metadata=_metadata(obj.get("userMetadata")),
+    )
+
+
+def parse_event(body: bytes) -> ParsedEvent:
+    """Accept `{"Records": [...]}` (one or several) or `{"job_id": "..."}`; anything else is InvalidEvent."""
+    try:
+        data = json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidEvent(f"event body is not JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise InvalidEvent("event body must be a JSON object with Records or job_id")
+    if "job_id" in data:
+        job_id = data["job_id"]
+        if not isinstance(job_id, str) or not job_id:
+            raise InvalidEvent("job_id must be a non-empty string")
+        return ParsedEvent(objects=[], job_ids=[job_id], ignored=0)
+    records = data.get("Records")
+    if not isinstance(records, list):
+        raise InvalidEvent("event body has no Records list")
+    objects: list[ObjectCreated] = []
+    ignored = 0
+    for rec in records:
+        parsed = _record(rec)
+        if parsed is None:
+            ignored += 1
+        else:
+            objects.append(parsed)
+    return ParsedEvent(objects=objects, job_ids=[], ignored=ignored)

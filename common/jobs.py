@@ -1,0 +1,246 @@
+"""Job lifecycle: create, claim with a lease, record pages, finish; every status change happens here."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.orm import Session
+
+from common import cache
+from common.config import Settings
+from common.db import Document, Job, JobStatus, Page, session_scope, utcnow
+from common.errors import JobInProgress, JobNotFound, PipelineError
+from common.logging import get_logger
+from common.ocr import PageResult
+
+log = get_logger()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Proof that this worker owns the job until the lease ends; the token fences stale workers."""
+
+    job_id: str
+    token: str
+    attempt: int
+    lang: str
+    request_id: str | None
+    document: Document
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def create(session: Session, document: Document, lang: str, max_attempts: int, request_id: str | None) -> Job:
+    """A pending job for a document, inside the caller's transaction (document and job land together)."""
+    now = utcnow()
+    job = Job(
+        id=new_id(),
+        document_id=document.id,
+        status=JobStatus.PENDING,
+        lang=lang,
+        attempts=0,
+        max_attempts=max_attempts,
+        pages_done=0,
+        request_id=request_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    log.info("job.created", job_id=job.id, document_id=document.id, status=JobStatus.PENDING.value)
+    return job
+
+
+@contextmanager
+def _transaction(settings: Settings) -> Iterator[tuple[Session, list[Job]]]:
+    """A transaction whose changed jobs are marked in the status cache only after MySQL committed."""
+    changed: list[Job] = []
+    with session_scope(settings) as session:
+        yield session, changed
+        marks = [(job.id, job.version) for job in changed]
+    for job_id, version in marks:
+        cache.mark_changed(settings, job_id, version)
+
+
+def _bump(job: Job, changed: list[Job]) -> None:
+    job.version = job.version + 1
+    job.updated_at = utcnow()
+    changed.append(job)
+
+
+def _log_transition(job_id: str, to: JobStatus, **fields: object) -> None:
+    log.info("job.status_changed", job_id=job_id, status=to.value, **fields)
+
+
+def claim(settings: Settings, job_id: str) -> Claim | None:
+    """Compare-and-set pending (or processing with an expired lease) -> processing.
+
+    Returns None when the job is already final (a duplicate delivery), raises JobInProgress while another
+    worker's lease is live, so the queue tries again later and a crashed worker's job is picked up.
+    """
+    token = new_id()
+    now = utcnow()
+    lease_until = now + timedelta(seconds=settings.job_lease_seconds)
+    with _transaction(settings) as (session, changed):
+        claimable = or_(
+            Job.status == JobStatus.PENDING,
+            and_(Job.status == JobStatus.PROCESSING, Job.lease_expires_at < now),
+        )
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.attempts < Job.max_attempts, claimable)
+            .values(
+                status=JobStatus.PROCESSING,
+                attempts=Job.attempts + 1,
+                claim_token=token,
+                lease_expires_at=lease_until,
+                started_at=func.coalesce(Job.started_at, now),
+                updated_at=now,
+                pages_done=0,
+                error_code=None,
+                error_message=None,
+                version=Job.version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        job = session.get(Job, job_id, populate_existing=True)
+        if job is None:
+            raise JobNotFound(f"job {job_id} does not exist")
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            changed.append(job)
+            document = session.get(Document, job.document_id)
+            assert document is not None  # foreign key
+            _log_transition(job_id, JobStatus.PROCESSING, attempt=job.attempts, lease_until=lease_until.isoformat())
+            return Claim(job_id=job_id, token=token, attempt=job.attempts, lang=job.lang,
+                         request_id=job.request_id, document=document)
+        if job.status.is_final:
+            log.info("job.claim_skipped", job_id=job_id, status=job.status.value, reason="already_final")
+            return None
+        if job.status == JobStatus.PROCESSING and job.lease_expires_at and job.lease_expires_at >= now:
+            raise JobInProgress(f"job {job_id} is being processed by another worker until {job.lease_expires_at}Z")
+        # Out of attempts: the last worker died holding the lease each time.
+        _finish(job, changed, JobStatus.FAILED, now, error_code="attempts_exhausted",
+                error_message=f"gave up after {job.attempts} attempts (JOB_MAX_ATTEMPTS={job.max_attempts})")
+        return None
+
+
+def _owned(session: Session, claim: Claim) -> Job | None:
+    """Lock the job row if this claim still owns it; a worker whose lease was taken over gets None."""
+    return session.execute(
+        select(Job)
+        .where(Job.id == claim.job_id, Job.claim_token == claim.token, Job.status == JobStatus.PROCESSING)
+        .with_for_update()
+    ).scalar_one_or_none()
+
+
+def set_page_count(settings: Settings, claim: Claim, count: int) -> None:
+    with _transaction(settings) as (session, changed):
+        job = _owned(session, claim)
+        if job is not None:
+            job.page_count = count
+            _bump(job, changed)
+
+
+def record_page(settings: Settings, claim: Claim, page: PageResult) -> bool:
+    """Store one page (upsert: a retried attempt overwrites, never duplicates) and extend the lease."""
+    with _transaction(settings) as (session, changed):
+        job = _owned(session, claim)
+        if job is None:
+            log.warning("job.lease_lost", job_id=claim.job_id, page=page.number)
+            return False
+        values = dict(
+            job_id=claim.job_id,
+            page_number=page.number,
+            text=page.text,
+            confidence=page.confidence,
+            method=page.method,
+            width=page.width,
+            height=page.height,
+            duration_ms=page.duration_ms,
+        )
+        stmt = mysql_insert(Page).values(**values)
+        session.execute(stmt.on_duplicate_key_update(**{k: stmt.inserted[k] for k in values if k != "job_id"}))
+        now = utcnow()
+        job.pages_done = job.pages_done + 1
+        job.lease_expires_at = now + timedelta(seconds=settings.job_lease_seconds)
+        _bump(job, changed)
+        log.info("job.page_done", job_id=claim.job_id, page=page.number, duration_ms=page.duration_ms,
+                 confidence=page.confidence)
+        return True
+
+
+def _finish(job: Job, changed: list[Job], to: JobStatus, now: datetime, **fields: object) -> None:
+    for name, value in fields.items():
+        setattr(job, name, value)
+    job.status = to
+    job.claim_token = None
+    job.lease_expires_at = None
+    job.finished_at = now
+    _bump(job, changed)
+    _log_transition(job.id, to, error_code=job.error_code)
+
+
+def complete(settings: Settings, claim: Claim) -> bool:
+    """processing -> completed, with the full text assembled from the stored pages in order."""
+    with _transaction(settings) as (session, changed):
+        job = _owned(session, claim)
+        if job is None:
+            log.warning("job.lease_lost", job_id=claim.job_id, at="complete")
+            return False
+        texts = session.execute(
+            select(Page.text).where(Page.job_id == claim.job_id).order_by(Page.page_number)
+        ).scalars().all()
+        _finish(job, changed, JobStatus.COMPLETED, utcnow(), text="\n\f\n".join(texts),
+                page_count=len(texts), pages_done=len(texts))
+        return True
+
+
+def fail(settings: Settings, claim: Claim, error: PipelineError) -> bool:
+    """processing -> failed with the error's code; a retryable error instead releases the job to pending."""
+    with _transaction(settings) as (session, changed):
+        job = _owned(session, claim)
+        if job is None:
+            return False
+        now = utcnow()
+        if error.retryable and job.attempts < job.max_attempts:
+            job.status = JobStatus.PENDING
+            job.claim_token = None
+            job.lease_expires_at = None
+            job.error_code = error.code
+            job.error_message = error.message
+            _bump(job, changed)
+            _log_transition(job.id, JobStatus.PENDING, error_code=error.code, retry=True)
+            return True
+        _finish(job, changed, JobStatus.FAILED, now, error_code=error.code, error_message=error.message)
+        return True
+
+
+def fail_unclaimed(settings: Settings, job_id: str, error: PipelineError) -> None:
+    """Fail a pending job that never reached OCR (e.g. its upload could not be stored)."""
+    with _transaction(settings) as (session, changed):
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is None or job.status.is_final:
+            return
+        _finish(job, changed, JobStatus.FAILED, utcnow(), error_code=error.code, error_message=error.message)
+
+
+def get(settings: Settings, job_id: str) -> tuple[Job, Document]:
+    with session_scope(settings) as session:
+        row = session.execute(
+            select(Job, Document).join(Document, Document.id == Job.document_id).where(Job.id == job_id)
+        ).one_or_none()
+        if row is None:
+            raise JobNotFound(f"job {job_id} does not exist")
+        return row[0], row[1]
+
+
+def pages_of(settings: Settings, job_id: str) -> list[Page]:
+    with session_scope(settings) as session:
+        return list(session.execute(select(Page).where(Page.job_id == job_id).order_by(Page.page_number)).scalars())

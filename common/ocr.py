@@ -1,0 +1,234 @@
+"""OCR engine: tesseract (pytesseract) over images and PDF pages (pdf2image); the only module that runs them."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import pdf2image
+import pytesseract
+from pdf2image.exceptions import PDFInfoNotInstalledError, PDFPageCountError, PDFSyntaxError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+from common.errors import (
+    CorruptDocument,
+    ImageTooLarge,
+    InvalidLanguage,
+    OcrError,
+    OcrTimeout,
+    PdfEncrypted,
+    TooManyPages,
+)
+
+
+@dataclass(frozen=True)
+class OcrLimits:
+    max_pages: int
+    max_page_pixels: int
+    page_timeout: float
+    dpi: int
+    workers: int
+
+
+@dataclass(frozen=True)
+class PageResult:
+    number: int
+    text: str
+    confidence: float | None
+    method: str
+    width: int
+    height: int
+    duration_ms: int
+
+
+class OcrEngine(Protocol):
+    """What ocr-process needs from an engine; a test can pass a whole fake one."""
+
+    def recognise(
+        self, path: Path, media_type: str, lang: str, on_page_count: Callable[[int], None]
+    ) -> Iterator[PageResult]: ...
+
+
+@lru_cache(maxsize=1)
+def installed_languages() -> frozenset[str]:
+    """Traineddata tesseract can load here; 'osd' is orientation data, not a language to read."""
+    return frozenset(lang for lang in pytesseract.get_languages(config="") if lang != "osd")
+
+
+def validate_lang(lang: str) -> str:
+    """`eng` or `deu+eng`: each part must be installed, else a 400 that lists what is."""
+    parts = [p for p in lang.split("+") if p]
+    available = installed_languages()
+    unknown = [p for p in parts if p not in available]
+    if not parts or unknown:
+        raise InvalidLanguage(
+            f"language {lang!r} is not installed; available: {', '.join(sorted(available))}"
+        )
+    return "+".join(parts)
+
+
+def _text_and_confidence(data: dict[str, list]) -> tuple[str, float | None]:
+    """Rebuild reading order from tesseract's TSV rows: words by line, lines by paragraph."""
+    lines: dict[tuple[int, int, int], list[str]] = {}
+    confidences: list[float] = []
+    for i, word in enumerate(data["text"]):
+        word = (word or "").strip()
+        if not word:
+            continue
+        key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
+        lines.setdefault(key, []).append(word)
+        conf = float(data["conf"][i])
+        if conf >= 0:
+            confidences.append(conf)
+    out: list[str] = []
+    previous_par: tuple[int, int] | None = None
+    for (block, par, _line), words in lines.items():
+        if previous_par is not None and (block, par) != previous_par:
+            out.append("")
+        out.append(" ".join(words))
+        previous_par = (block, par)
+    confidence = round(sum(confidences) / len(confidences), 2) if confidences else None
+    return "\n".join(out), confidence
+
+
+class TesseractEngine:
+    """Pages run in parallel, one tesseract thread each: OpenMP threads only contend on shared cores."""
+
+    def __init__(self, limits: OcrLimits) -> None:
+        self.limits = limits
+        os.environ["OMP_THREAD_LIMIT"] = "1"
+        # Pillow refuses decompression bombs itself above this, before decoding pixels.
+        Image.MAX_IMAGE_PIXELS = limits.max_page_pixels
+
+    def recognise(
+        self, path: Path, media_type: str, lang: str, on_page_count: Callable[[int], None]
+    ) -> Iterator[PageResult]:
+        with tempfile.TemporaryDirectory(prefix="ocr-pages-") as tmp:
+            workdir = Path(tmp)
+            if media_type == "application/pdf":
+                count = self._pdf_page_count(path)
+                on_page_count(count)
+                render = lambda n: self._render_pdf_page(path, n, workdir)  # noqa: E731
+            else:
+                frames = self._image_frames(path, workdir)
+                count = len(frames)
+                on_page_count(count)
+                render = lambda n: frames[n - 1]  # noqa: E731
+            yield from self._run_pages(count, render, lang)
+
+    def _run_pages(self, count: int, render: Callable[[int], Path], lang: str) -> Iterator[PageResult]:
+        def one(n: int) -> PageResult:
+            started = time.monotonic()
+            image_path = render(n)
+            return self._ocr_page(n, image_path, lang, started)
+
+        workers = max(1, min(self.limits.workers, count))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocr-page") as pool:
+            # map keeps page order while pages run in parallel.
+            yield from pool.map(one, range(1, count + 1))
+
+    def _pdf_page_count(self, path: Path) -> int:
+        try:
+            info = pdf2image.pdfinfo_from_path(str(path), timeout=30)
+        except PDFPageCountError as e:
+            if "password" in str(e).lower() or "encrypt" in str(e).lower():
+                raise PdfEncrypted("the PDF is encrypted and needs a password") from e
+            raise CorruptDocument(f"the PDF cannot be read: {e}") from e
+        except (PDFSyntaxError, PDFInfoNotInstalledError, ValueError) as e:
+            raise CorruptDocument(f"the PDF cannot be read: {e}") from e
+        count = int(info.get("Pages", 0))
+        if count < 1:
+            raise CorruptDocument("the PDF has no pages")
+        if count > self.limits.max_pages:
+            raise TooManyPages(f"the PDF has {count} pages; the limit is {self.limits.max_pages} (MAX_PAGES)")
+        return count
+
+    def _render_pdf_page(self, path: Path, number: int, workdir: Path) -> Path:
+        """One page at a time: memory stays flat however long the PDF is. PPM skips PNG encoding."""
+        try:
+            paths = pdf2image.convert_from_path(
+                str(path),
+                dpi=self.limits.dpi,
+                first_page=number,
+                last_page=number,
+                fmt="ppm",
+                output_folder=str(workdir),
+                output_file=f"page-{number:05d}",
+                paths_only=True,
+                timeout=int(self.limits.page_timeout),
+            )
+        except (PDFPageCountError, PDFSyntaxError) as e:
+            raise CorruptDocument(f"page {number} of the PDF cannot be rendered: {e}") from e
+        except TimeoutError as e:
+            raise OcrTimeout(f"rendering page {number} took longer than {self.limits.page_timeout:g} s") from e
+        if not paths:
+            raise CorruptDocument(f"page {number} of the PDF rendered to nothing")
+        return Path(str(paths[0]))
+
+    def _image_frames(self, path: Path, workdir: Path) -> list[Path]:
+        """Every frame of a TIFF, the first of a GIF/WebP animation; EXIF rotation applied."""
+        try:
+            with Image.open(path) as image:
+                animated_gif = image.format in ("GIF", "WEBP")
+                frames: list[Path] = []
+                for index, frame in enumerate(ImageSequence.Iterator(image)):
+                    if index >= self.limits.max_pages:
+                        raise TooManyPages(
+                            f"the image has more than {self.limits.max_pages} frames (MAX_PAGES)"
+                        )
+                    pixels = frame.width * frame.height
+                    if pixels > self.limits.max_page_pixels:
+                        raise ImageTooLarge(
+                            f"page {index + 1} has {pixels} pixels; the limit is "
+                            f"{self.limits.max_page_pixels} (MAX_PAGE_PIXELS)"
+                        )
+                    upright = ImageOps.exif_transpose(frame.copy())
+                    mode = "L" if upright.mode in ("1", "L", "LA", "I;16") else "RGB"
+                    out = workdir / f"frame-{index + 1:05d}.ppm"
+                    upright.convert(mode).save(out, format="PPM")
+                    frames.append(out)
+                    if animated_gif:
+                        break
+        except Image.DecompressionBombError as e:
+            raise ImageTooLarge(f"the image exceeds {self.limits.max_page_pixels} pixels (MAX_PAGE_PIXELS)") from e
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise CorruptDocument(f"the image cannot be decoded: {e}") from e
+        if not frames:
+            raise CorruptDocument("the image has no frames")
+        return frames
+
+    def _ocr_page(self, number: int, image_path: Path, lang: str, started: float) -> PageResult:
+        try:
+            with Image.open(image_path) as im:
+                width, height = im.size
+            # A path (not a PIL image) lets tesseract read the file as is, with no re-encode.
+            data = pytesseract.image_to_data(
+                str(image_path), lang=lang, output_type=pytesseract.Output.DICT, timeout=self.limits.page_timeout
+            )
+        except RuntimeError as e:
+            if "timeout" in str(e).lower():
+                raise OcrTimeout(
+                    f"page {number} took longer than {self.limits.page_timeout:g} s (OCR_PAGE_TIMEOUT)"
+                ) from e
+            raise OcrError(f"tesseract failed on page {number}: {e}") from e
+        except pytesseract.TesseractError as e:
+            raise OcrError(f"tesseract failed on page {number}: {e.message}") from e
+        finally:
+            image_path.unlink(missing_ok=True)
+        text, confidence = _text_and_confidence(data)
+        return PageResult(
+            number=number,
+            text=text,
+            confidence=confidence,
+            method="ocr",
+            width=width,
+            height=height,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )

@@ -1,0 +1,127 @@
+"""Token-bucket rate limits per client, atomic in one Redis Lua script on Redis's own clock."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+from dataclasses import dataclass
+
+import flask
+from redis.exceptions import RedisError
+
+from common.cache import get_client, warn_unavailable
+from common.config import Settings
+from common.errors import RateLimited
+
+# One script call reads, refills and spends, so replicas never race on a read-modify-write.
+# Redis TIME, not the callers' clocks: replicas on different hosts agree on "now".
+_TAKE = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil then
+  tokens = capacity
+  ts = now
+end
+tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
+local allowed = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity / rate) * 1000) + 1000)
+local retry_after = 0
+if allowed == 0 then
+  retry_after = (cost - tokens) / rate
+end
+return {allowed, tostring(tokens), tostring(retry_after), tostring((capacity - tokens) / rate)}
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after: float
+    reset: float
+    enforced: bool = True
+
+    def headers(self) -> dict[str, str]:
+        if not self.enforced:
+            return {}
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(math.ceil(self.reset)),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
+        return headers
+
+
+def take(settings: Settings, service: str, client: str, cost: int = 1) -> Decision:
+    """Spend tokens from the client's bucket for this function; Redis trouble fails open or closed as configured."""
+    capacity, rate = settings.rate_limit_capacity, settings.rate_limit_refill_per_second
+    key = f"ocr:ratelimit:{service}:{client}"
+    try:
+        allowed, tokens, retry_after, reset = get_client(settings).eval(_TAKE, 1, key, capacity, rate, cost)
+    except RedisError as e:
+        warn_unavailable("ratelimit", e)
+        if settings.rate_limit_fail_closed:
+            return Decision(False, capacity, 0, 1.0, 1.0)
+        return Decision(True, capacity, capacity, 0.0, 0.0, enforced=False)
+    return Decision(
+        allowed=bool(int(allowed)),
+        limit=capacity,
+        remaining=int(float(tokens)),
+        retry_after=float(retry_after),
+        reset=float(reset),
+    )
+
+
+def _trusted(address: str, proxies: tuple[str, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def client_key(request: flask.Request, settings: Settings) -> str:
+    """An API key when given (hashed: keys never reach Redis or logs), else the client's address.
+
+    X-Forwarded-For counts only when the peer is a trusted proxy (the gateway), and then only its
+    right-most untrusted entry: everything left of that was written by the client and can be forged.
+    """
+    api_key = request.headers.get("X-Api-Key")
+    if api_key:
+        return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:32]
+    address = request.remote_addr or "unknown"
+    if _trusted(address, settings.trusted_proxies):
+        for hop in reversed([h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]):
+            address = hop
+            if not _trusted(hop, settings.trusted_proxies):
+                break
+    return "ip:" + address
+
+
+def enforce(request: flask.Request, settings: Settings, service: str) -> Decision | None:
+    """Raise RateLimited over the limit; None when limits are off for this function (capacity 0)."""
+    if settings.rate_limit_capacity <= 0:
+        return None
+    decision = take(settings, service, client_key(request, settings))
+    if not decision.allowed:
+        raise RateLimited(
+            f"rate limit of {decision.limit} requests per bucket refilled at "
+            f"{settings.rate_limit_refill_per_second:g}/s exceeded; retry in {max(1, math.ceil(decision.retry_after))} s",
+            headers=decision.headers(),
+        )
+    return decision

@@ -1,0 +1,115 @@
+"""MinIO adapter: bucket set-up, storing originals, fetching objects; the only module that imports `minio`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import urllib3
+from minio import Minio
+from minio.error import S3Error
+from minio.notificationconfig import NotificationConfig, PrefixFilterRule, QueueConfig
+
+from common.config import Settings
+from common.errors import ObjectMissing, StorageUnavailable
+
+# Only object creation by content: s3:ObjectCreated:* would also fire on Put/DeleteTagging.
+CREATED_EVENTS = [
+    "s3:ObjectCreated:Put",
+    "s3:ObjectCreated:Post",
+    "s3:ObjectCreated:Copy",
+    "s3:ObjectCreated:CompleteMultipartUpload",
+]
+
+_MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "NoSuchVersion"}
+
+_clients: dict[str, Minio] = {}
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    content_type: str
+    metadata: dict[str, str]
+
+
+def get_client(settings: Settings) -> Minio:
+    """One client per process and endpoint; short timeouts so an outage fails fast instead of hanging."""
+    client = _clients.get(settings.s3_endpoint)
+    if client is None:
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=5, read=60),
+            retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+        )
+        client = Minio(
+            settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            secure=settings.s3_secure,
+            http_client=http,
+        )
+        _clients[settings.s3_endpoint] = client
+    return client
+
+
+def _translate(e: Exception, what: str) -> Exception:
+    if isinstance(e, S3Error) and e.code in _MISSING_CODES:
+        return ObjectMissing(f"{what}: {e.code}")
+    return StorageUnavailable(f"{what}: object store error: {e}")
+
+
+def ensure_bucket(settings: Settings, webhook_arn: str) -> None:
+    """Create the bucket and route object creation under the inbox and upload prefixes to the webhook."""
+    client = get_client(settings)
+    try:
+        if not client.bucket_exists(settings.s3_bucket):
+            client.make_bucket(settings.s3_bucket)
+        rules = [
+            QueueConfig(events=CREATED_EVENTS, config_id=f"ocr-{name}", prefix_filter_rule=PrefixFilterRule(prefix),
+                        queue=webhook_arn)
+            for name, prefix in (("inbox", settings.inbox_prefix), ("uploads", settings.upload_prefix))
+        ]
+        client.set_bucket_notification(settings.s3_bucket, NotificationConfig(queue_config_list=rules))
+    except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
+        raise _translate(e, f"bucket {settings.s3_bucket}") from e
+
+
+def put_document(
+    settings: Settings, key: str, data: BinaryIO, length: int, content_type: str, metadata: dict[str, str]
+) -> str:
+    """Store an original; returns its ETag. Metadata links the object to its document and job."""
+    headers: dict[str, str | list[str] | tuple[str]] = dict(metadata)
+    try:
+        result = get_client(settings).put_object(
+            settings.s3_bucket, key, data, length, content_type=content_type, metadata=headers
+        )
+    except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
+        raise _translate(e, f"storing {key}") from e
+    return str(result.etag).strip('"')
+
+
+def stat_object(settings: Settings, bucket: str, key: str) -> StoredObject:
+    try:
+        info = get_client(settings).stat_object(bucket, key)
+    except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
+        raise _translate(e, f"{bucket}/{key}") from e
+    return StoredObject(
+        bucket=bucket,
+        key=key,
+        size=int(info.size or 0),
+        etag=str(info.etag or "").strip('"'),
+        content_type=str(info.content_type or "application/octet-stream"),
+        metadata={str(k).lower(): str(v) for k, v in (info.metadata or {}).items()},
+    )
+
+
+def download_to(settings: Settings, bucket: str, key: str, path: Path) -> None:
+    """Stream an object to a local file, never holding the whole document in memory."""
+    try:
+        get_client(settings).fget_object(bucket, key, str(path))
+    except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
+        raise _translate(e, f"{bucket}/{key}") from e

@@ -1,0 +1,75 @@
+"""Reading an uploaded document out of an HTTP request without trusting its size, name or type."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from typing import IO
+
+import flask
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+
+from common.errors import BadRequest, EmptyFile, FileTooLarge, MissingFile, UnsupportedMediaType
+from common.media import SNIFF_BYTES, sniff_media_type, supported_list
+
+# Uploads above this size go to a temporary file rather than memory.
+_SPOOL_BYTES = 8 * 1024 * 1024
+# Room for multipart boundaries and form fields around the file itself.
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+@dataclass
+class UploadedFile:
+    data: IO[bytes]
+    size: int
+    filename: str | None
+    media_type: str
+
+
+def _too_large(limit: int) -> FileTooLarge:
+    return FileTooLarge(f"the upload exceeds the limit of {limit} bytes (MAX_UPLOAD_BYTES)")
+
+
+def _spool(stream: IO[bytes], limit: int) -> tuple[IO[bytes], int]:
+    """Copy a body to a spooled file, stopping as soon as it passes the limit."""
+    out = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)
+    size = 0
+    while chunk := stream.read(1024 * 1024):
+        size += len(chunk)
+        if size > limit:
+            out.close()
+            raise _too_large(limit)
+        out.write(chunk)
+    out.seek(0)
+    return out, size
+
+
+def read_upload(request: flask.Request, limit: int) -> UploadedFile:
+    """The file of a multipart form (field `file`) or of a raw body; type decided from its first bytes."""
+    if request.content_length is not None and request.content_length > limit + _MULTIPART_OVERHEAD:
+        raise _too_large(limit)
+    try:
+        if request.mimetype == "multipart/form-data":
+            request.max_content_length = limit + _MULTIPART_OVERHEAD
+            part = request.files.get("file")
+            if part is None:
+                raise MissingFile("the multipart form has no field named 'file'")
+            data, size = _spool(part.stream, limit)
+            filename = part.filename
+        else:
+            data, size = _spool(request.stream, limit)
+            filename = request.args.get("filename")
+    except RequestEntityTooLarge as e:
+        raise _too_large(limit) from e
+    except ClientDisconnected as e:
+        raise BadRequest("the client disconnected before the upload was complete") from e
+    if size == 0:
+        data.close()
+        raise EmptyFile("the file is empty (0 bytes)")
+    head = data.read(SNIFF_BYTES)
+    data.seek(0)
+    media_type = sniff_media_type(head)
+    if media_type is None:
+        data.close()
+        raise UnsupportedMediaType(f"the file is not a supported document; supported: {supported_list()}")
+    return UploadedFile(data=data, size=size, filename=filename, media_type=media_type)

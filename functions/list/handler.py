@@ -1,0 +1,15 @@
+"""list: documents with their job status, newest first, paginated."""
+
+from __future__ import annotations
+
+import flask
+
+from common.api import http_function, json_response, require_method
+from common.config import Settings
+from common.listing import ListQuery, list_documents
+
+
+@http_function("list")
+def handle(request: flask.Request, settings: Settings) -> flask.Response:
+    require_method(request, "GET")
+    return json_response(list_documents(settings, ListQuery.from_params(request.args)))

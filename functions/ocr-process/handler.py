@@ -1,0 +1,16 @@
+"""ocr-process: OCR the documents named by a MinIO bucket notification, or retry a job by id."""
+
+from __future__ import annotations
+
+import flask
+
+from common.api import http_function, json_response, require_method
+from common.config import Settings
+from common.pipeline import default_engine, process_event
+
+
+@http_function("ocr-process", rate_limited=False)
+def handle(request: flask.Request, settings: Settings) -> flask.Response:
+    require_method(request, "POST")
+    outcomes = process_event(settings, request.get_data(), default_engine(settings))
+    return json_response({"outcomes": [o.to_dict() for o in outcomes]})

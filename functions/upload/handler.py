@@ -1,0 +1,40 @@
+"""upload: take a document over HTTP (multipart field `file`, or a raw body with ?filename=), answer 202."""
+
+from __future__ import annotations
+
+import flask
+
+from common.api import http_function, json_response, require_method
+from common.config import Settings
+from common.documents import accept_upload, safe_filename
+from common.ocr import validate_lang
+from common.upload_body import read_upload
+
+
+@http_function("upload")
+def handle(request: flask.Request, settings: Settings) -> flask.Response:
+    require_method(request, "POST")
+    upload = read_upload(request, settings.max_upload_bytes)
+    lang = validate_lang(request.values.get("lang") or settings.default_lang)
+    with upload.data:
+        accepted = accept_upload(
+            settings,
+            upload.data,
+            upload.size,
+            safe_filename(upload.filename, "document"),
+            upload.media_type,
+            lang,
+            request.headers.get("X-Request-Id") or request.headers.get("X-Call-Id"),
+        )
+    base = settings.public_url or request.host_url.rstrip("/")
+    status_url = f"{base}/function/status/{accepted.job_id}"
+    return json_response(
+        {
+            "job_id": accepted.job_id,
+            "document_id": accepted.document_id,
+            "status": accepted.status,
+            "status_url": status_url,
+        },
+        202,
+        headers={"Location": status_url},
+    )

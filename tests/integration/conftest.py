@@ -1,0 +1,27 @@
+"""Integration fixtures: an HTTP client for the gateway, the MinIO client, settings of the running stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from common.config import Settings, load_settings
+from tests.support import Gateway
+
+
+@pytest.fixture(scope="session")
+def gateway(stack: Any) -> Gateway:
+    return Gateway(stack.gateway_url)
+
+
+@pytest.fixture(scope="session")
+def settings(stack: Any) -> Settings:
+    return load_settings(stack.function_env())
+
+
+@pytest.fixture(scope="session")
+def s3(settings: Settings) -> Any:
+    from common.storage import get_client
+
+    return get_client(settings)

@@ -1,0 +1,143 @@
+"""Redis behaviour against a real Redis: the versioned status cache and the token-bucket rate limiter."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common import cache, ratelimit
+from common.config import Settings
+from common.status import job_status
+from tests.support import Gateway
+from tests.support import image_bytes, scanned_pdf
+
+pytestmark = pytest.mark.integration
+
+RANK = {"pending": 0, "processing": 1, "completed": 2, "failed": 2}
+
+
+@pytest.fixture
+def stopped_redis(tmp_path: Path) -> Iterator[str]:
+    """The URL of a Redis that was running and has been stopped: connections are refused."""
+    from ocrstack.services import Redis, free_port
+
+    server = Redis(tmp_path, free_port())
+    server.start()
+    url = server.url
+    server.stop()
+    yield url
+
+
+def _limits(settings: Settings, capacity: int, rate: float, **extra: Any) -> Settings:
+    return dataclasses.replace(
+        settings, rate_limit_capacity=capacity, rate_limit_refill_per_second=rate, **extra
+    )
+
+
+def test_fifty_concurrent_requests_on_a_bucket_of_ten_allow_exactly_ten(settings: Settings) -> None:
+    """The Lua script is atomic: 50 simultaneous takes from a full bucket of 10 let exactly 10 through."""
+    limited = _limits(settings, 10, 0.001)
+    client = f"ip:concurrency-{uuid.uuid4().hex}"
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        decisions = list(pool.map(lambda _: ratelimit.take(limited, "upload", client), range(50)))
+    assert sum(d.allowed for d in decisions) == 10
+    denied = [d for d in decisions if not d.allowed]
+    assert all(d.remaining == 0 and d.retry_after > 0 for d in denied)
+
+
+def test_bucket_refills_over_time(settings: Settings) -> None:
+    """An empty bucket lets a request through again once the refill rate has put a token back."""
+    limited = _limits(settings, 2, 5.0)
+    client = f"ip:refill-{uuid.uuid4().hex}"
+    assert [ratelimit.take(limited, "status", client).allowed for _ in range(3)] == [True, True, False]
+    time.sleep(0.3)  # 5 tokens/s: at least one token back
+    assert ratelimit.take(limited, "status", client).allowed
+
+
+def test_two_clients_do_not_share_a_bucket(settings: Settings) -> None:
+    """One client emptying its bucket leaves another client's bucket full."""
+    limited = _limits(settings, 1, 0.001)
+    first, second = f"ip:a-{uuid.uuid4().hex}", f"ip:b-{uuid.uuid4().hex}"
+    assert ratelimit.take(limited, "list", first).allowed
+    assert not ratelimit.take(limited, "list", first).allowed
+    assert ratelimit.take(limited, "list", second).allowed
+
+
+def test_over_the_limit_is_429_with_rate_limit_headers(gateway: Gateway) -> None:
+    """Past the list function's bucket, answers are 429 JSON with Retry-After; allowed ones carry RateLimit-*."""
+    headers = {"X-Api-Key": f"key-{uuid.uuid4().hex}"}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        replies = list(pool.map(lambda _: gateway.request("GET", "/function/list?limit=1", headers=headers),
+                                range(120)))
+    allowed = [r for r in replies if r.status == 200]
+    limited = [r for r in replies if r.status == 429]
+    assert allowed and limited
+    assert all(r.headers["RateLimit-Limit"] == "60" and "RateLimit-Remaining" in r.headers for r in allowed)
+    refused = limited[0]
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.headers["RateLimit-Remaining"] == "0" and "RateLimit-Reset" in refused.headers
+
+
+def test_redis_down_fails_open_by_default_and_closed_when_configured(settings: Settings, stopped_redis: str) -> None:
+    """With Redis unreachable the limiter lets requests through, unless RATE_LIMIT_FAIL_CLOSED is set."""
+    open_mode = _limits(settings, 5, 1.0, redis_url=stopped_redis)
+    closed_mode = _limits(settings, 5, 1.0, redis_url=stopped_redis, rate_limit_fail_closed=True)
+    assert ratelimit.take(open_mode, "upload", "ip:x").allowed
+    assert not ratelimit.take(closed_mode, "upload", "ip:x").allowed
+
+
+def test_status_is_miss_then_hit_and_repopulates_after_a_change(gateway: Gateway, settings: Settings) -> None:
+    """A completed job's status is served from Redis on the second read, and from MySQL after a change mark."""
+    job_id = gateway.upload(image_bytes(["CACHE me"]), "cache.png").json()["job_id"]
+    done = gateway.wait_final(job_id)
+    first = gateway.status(job_id)
+    second = gateway.status(job_id)
+    assert second.headers["X-Cache"] == "hit"
+    assert first.json() == second.json() == done
+    cache.mark_changed(settings, job_id, 10**9)
+    assert gateway.status(job_id).headers["X-Cache"] == "miss"
+
+
+def test_a_slow_reader_cannot_put_an_older_status_back(settings: Settings) -> None:
+    """A refill carrying an older version than the last committed change is refused."""
+    job_id = str(uuid.uuid4())
+    cache.mark_changed(settings, job_id, 5)
+    cache.fill_status(settings, job_id, 4, {"status": "pending"}, final=False)
+    assert cache.read_status(settings, job_id) is None
+    cache.fill_status(settings, job_id, 5, {"status": "processing"}, final=False)
+    assert cache.read_status(settings, job_id) == {"status": "processing"}
+
+
+def test_status_never_goes_backwards_while_a_job_runs(gateway: Gateway) -> None:
+    """Polling a three-page job sees status and pages_done only move forward, ending completed."""
+    job_id = gateway.upload(scanned_pdf([["ONE"], ["TWO"], ["THREE"]]), "progress.pdf").json()["job_id"]
+    seen: list[tuple[int, int]] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        body = gateway.status(job_id).json()
+        seen.append((RANK[body["status"]], body["pages_done"]))
+        if body["status"] in ("completed", "failed"):
+            break
+        time.sleep(0.02)
+    assert seen[-1] == (2, 3)
+    assert seen == sorted(seen), seen
+
+
+def test_status_answers_from_mysql_when_redis_is_down(gateway: Gateway, settings: Settings,
+                                                      stopped_redis: str) -> None:
+    """Redis refusing connections costs a miss, not an error: the status still comes from MySQL."""
+    job_id = gateway.upload(image_bytes(["NO redis"]), "noredis.png").json()["job_id"]
+    gateway.wait_final(job_id)
+    broken = dataclasses.replace(settings, redis_url=stopped_redis)
+    started = time.monotonic()
+    read = job_status(broken, job_id)
+    assert read.cache == "miss" and read.body["status"] == "completed"
+    assert time.monotonic() - started < 5  # bounded by the short Redis timeouts, not a hang

@@ -1,0 +1,91 @@
+"""Test support: generated documents with known words, and polling until a condition holds."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from PIL import Image, ImageDraw, ImageFont
+
+
+def render_page(lines: list[str], size: tuple[int, int] = (2480, 1200)) -> Image.Image:
+    """A scanned-style page: black text on white, at roughly 300 DPI letter width."""
+    image = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=56)
+    for i, line in enumerate(lines):
+        draw.text((160, 200 + i * 110), line, font=font, fill=0)
+    return image
+
+
+def image_bytes(lines: list[str], fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    render_page(lines).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def scanned_pdf(pages: list[list[str]]) -> bytes:
+    """A PDF whose pages are images of text (no text layer), as a scanner makes them."""
+    images = [render_page(lines) for lines in pages]
+    buf = io.BytesIO()
+    images[0].save(buf, format="PDF", save_all=True, append_images=images[1:], resolution=300)
+    return buf.getvalue()
+
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.25, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+FINAL = ("completed", "failed")
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Any
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Gateway:
+    """The HTTP calls a user makes with curl, as methods."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url.rstrip("/")
+        self.http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=120), retries=False)
+
+    def request(self, method: str, path: str, **kw: Any) -> Reply:
+        r = self.http.request(method, self.base + path, **kw)
+        return Reply(r.status, r.headers, r.data)
+
+    def upload(self, data: bytes, filename: str, headers: dict[str, str] | None = None, **fields: str) -> Reply:
+        return self.request(
+            "POST", "/function/upload", fields={"file": (filename, data, "application/octet-stream"), **fields},
+            headers=headers,
+        )
+
+    def status(self, job_id: str, query: str = "") -> Reply:
+        return self.request("GET", f"/function/status/{job_id}{query}")
+
+    def wait_final(self, job_id: str, timeout: float = 120) -> dict[str, Any]:
+        def final() -> dict[str, Any] | None:
+            reply = self.status(job_id)
+            if reply.status == 200 and reply.json()["status"] in FINAL:
+                return reply.json()
+            return None
+
+        return wait_until(final, timeout, what=f"job {job_id} to finish")

@@ -1,0 +1,39 @@
+"""Who a request is charged to: API key first, then the address, trusting X-Forwarded-For only from proxies."""
+
+from __future__ import annotations
+
+import flask
+import pytest
+
+from common.config import load_settings
+from common.ratelimit import client_key
+
+SETTINGS = load_settings({"MYSQL_PASSWORD": "x", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b",
+                          "TRUSTED_PROXIES": "127.0.0.1,10.0.0.0/8"})
+app = flask.Flask(__name__)
+
+
+def _key(remote: str, headers: dict[str, str]) -> str:
+    with app.test_request_context("/", headers=headers, environ_base={"REMOTE_ADDR": remote}):
+        return client_key(flask.request, SETTINGS)
+
+
+def test_api_key_wins_and_is_hashed() -> None:
+    """A request with X-Api-Key is charged to the key, which never appears in clear."""
+    key = _key("203.0.113.9", {"X-Api-Key": "secret-key"})
+    assert key.startswith("key:") and "secret-key" not in key
+
+
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "expected"),
+    [
+        ("127.0.0.1", "198.51.100.7", "ip:198.51.100.7"),  # via the gateway
+        ("127.0.0.1", "6.6.6.6, 198.51.100.7", "ip:198.51.100.7"),  # client-written entry on the left is ignored
+        ("127.0.0.1", "198.51.100.7, 10.1.2.3", "ip:198.51.100.7"),  # chain of trusted proxies
+        ("203.0.113.9", "1.2.3.4", "ip:203.0.113.9"),  # an untrusted peer cannot choose its address
+        ("127.0.0.1", "", "ip:127.0.0.1"),
+    ],
+)
+def test_forwarded_for_is_trusted_only_from_configured_proxies(remote: str, forwarded: str, expected: str) -> None:
+    """X-Forwarded-For names the client only when the peer is a trusted proxy, read from the right."""
+    assert _key(remote, {"X-Forwarded-For": forwarded} if forwarded else {}) == expected

@@ -1,0 +1,75 @@
+"""Rebuilding text from tesseract's word table, and the OCR engine on generated pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.errors import CorruptDocument, ImageTooLarge, InvalidLanguage, TooManyPages
+from common.ocr import OcrLimits, TesseractEngine, _text_and_confidence, validate_lang
+from tests.support import render_page, scanned_pdf
+
+LIMITS = OcrLimits(max_pages=5, max_page_pixels=10_000_000, page_timeout=60, dpi=150, workers=2)
+
+
+def test_words_are_joined_by_line_and_paragraph() -> None:
+    """Words on a line join with spaces, lines with newlines, paragraphs with a blank line."""
+    data = {
+        "text": ["Hello", "world", "", "Next", "para"],
+        "block_num": [1, 1, 1, 1, 2],
+        "par_num": [1, 1, 1, 1, 1],
+        "line_num": [1, 1, 1, 2, 1],
+        "conf": [90, 80, -1, 70, 60],
+    }
+    text, confidence = _text_and_confidence(data)
+    assert text == "Hello world\nNext\n\npara"
+    assert confidence == 75.0
+
+
+def test_language_must_be_installed() -> None:
+    """Known languages pass (combined with '+'); an unknown one names what is installed."""
+    assert validate_lang("eng") == "eng"
+    with pytest.raises(InvalidLanguage) as info:
+        validate_lang("eng+klingon")
+    assert "eng" in info.value.message
+
+
+def test_multi_page_tiff_yields_every_frame(tmp_path: Path) -> None:
+    """Each frame of a multi-page TIFF is a page, in order."""
+    pages = [render_page(["TIFF one"]), render_page(["TIFF two"])]
+    path = tmp_path / "scan.tif"
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    counts: list[int] = []
+    results = list(TesseractEngine(LIMITS).recognise(path, "image/tiff", "eng", counts.append))
+    assert counts == [2]
+    assert [r.number for r in results] == [1, 2]
+    assert "one" in results[0].text.lower() and "two" in results[1].text.lower()
+
+
+def test_pdf_over_the_page_limit_is_refused_before_rendering(tmp_path: Path) -> None:
+    """A PDF with more pages than MAX_PAGES fails with too_many_pages naming the limit."""
+    path = tmp_path / "long.pdf"
+    path.write_bytes(scanned_pdf([["x"]] * 6))
+    with pytest.raises(TooManyPages) as info:
+        list(TesseractEngine(LIMITS).recognise(path, "application/pdf", "eng", lambda n: None))
+    assert "MAX_PAGES" in info.value.message
+
+
+def test_image_over_the_pixel_limit_is_refused(tmp_path: Path) -> None:
+    """An image above MAX_PAGE_PIXELS is refused without OCR."""
+    path = tmp_path / "huge.png"
+    render_page(["big"], size=(4000, 3000)).save(path)
+    with pytest.raises(ImageTooLarge) as info:
+        list(TesseractEngine(LIMITS).recognise(path, "image/png", "eng", lambda n: None))
+    assert "MAX_PAGE_PIXELS" in info.value.message
+
+
+def test_truncated_image_is_a_corrupt_document(tmp_path: Path) -> None:
+    """A PNG cut short fails with corrupt_document instead of crashing the worker."""
+    whole = tmp_path / "whole.png"
+    render_page(["cut"]).save(whole)
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(whole.read_bytes()[:2000])
+    with pytest.raises(CorruptDocument):
+        list(TesseractEngine(LIMITS).recognise(cut, "image/png", "eng", lambda n: None))
