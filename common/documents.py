@@ -98,12 +98,16 @@ def job_for_object(settings: Settings, obj: ObjectCreated) -> str:
     Deliveries are at-least-once, so a drop is keyed by bucket/key/etag under a unique index: the
     second delivery of the same object version finds the first one's job instead of making another.
     """
-    if obj.job_id:
+    job_id = obj.job_id
+    if job_id is None and obj.key.startswith(settings.upload_prefix):
+        # Our own upload whose record lacked user metadata: read it from the object, never register twice.
+        job_id = storage.stat_object(settings, obj.bucket, obj.key).metadata.get("x-amz-meta-job-id")
+    if job_id:
         with session_scope(settings) as session:
-            if session.get(Job, obj.job_id) is not None:
-                return obj.job_id
-        log.warning("event.unknown_job", job_id=obj.job_id, key=obj.key)
-        raise JobNotFound(f"object {obj.bucket}/{obj.key} names job {obj.job_id}, which does not exist")
+            if session.get(Job, job_id) is not None:
+                return job_id
+        log.warning("event.unknown_job", job_id=job_id, key=obj.key)
+        raise JobNotFound(f"object {obj.bucket}/{obj.key} names job {job_id}, which does not exist")
     version = obj.version_id or obj.etag
     identity = _source_hash(f"drop:{obj.bucket}/{obj.key}@{version}")
     lang = obj.metadata.get("lang") or settings.default_lang

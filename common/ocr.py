@@ -26,6 +26,12 @@ from common.errors import (
     PdfEncrypted,
     TooManyPages,
 )
+from common.process import run
+
+
+# A page with fewer letters and digits in its text layer than this is treated as scanned: scanners
+# often add a few stray characters (page numbers, OCR-less stamps) to image-only pages.
+MIN_TEXT_LAYER_CHARS = 20
 
 
 @dataclass(frozen=True)
@@ -42,9 +48,9 @@ class PageResult:
     number: int
     text: str
     confidence: float | None
-    method: str
-    width: int
-    height: int
+    method: str  # "ocr" or "text_layer"
+    width: int | None  # pixels of the OCRed raster; None for text taken from the PDF's layer
+    height: int | None
     duration_ms: int
 
 
@@ -115,24 +121,28 @@ class TesseractEngine:
             if media_type == "application/pdf":
                 count = self._pdf_page_count(path)
                 on_page_count(count)
-                render = lambda n: self._render_pdf_page(path, n, workdir)  # noqa: E731
+
+                def page(n: int) -> PageResult:
+                    started = time.monotonic()
+                    born_digital = self._text_layer(path, n, started)
+                    if born_digital is not None:
+                        return born_digital
+                    return self._ocr_page(n, self._render_pdf_page(path, n, workdir), lang, started)
             else:
                 frames = self._image_frames(path, workdir)
                 count = len(frames)
                 on_page_count(count)
-                render = lambda n: frames[n - 1]  # noqa: E731
-            yield from self._run_pages(count, render, lang)
 
-    def _run_pages(self, count: int, render: Callable[[int], Path], lang: str) -> Iterator[PageResult]:
-        def one(n: int) -> PageResult:
-            started = time.monotonic()
-            image_path = render(n)
-            return self._ocr_page(n, image_path, lang, started)
+                def page(n: int) -> PageResult:
+                    return self._ocr_page(n, frames[n - 1], lang, time.monotonic())
 
+            yield from self._run_pages(count, page)
+
+    def _run_pages(self, count: int, page: Callable[[int], PageResult]) -> Iterator[PageResult]:
         workers = max(1, min(self.limits.workers, count))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocr-page") as pool:
             # map keeps page order while pages run in parallel.
-            yield from pool.map(one, range(1, count + 1))
+            yield from pool.map(page, range(1, count + 1))
 
     def _pdf_page_count(self, path: Path) -> int:
         try:
@@ -149,6 +159,16 @@ class TesseractEngine:
         if count > self.limits.max_pages:
             raise TooManyPages(f"the PDF has {count} pages; the limit is {self.limits.max_pages} (MAX_PAGES)")
         return count
+
+    def _text_layer(self, path: Path, number: int, started: float) -> PageResult | None:
+        """A born-digital page's own text (poppler), when it has enough of it to trust; else None -> OCR."""
+        out = run(["pdftotext", "-f", str(number), "-l", str(number), "-layout", "-enc", "UTF-8", str(path), "-"],
+                  timeout=self.limits.page_timeout)
+        text = out.decode("utf-8", errors="replace").replace("\f", "").strip()
+        if sum(ch.isalnum() for ch in text) < MIN_TEXT_LAYER_CHARS:
+            return None
+        return PageResult(number=number, text=text, confidence=None, method="text_layer", width=None, height=None,
+                          duration_ms=int((time.monotonic() - started) * 1000))
 
     def _render_pdf_page(self, path: Path, number: int, workdir: Path) -> Path:
         """One page at a time: memory stays flat however long the PDF is. PPM skips PNG encoding."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,19 @@ def test_truncated_image_is_a_corrupt_document(tmp_path: Path) -> None:
     cut.write_bytes(whole.read_bytes()[:2000])
     with pytest.raises(CorruptDocument):
         list(TesseractEngine(LIMITS).recognise(cut, "image/png", "eng", lambda n: None))
+
+
+def test_mixed_pdf_takes_text_layer_pages_as_is_and_ocrs_scanned_ones(tmp_path: Path) -> None:
+    """A page with a text layer is read from it (method text_layer); a scanned page is OCRed (method ocr)."""
+    image = tmp_path / "digital.png"
+    render_page(["BORN digital page with a real text layer"]).save(image)
+    # tesseract's PDF renderer gives a page with an invisible text layer: a stand-in for a born-digital page.
+    subprocess.run(["tesseract", str(image), str(tmp_path / "digital"), "pdf"], check=True, capture_output=True)
+    (tmp_path / "scanned.pdf").write_bytes(scanned_pdf([["SCANNED page without text"]]))
+    mixed = tmp_path / "mixed.pdf"
+    subprocess.run(["pdfunite", str(tmp_path / "digital.pdf"), str(tmp_path / "scanned.pdf"), str(mixed)], check=True)
+
+    pages = list(TesseractEngine(LIMITS).recognise(mixed, "application/pdf", "eng", lambda n: None))
+    assert [p.method for p in pages] == ["text_layer", "ocr"]
+    assert "born digital page" in " ".join(pages[0].text.lower().split())
+    assert "scanned page" in pages[1].text.lower()

@@ -1,0 +1,29 @@
+"""The one way to run a child program (pdftotext, ...): timeout, logged stderr, failures as our errors."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Sequence
+
+from common.errors import OcrError, OcrTimeout
+from common.logging import get_logger
+
+log = get_logger()
+
+
+def run(args: Sequence[str], timeout: float, env: dict[str, str] | None = None) -> bytes:
+    """Run to completion and return stdout; a non-zero exit or a timeout raises with the program named."""
+    started = time.monotonic()
+    try:
+        done = subprocess.run(list(args), capture_output=True, timeout=timeout, env=env, check=False)
+    except subprocess.TimeoutExpired as e:
+        raise OcrTimeout(f"{args[0]} took longer than {timeout:g} s") from e
+    except OSError as e:
+        raise OcrError(f"{args[0]} could not be started: {e}") from e
+    stderr = done.stderr.decode(errors="replace").strip()
+    log.debug("process.ran", program=args[0], args=list(args[1:]), returncode=done.returncode,
+              duration_ms=round((time.monotonic() - started) * 1000, 1), stderr=stderr[-2000:])
+    if done.returncode != 0:
+        raise OcrError(f"{args[0]} failed with exit code {done.returncode}: {stderr[-500:]}")
+    return done.stdout
