@@ -117,7 +117,10 @@ def claim(settings: Settings, job_id: str) -> Claim | None:
             changed.append(job)
             document = session.get(Document, job.document_id)
             assert document is not None  # foreign key
-            _log_transition(job_id, JobStatus.PROCESSING, attempt=job.attempts, lease_until=lease_until.isoformat())
+            # The upload's request id, so this line joins the document's trail like the ones after it.
+            trail = {"request_id": job.request_id} if job.request_id else {}
+            _log_transition(job_id, JobStatus.PROCESSING, attempt=job.attempts, lease_until=lease_until.isoformat(),
+                            **trail)
             return Claim(job_id=job_id, token=token, attempt=job.attempts, lang=job.lang,
                          request_id=job.request_id, document=document)
         if job.status.is_final:

@@ -166,7 +166,7 @@ def test_accepted_invocation_survives_gateway_restart(gateway: Gateway, stack: A
         data = image_bytes(["SURVIVES a restart"])
         s3.put_object(settings.s3_bucket, key, io.BytesIO(data), len(data), content_type="image/png")
         queue = wait_until(
-            lambda: (lambda q: q if q.get("length", 0) + q.get("pending", 0) >= 1 else None)(
+            lambda: (lambda q: q if q["queued"] >= 1 else None)(
                 gateway.request("GET", "/system/queue").json()),
             30, what="the event to be queued")
         assert queue

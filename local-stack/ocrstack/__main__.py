@@ -1,0 +1,52 @@
+"""`python -m ocrstack up|down|status`: the local stack on its default ports, data under one state folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ocrstack.services import ServiceError
+from ocrstack.stack import LocalStack, StackPorts
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ocrstack", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status", "env"])
+    parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".state")
+    args = parser.parse_args(argv)
+    stack = LocalStack(args.state_dir, StackPorts.default(), REPO_ROOT)
+
+    if args.command == "up":
+        print(f"starting the local stack (state in {args.state_dir}) ...", flush=True)
+        try:
+            stack.start()
+        except ServiceError as e:
+            print(f"error: {e}", file=sys.stderr)
+            stack.stop()
+            return 1
+        print(f"\nready: upload with  curl -F file=@docs/examples/hello.png {stack.gateway_url}/function/upload")
+        print(f"MinIO:  http://{stack.s3_endpoint} (console 127.0.0.1:{stack.ports.minio_console}); "
+              f"credentials in {args.state_dir / 'credentials.json'}")
+        print(f"logs:   {args.state_dir / 'logs'} and {args.state_dir / 'gateway' / 'logs'}")
+        print("stop:   ./local-stack/down")
+        return 0
+    if args.command == "down":
+        stack.stop()
+        print("stopped")
+        return 0
+    if args.command == "env":
+        # Shell exports of the functions' environment, for running a function or a script by hand.
+        for key, value in stack.function_env().items():
+            print(f"export {key}={json.dumps(value)}")
+        return 0
+    for name, running in stack.status().items():
+        print(f"{name:8} {'running' if running else 'stopped'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Start the gateway: `python -m ocrstack.gateway --port 8080 --redis-url URL --stack stack.yml ...`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from aiohttp import web
+
+from common.logging import get_logger, setup
+from ocrstack.gateway.app import GatewayApp
+from ocrstack.gateway.provider import FunctionSpec, Provider, load_stack
+from ocrstack.gateway.queue import AsyncQueue
+
+log = get_logger()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m ocrstack.gateway", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--redis-url", required=True)
+    p.add_argument("--stack", type=Path, help="faas-cli stack file whose functions run as local processes")
+    p.add_argument("--upstream", action="append", default=[], metavar="NAME=URL",
+                   help="route a function to a running server instead (containers); repeatable")
+    p.add_argument("--function-env", type=Path, help="JSON object of env vars added to every local function")
+    p.add_argument("--state-dir", type=Path, default=Path(".state/gateway"))
+    p.add_argument("--queue-workers", type=int, default=2, help="0 accepts invocations without running them")
+    p.add_argument("--queue-max-attempts", type=int, default=8)
+    p.add_argument("--queue-backoff-base", type=float, default=1.0, help="seconds before the first retry")
+    p.add_argument("--max-body-bytes", type=int, default=200 * 1024 * 1024)
+    p.add_argument("--basic-auth-user")
+    p.add_argument("--basic-auth-password-file", type=Path)
+    return p.parse_args(argv)
+
+
+def function_specs(args: argparse.Namespace) -> dict[str, FunctionSpec]:
+    specs = load_stack(args.stack) if args.stack else {}
+    for item in args.upstream:
+        name, _, url = item.partition("=")
+        spec = specs.get(name) or FunctionSpec(name=name, handler=None)
+        spec.upstream = url.rstrip("/")
+        specs[name] = spec
+    if not specs:
+        raise SystemExit("no functions: give --stack or --upstream")
+    return specs
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    setup("gateway")
+    specs = function_specs(args)
+    repo_root = args.stack.resolve().parent if args.stack else Path.cwd()
+    provider = Provider(specs, repo_root, args.function_env, args.state_dir / "logs")
+    longest = max(spec.exec_timeout for spec in specs.values())
+    queue = AsyncQueue(args.redis_url, max_attempts=args.queue_max_attempts,
+                       backoff_base=args.queue_backoff_base, reclaim_idle=longest + 60)
+    auth = None
+    if args.basic_auth_user and args.basic_auth_password_file:
+        auth = (args.basic_auth_user, args.basic_auth_password_file.read_text().strip())
+    gateway = GatewayApp(provider, queue, args.max_body_bytes, auth)
+    app = gateway.build()
+    background: list[asyncio.Task[None]] = []
+
+    async def on_startup(_app: web.Application) -> None:
+        await gateway.open()
+        await queue.ensure_group()
+        await provider.start()
+        background.append(asyncio.create_task(provider.supervise()))
+        queue.start(args.queue_workers, gateway.run_queued, gateway.send_callback)
+        gateway.ready = True
+        log.info("gateway.started", host=args.host, port=args.port, functions=sorted(specs),
+                 queue_workers=args.queue_workers)
+
+    async def on_cleanup(_app: web.Application) -> None:
+        gateway.ready = False
+        # Unfinished queue entries stay pending in Redis and are taken up again at the next start.
+        await queue.stop()
+        for task in background:
+            task.cancel()
+        provider.stop()
+        await gateway.close()
+        log.info("gateway.stopped")
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=5, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

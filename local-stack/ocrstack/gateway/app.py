@@ -1,0 +1,277 @@
+"""The gateway's HTTP side: the OpenFaaS routes a client, MinIO and faas-cli use, proxied to the functions."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import time
+from collections import defaultdict
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from common.logging import bind_context, clear_context, get_logger
+from ocrstack.gateway.provider import Provider
+from ocrstack.gateway.queue import AsyncQueue, Invocation, Result, new_call_id
+
+log = get_logger()
+
+VERSION = "0.1.0"
+# Headers that describe one hop, not the message (RFC 9110 7.6.1), plus the ones we set ourselves.
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+              "transfer-encoding", "upgrade", "host"}
+
+
+def json_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+class Metrics:
+    """The OpenFaaS gateway's metric names, in Prometheus text format."""
+
+    def __init__(self) -> None:
+        self.count: dict[tuple[str, str], int] = defaultdict(int)
+        self.seconds: dict[tuple[str, str], float] = defaultdict(float)
+
+    def observe(self, function: str, code: int, seconds: float) -> None:
+        key = (function, str(code))
+        self.count[key] += 1
+        self.seconds[key] += seconds
+
+    def render(self, services: int) -> str:
+        lines = ["# HELP gateway_function_invocation_total Function invocations",
+                 "# TYPE gateway_function_invocation_total counter"]
+        lines += [f'gateway_function_invocation_total{{code="{c}",function_name="{f}"}} {n}'
+                  for (f, c), n in sorted(self.count.items())]
+        lines += ["# HELP gateway_functions_seconds Function time taken", "# TYPE gateway_functions_seconds summary"]
+        for (f, c), total in sorted(self.seconds.items()):
+            lines.append(f'gateway_functions_seconds_sum{{code="{c}",function_name="{f}"}} {total:.6f}')
+            lines.append(f'gateway_functions_seconds_count{{code="{c}",function_name="{f}"}} {self.count[(f, c)]}')
+        lines += ["# HELP gateway_service_count Current count of replicas for function",
+                  "# TYPE gateway_service_count gauge", f"gateway_service_count {services}"]
+        return "\n".join(lines) + "\n"
+
+
+def split_name(raw: str) -> str:
+    """faas-cli calls `name.namespace`; the namespace is the part after the last dot."""
+    return raw.rsplit(".", 1)[0] if "." in raw else raw
+
+
+class GatewayApp:
+    def __init__(self, provider: Provider, queue: AsyncQueue, max_body: int,
+                 basic_auth: tuple[str, str] | None = None) -> None:
+        self.provider = provider
+        self.queue = queue
+        self.max_body = max_body
+        self.basic_auth = basic_auth
+        self.metrics = Metrics()
+        self.session: aiohttp.ClientSession | None = None
+        self.ready = False
+
+    # --- wiring --------------------------------------------------------------------------------
+    def build(self) -> web.Application:
+        app = web.Application(client_max_size=self.max_body, middlewares=[self._system_auth])
+        app.add_routes([
+            web.get("/healthz", self.healthz),
+            web.get("/system/info", self.system_info),
+            web.get("/system/functions", self.list_functions),
+            web.get("/system/function/{name}", self.get_function),
+            web.get("/system/queue", self.queue_stats),
+            web.get("/system/queue/dead", self.dead_letters),
+            web.post("/system/queue/dead/{id}/replay", self.replay),
+            web.get("/metrics", self.prometheus),
+            web.route("*", "/function/{name}", self.invoke_sync),
+            web.route("*", "/function/{name}/{tail:.*}", self.invoke_sync),
+            web.route("*", "/async-function/{name}", self.invoke_async),
+            web.route("*", "/async-function/{name}/{tail:.*}", self.invoke_async),
+        ])
+        return app
+
+    @web.middleware
+    async def _system_auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.basic_auth and request.path.startswith("/system/"):
+            header = request.headers.get("Authorization", "")
+            expected = "Basic " + base64.b64encode(":".join(self.basic_auth).encode()).decode()
+            if not hmac.compare_digest(header.encode(), expected.encode()):
+                return web.Response(status=401, text="Unauthorized",
+                                    headers={"WWW-Authenticate": 'Basic realm="Restricted"'})
+        return await handler(request)
+
+    async def open(self) -> None:
+        # Per-call timeouts are set on each request from the function's exec_timeout.
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False)
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    # --- system routes -------------------------------------------------------------------------
+    async def healthz(self, _request: web.Request) -> web.Response:
+        return web.Response(text="OK") if self.ready else web.Response(status=503, text="starting")
+
+    async def system_info(self, _request: web.Request) -> web.Response:
+        return web.json_response({
+            "provider": {"provider": "ocr-pipeline-local", "orchestration": "process",
+                         "version": {"sha": "local", "release": VERSION}},
+            "version": {"sha": "local", "release": VERSION, "commit_message": ""},
+            "arch": "x86_64",
+        })
+
+    def _describe(self, name: str) -> dict[str, Any]:
+        fn = self.provider.functions[name]
+        alive = fn.spec.upstream is not None or (fn.proc is not None and fn.proc.poll() is None)
+        return {
+            "name": name, "namespace": "openfaas-fn", "image": fn.spec.image, "replicas": 1,
+            "availableReplicas": 1 if alive else 0, "invocationCount": self.provider.invocations[name],
+            "envProcess": f"functions-framework --target handle --source {fn.spec.handler}/handler.py",
+            "envVars": {k: v for k, v in fn.spec.environment.items()},
+            "labels": fn.spec.labels, "annotations": fn.spec.annotations,
+        }
+
+    async def list_functions(self, _request: web.Request) -> web.Response:
+        return web.json_response([self._describe(name) for name in self.provider.functions])
+
+    async def get_function(self, request: web.Request) -> web.Response:
+        name = split_name(request.match_info["name"])
+        if name not in self.provider.functions:
+            return json_error(404, "function_not_found", f"no function named {name!r}")
+        return web.json_response(self._describe(name))
+
+    async def queue_stats(self, _request: web.Request) -> web.Response:
+        return web.json_response(await self.queue.stats())
+
+    async def dead_letters(self, _request: web.Request) -> web.Response:
+        return web.json_response(await self.queue.dead_letters())
+
+    async def replay(self, request: web.Request) -> web.Response:
+        if not await self.queue.replay(request.match_info["id"]):
+            return json_error(404, "dead_letter_not_found", f"no dead letter {request.match_info['id']!r}")
+        return web.json_response({"replayed": request.match_info["id"]}, status=202)
+
+    async def prometheus(self, _request: web.Request) -> web.Response:
+        return web.Response(text=self.metrics.render(len(self.provider.functions)),
+                            content_type="text/plain", charset="utf-8")
+
+    # --- invocations ---------------------------------------------------------------------------
+    def _forward_headers(self, request: web.Request, call_id: str) -> dict[str, str]:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        if headers.get("Authorization", "").strip() == "Bearer":
+            del headers["Authorization"]  # faas-cli without a login sends an empty bearer token
+        peer = request.remote or ""
+        previous = request.headers.get("X-Forwarded-For")
+        headers["X-Forwarded-For"] = f"{previous}, {peer}" if previous else peer
+        headers["X-Forwarded-Host"] = request.host
+        headers["X-Forwarded-Proto"] = request.scheme
+        headers["X-Call-Id"] = call_id
+        headers["X-Start-Time"] = str(time.time_ns())
+        return headers
+
+    async def invoke_sync(self, request: web.Request) -> web.StreamResponse:
+        name = split_name(request.match_info["name"])
+        fn = self.provider.get(name)
+        call_id = request.headers.get("X-Call-Id") or new_call_id()
+        clear_context()
+        bind_context(call_id=call_id, function=name)
+        started = time.monotonic()
+        if fn is None:
+            return json_error(404, "function_not_found", f"no function named {name!r}")
+        url = fn.url + "/" + request.match_info.get("tail", "")
+        headers = self._forward_headers(request, call_id)
+        status = 502
+        assert self.session is not None
+        try:
+            async with self.session.request(
+                request.method, url, params=request.rel_url.query, headers=headers,
+                data=request.content.iter_chunked(64 * 1024) if request.body_exists else None,
+                timeout=aiohttp.ClientTimeout(total=fn.spec.exec_timeout), allow_redirects=False,
+            ) as upstream:
+                status = upstream.status
+                response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+                for key, value in upstream.headers.items():
+                    if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
+                        response.headers.add(key, value)
+                response.headers["X-Call-Id"] = call_id
+                if upstream.content_length is not None:
+                    response.content_length = upstream.content_length
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_chunked(64 * 1024):
+                    await response.write(chunk)
+                await response.write_eof()
+                return response
+        except asyncio.TimeoutError:
+            status = 504
+            return json_error(504, "function_timeout",
+                              f"{name} did not answer within its exec_timeout of {fn.spec.exec_timeout:g} s")
+        except aiohttp.ClientError as e:
+            status = 502
+            return json_error(502, "function_unavailable", f"{name} could not be reached: {e}")
+        finally:
+            elapsed = time.monotonic() - started
+            self.provider.invocations[name] += 1
+            self.metrics.observe(name, status, elapsed)
+            log.info("http.request", method=request.method, path=request.path, status=status,
+                     duration_ms=round(elapsed * 1000, 1), client=request.remote)
+
+    async def invoke_async(self, request: web.Request) -> web.Response:
+        name = split_name(request.match_info["name"])
+        if self.provider.get(name) is None:
+            return json_error(404, "function_not_found", f"no function named {name!r}")
+        call_id = request.headers.get("X-Call-Id") or new_call_id()
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return json_error(413, "payload_too_large", f"the body exceeds the gateway limit of {self.max_body} bytes")
+        invocation = Invocation(
+            function=name, path="/" + request.match_info.get("tail", ""), query=request.query_string,
+            method=request.method, headers=self._forward_headers(request, call_id), body=body, call_id=call_id,
+            callback_url=request.headers.get("X-Callback-Url"),
+        )
+        try:
+            await self.queue.enqueue(invocation)
+        except (RedisError, OSError) as e:
+            # MinIO keeps the event in its queue dir and delivers it again on a non-2xx.
+            log.error("queue.enqueue_failed", function=name, call_id=call_id, error=str(e))
+            return json_error(503, "queue_unavailable", "the async queue is unavailable; retry later")
+        log.info("http.request", method=request.method, path=request.path, status=202, call_id=call_id,
+                 function=name, client=request.remote)
+        return web.Response(status=202, headers={"X-Call-Id": call_id})
+
+    async def run_queued(self, invocation: Invocation) -> Result:
+        """Call a function for the queue; any failure is a Result with status 0, never an exception."""
+        fn = self.provider.get(invocation.function)
+        if fn is None:
+            return Result(404, b"", {}, f"no function named {invocation.function!r}")
+        assert self.session is not None
+        headers = dict(invocation.headers)
+        headers.pop("Content-Length", None)
+        started = time.monotonic()
+        try:
+            async with self.session.request(
+                invocation.method, fn.url + invocation.path, params=invocation.query or None, headers=headers,
+                data=invocation.body, timeout=aiohttp.ClientTimeout(total=fn.spec.exec_timeout),
+            ) as upstream:
+                body = await upstream.read()
+                result = Result(upstream.status, body, dict(upstream.headers))
+        except asyncio.TimeoutError:
+            result = Result(0, b"", {}, f"timed out after {fn.spec.exec_timeout:g} s")
+        except aiohttp.ClientError as e:
+            result = Result(0, b"", {}, f"unreachable: {e}")
+        self.provider.invocations[invocation.function] += 1
+        self.metrics.observe(invocation.function, result.status or 502, time.monotonic() - started)
+        return result
+
+    async def send_callback(self, invocation: Invocation, result: Result) -> None:
+        """Once, like OpenFaaS: a callback that fails is logged, not retried."""
+        assert self.session is not None and invocation.callback_url
+        headers = {"X-Call-Id": invocation.call_id, "X-Function-Status": str(result.status or 502),
+                   "X-Function-Name": invocation.function,
+                   "Content-Type": result.headers.get("Content-Type", "application/octet-stream")}
+        try:
+            async with self.session.post(invocation.callback_url, data=result.body, headers=headers,
+                                         timeout=aiohttp.ClientTimeout(total=30)) as reply:
+                log.info("queue.callback", call_id=invocation.call_id, status=reply.status)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            log.warning("queue.callback_failed", call_id=invocation.call_id, error=str(e))

@@ -1,0 +1,172 @@
+"""Functions of stack.yml run as local functions-framework processes, supervised and restarted if they die."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from common.logging import get_logger
+from ocrstack.services import free_port, port_open
+
+log = get_logger()
+
+DEFAULT_EXEC_TIMEOUT = 60.0
+
+
+def parse_duration(value: object, default: float) -> float:
+    """OpenFaaS style: "600s", "10m", "1h", "1m30s" or plain seconds."""
+    if value is None or value == "":
+        return default
+    text = str(value).strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a duration: {value!r}")
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+@dataclass
+class FunctionSpec:
+    name: str
+    handler: Path | None
+    image: str = ""
+    environment: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    upstream: str | None = None  # a fixed URL (containers) instead of a local process
+
+    @property
+    def exec_timeout(self) -> float:
+        return parse_duration(self.environment.get("exec_timeout"), DEFAULT_EXEC_TIMEOUT)
+
+
+def load_stack(path: Path) -> dict[str, FunctionSpec]:
+    """The functions of a faas-cli stack file; handler folders are relative to the file."""
+    data = yaml.safe_load(path.read_text()) or {}
+    specs: dict[str, FunctionSpec] = {}
+    for name, fn in (data.get("functions") or {}).items():
+        specs[name] = FunctionSpec(
+            name=name,
+            handler=(path.parent / str(fn.get("handler", name))).resolve(),
+            image=str(fn.get("image", "")),
+            environment={str(k): str(v) for k, v in (fn.get("environment") or {}).items()},
+            labels={str(k): str(v) for k, v in (fn.get("labels") or {}).items()},
+            annotations={str(k): str(v) for k, v in (fn.get("annotations") or {}).items()},
+        )
+    return specs
+
+
+class FunctionProcess:
+    """One function: a functions-framework server on a private 127.0.0.1 port."""
+
+    def __init__(self, spec: FunctionSpec, repo_root: Path, extra_env: dict[str, str], log_dir: Path) -> None:
+        self.spec = spec
+        self.repo_root = repo_root
+        self.extra_env = extra_env
+        self.log_path = log_dir / f"{spec.name}.log"
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    @property
+    def url(self) -> str:
+        return self.spec.upstream or f"http://127.0.0.1:{self.port}"
+
+    def spawn(self) -> None:
+        assert self.spec.handler is not None
+        self.port = free_port()
+        env = dict(os.environ)
+        env.update(self.spec.environment)
+        env.update(self.extra_env)
+        env["PYTHONPATH"] = str(self.repo_root)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "functions_framework", "--target", "handle",
+                 "--source", str(self.spec.handler / "handler.py"), "--host", "127.0.0.1", "--port", str(self.port)],
+                env=env, cwd=self.repo_root, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        log.info("function.spawned", function=self.spec.name, port=self.port, pid=self.proc.pid)
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not port_open(self.port):
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"function {self.spec.name} exited with code {self.proc.returncode}: "
+                                   f"{self._log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"function {self.spec.name} not listening after {timeout:g} s: {self._log_tail()}")
+            await asyncio.sleep(0.1)
+
+    def exited(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        # The function's own process group: gunicorn's workers go with it, no orphans.
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def _log_tail(self) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-15:])
+        except OSError:
+            return "(no log)"
+
+
+class Provider:
+    """What OpenFaaS's provider does for the gateway: knows the functions and keeps them running."""
+
+    def __init__(self, specs: dict[str, FunctionSpec], repo_root: Path, function_env_file: Path | None,
+                 log_dir: Path) -> None:
+        extra = json.loads(function_env_file.read_text()) if function_env_file else {}
+        self.functions = {name: FunctionProcess(spec, repo_root, extra, log_dir) for name, spec in specs.items()}
+        self.invocations: dict[str, int] = {name: 0 for name in specs}
+        self._stopping = False
+
+    def get(self, name: str) -> FunctionProcess | None:
+        return self.functions.get(name)
+
+    async def start(self) -> None:
+        local = [fn for fn in self.functions.values() if fn.spec.upstream is None]
+        for fn in local:
+            fn.spawn()
+        await asyncio.gather(*(fn.wait_ready() for fn in local))
+
+    async def supervise(self) -> None:
+        """Restart a function whose process died, as a container orchestrator would."""
+        while not self._stopping:
+            await asyncio.sleep(1.0)
+            for fn in self.functions.values():
+                if fn.spec.upstream is None and fn.exited() and not self._stopping:
+                    code = fn.proc.returncode if fn.proc else None
+                    log.warning("function.exited", function=fn.spec.name, returncode=code, restarts=fn.restarts)
+                    fn.restarts += 1
+                    fn.spawn()
+                    try:
+                        await fn.wait_ready()
+                    except RuntimeError as e:
+                        log.error("function.restart_failed", function=fn.spec.name, error=str(e))
+
+    def stop(self) -> None:
+        self._stopping = True
+        for fn in self.functions.values():
+            fn.stop()

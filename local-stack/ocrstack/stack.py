@@ -1,0 +1,164 @@
+"""The whole local stack: services, schema, bucket and notification rule, then the gateway with the functions."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ocrstack.services import WEBHOOK_ARN, MariaDB, MinIO, Redis, Service, ServiceError, free_port
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    gateway: int
+    mysql: int
+    redis: int
+    minio: int
+    minio_console: int
+
+    @classmethod
+    def default(cls) -> "StackPorts":
+        return cls(gateway=8080, mysql=13306, redis=16379, minio=19000, minio_console=19001)
+
+    @classmethod
+    def free(cls) -> "StackPorts":
+        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
+
+
+class Gateway(Service):
+    name = "gateway"
+
+    def __init__(self, state_dir: Path, port: int, repo_root: Path, redis_url: str,
+                 queue_workers: int | None = None) -> None:
+        super().__init__(state_dir, port)
+        self.repo_root = repo_root
+        self.redis_url = redis_url
+        self.queue_workers = queue_workers
+
+    def command(self) -> list[str]:
+        args = [sys.executable, "-m", "ocrstack.gateway", "--host", "127.0.0.1", "--port", str(self.port),
+                "--redis-url", self.redis_url, "--stack", str(self.repo_root / "stack.yml"),
+                "--function-env", str(self.state_dir / "function-env.json"),
+                "--state-dir", str(self.state_dir / "gateway")]
+        if self.queue_workers is not None:
+            args += ["--queue-workers", str(self.queue_workers)]
+        return args
+
+    def environment(self) -> dict[str, str]:
+        path = f"{self.repo_root}{os.pathsep}{self.repo_root / 'local-stack'}"
+        return dict(os.environ, PYTHONPATH=path)
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as r:
+                return bool(r.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+
+class LocalStack:
+    def __init__(self, state_dir: Path, ports: StackPorts, repo_root: Path) -> None:
+        self.state_dir = Path(state_dir).resolve()
+        self.ports = ports
+        self.repo_root = Path(repo_root).resolve()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.credentials = self._credentials()
+        self.mariadb = MariaDB(self.state_dir, ports.mysql, self.credentials["mysql_password"])
+        self.redis = Redis(self.state_dir, ports.redis)
+        self.minio = MinIO(self.state_dir, ports.minio, ports.minio_console, self.credentials["s3_access_key"],
+                           self.credentials["s3_secret_key"], f"{self.gateway_url}/async-function/ocr-process")
+        self.gateway = Gateway(self.state_dir, ports.gateway, self.repo_root, self.redis.url)
+
+    def _credentials(self) -> dict[str, str]:
+        """Generated once per state folder and kept beside the data, so a restart finds the same ones."""
+        path = self.state_dir / "credentials.json"
+        if path.exists():
+            return dict(json.loads(path.read_text()))
+        creds = {
+            "mysql_password": secrets.token_urlsafe(18),
+            "s3_access_key": "ocr" + secrets.token_hex(6),
+            "s3_secret_key": secrets.token_urlsafe(24),
+        }
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(creds, indent=2))
+        return creds
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.gateway}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"127.0.0.1:{self.ports.minio}"
+
+    def function_env(self) -> dict[str, str]:
+        """What every function process gets on top of stack.yml: where the services are, and the secrets."""
+        return {
+            "MYSQL_HOST": "127.0.0.1",
+            "MYSQL_PORT": str(self.ports.mysql),
+            "MYSQL_USER": self.mariadb.user,
+            "MYSQL_PASSWORD": self.credentials["mysql_password"],
+            "MYSQL_DATABASE": self.mariadb.database,
+            "REDIS_URL": self.redis.url,
+            "S3_ENDPOINT": self.s3_endpoint,
+            "S3_ACCESS_KEY": self.credentials["s3_access_key"],
+            "S3_SECRET_KEY": self.credentials["s3_secret_key"],
+            "S3_SECURE": "false",
+            "S3_BUCKET": "documents",
+            "PUBLIC_URL": self.gateway_url,
+            # Local processes would otherwise look for secrets in the OpenFaaS mount point.
+            "SECRETS_DIR": str(self.state_dir / "secrets"),
+        }
+
+    def start(self) -> None:
+        started = time.monotonic()
+        for service in (self.mariadb, self.redis, self.minio):
+            service.start()
+            print(f"  {service.name:8} up on 127.0.0.1:{service.port}", flush=True)
+        self.prepare_data()
+        self.start_gateway()
+        print(f"  gateway  up on {self.gateway_url} ({time.monotonic() - started:.1f} s)", flush=True)
+
+    def prepare_data(self) -> None:
+        """Schema and bucket with its notification rule; both idempotent."""
+        from common.config import load_settings
+        from common.db import create_schema, dispose_engines
+        from common.storage import ensure_bucket
+
+        settings = load_settings(self.function_env())
+        create_schema(settings)
+        dispose_engines()
+        ensure_bucket(settings, webhook_arn=WEBHOOK_ARN)
+
+    def start_gateway(self, queue_workers: int | None = None) -> None:
+        env_file = self.state_dir / "function-env.json"
+        env_file.touch(mode=0o600)
+        env_file.write_text(json.dumps(self.function_env(), indent=2))
+        self.gateway.queue_workers = queue_workers
+        self.gateway.start(timeout=90)
+
+    def stop_gateway(self) -> None:
+        self.gateway.stop()
+
+    def stop(self) -> None:
+        errors = []
+        for service in (self.gateway, self.minio, self.redis, self.mariadb):
+            try:
+                service.stop()
+            except (OSError, ServiceError) as e:
+                errors.append(f"{service.name}: {e}")
+        if errors:
+            raise ServiceError("; ".join(errors))
+
+    def status(self) -> dict[str, bool]:
+        return {s.name: s.is_running() for s in (self.mariadb, self.redis, self.minio, self.gateway)}
+
+    def describe(self) -> dict[str, object]:
+        return {"ports": asdict(self.ports), "state_dir": str(self.state_dir), "gateway_url": self.gateway_url}
