@@ -42,6 +42,7 @@ class Settings:
     job_lease_seconds: int
     job_max_attempts: int
     public_url: str
+    gateway_url: str
     log_level: str
     redis_timeout: float
     status_cache: bool
@@ -154,9 +155,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ocr_page_timeout=r.number("OCR_PAGE_TIMEOUT", 120.0),
         ocr_workers=r.integer("OCR_WORKERS", os.cpu_count() or 1, minimum=1),
         default_lang=r.text("DEFAULT_LANG", "eng"),
-        job_lease_seconds=r.integer("JOB_LEASE_SECONDS", 120, minimum=5),
+        job_lease_seconds=r.integer("JOB_LEASE_SECONDS", 30, minimum=3),
         job_max_attempts=r.integer("JOB_MAX_ATTEMPTS", 3, minimum=1),
         public_url=env.get("PUBLIC_URL", "").rstrip("/"),
+        # Where upload hands a new job straight to ocr-process; empty: only the bucket notification does.
+        gateway_url=env.get("GATEWAY_URL", "").rstrip("/"),
         log_level=r.text("LOG_LEVEL", "INFO"),
         redis_timeout=r.number("REDIS_TIMEOUT", 0.25),
         status_cache=r.flag("STATUS_CACHE", True),

@@ -12,7 +12,7 @@ from typing import BinaryIO
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from common import jobs, storage
+from common import gateway, jobs, storage
 from common.config import Settings
 from common.db import Document, Job, JobStatus, session_scope, utcnow
 from common.errors import FileTooLarge, JobNotFound, PipelineError
@@ -89,6 +89,7 @@ def accept_upload(
             stored.etag = etag
     log.info("document.accepted", document_id=document_id, job_id=job_id, source="upload", size_bytes=size,
              content_type=media_type)
+    gateway.submit_job(settings, job_id, request_id)
     return Accepted(job_id=job_id, document_id=document_id, status=JobStatus.PENDING.value)
 
 

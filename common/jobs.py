@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -127,7 +129,10 @@ def claim(settings: Settings, job_id: str) -> Claim | None:
             log.info("job.claim_skipped", job_id=job_id, status=job.status.value, reason="already_final")
             return None
         if job.status == JobStatus.PROCESSING and job.lease_expires_at and job.lease_expires_at >= now:
-            raise JobInProgress(f"job {job_id} is being processed by another worker until {job.lease_expires_at}Z")
+            # Come back when the lease would run out: by then it is renewed (the worker lives) or claimable.
+            wait = max(1, math.ceil((job.lease_expires_at - now).total_seconds()))
+            raise JobInProgress(f"job {job_id} is being processed by another worker; its lease ends in {wait} s",
+                                headers={"Retry-After": str(wait)})
         # Out of attempts: the last worker died holding the lease each time.
         _finish(job, changed, JobStatus.FAILED, now, error_code="attempts_exhausted",
                 error_message=f"gave up after {job.attempts} attempts (JOB_MAX_ATTEMPTS={job.max_attempts})")
@@ -141,6 +146,42 @@ def _owned(session: Session, claim: Claim) -> Job | None:
         .where(Job.id == claim.job_id, Job.claim_token == claim.token, Job.status == JobStatus.PROCESSING)
         .with_for_update()
     ).scalar_one_or_none()
+
+
+def renew_lease(settings: Settings, claim: Claim) -> bool:
+    """Heartbeat: push the lease end forward while the worker is alive; False once the claim was lost."""
+    with session_scope(settings) as session:
+        job = _owned(session, claim)
+        if job is None:
+            return False
+        job.lease_expires_at = utcnow() + timedelta(seconds=settings.job_lease_seconds)
+        return True
+
+
+@contextmanager
+def lease_kept(settings: Settings, claim: Claim) -> Iterator[None]:
+    """Renew the lease every third of its length while the block runs, so only a dead worker loses it.
+
+    The lease can then stay short (a crashed worker's job is claimable again within seconds) however
+    long a single page takes.
+    """
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(settings.job_lease_seconds / 3):
+            try:
+                if not renew_lease(settings, claim):
+                    return
+            except PipelineError as e:
+                log.warning("job.lease_renew_failed", job_id=claim.job_id, error=e.message)
+
+    thread = threading.Thread(target=beat, name=f"lease-{claim.job_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def set_page_count(settings: Settings, claim: Claim, count: int) -> None:

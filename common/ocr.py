@@ -179,6 +179,7 @@ class TesseractEngine:
                 first_page=number,
                 last_page=number,
                 fmt="ppm",
+                grayscale=True,  # tesseract binarises anyway; a gray raster is a third of the bytes
                 output_folder=str(workdir),
                 output_file=f"page-{number:05d}",
                 paths_only=True,

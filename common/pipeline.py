@@ -82,7 +82,7 @@ def process_job(settings: Settings, job_id: str, engine: OcrEngine) -> Outcome:
         # The upload's request id, so one id follows the document from upload to its OCR lines.
         bind_context(request_id=claim.request_id)
     try:
-        with tempfile.TemporaryDirectory(prefix="ocr-job-") as tmp:
+        with jobs.lease_kept(settings, claim), tempfile.TemporaryDirectory(prefix="ocr-job-") as tmp:
             path = _fetch(settings, claim.document, Path(tmp))
             media_type = _media_type_of(path)
             lang = validate_lang(claim.lang)

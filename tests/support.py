@@ -89,3 +89,27 @@ class Gateway:
             return None
 
         return wait_until(final, timeout, what=f"job {job_id} to finish")
+
+
+class RecordingMapping(dict[str, str]):
+    """A mapping (environment, query parameters) that remembers every name looked up in it."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+    def getlist(self, key: str, type: Any = None) -> list[Any]:  # noqa: A002 (werkzeug's MultiDict API)
+        self.read.add(key)
+        return []

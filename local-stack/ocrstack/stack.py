@@ -113,6 +113,7 @@ class LocalStack:
             "S3_SECURE": "false",
             "S3_BUCKET": "documents",
             "PUBLIC_URL": self.gateway_url,
+            "GATEWAY_URL": self.gateway_url,
             # Local processes would otherwise look for secrets in the OpenFaaS mount point.
             "SECRETS_DIR": str(self.state_dir / "secrets"),
         }

@@ -43,6 +43,16 @@ HANDLERS = {
                 return ("not yet", 500)
             return flask.jsonify(calls=calls, body=request.get_data(as_text=True))
     """,
+    "busy": """
+        import os, pathlib, flask
+        def handle(request):
+            counter = pathlib.Path(os.environ["COUNTER_DIR"]) / (request.headers.get("X-Call-Id") or "none")
+            calls = int(counter.read_text()) + 1 if counter.exists() else 1
+            counter.write_text(str(calls))
+            if calls <= 5:
+                return ("held elsewhere", 409, {"Retry-After": "0"})
+            return flask.jsonify(calls=calls)
+    """,
     "always500": """
         def handle(request):
             return ("broken", 500)
@@ -153,6 +163,14 @@ def test_failures_are_retried_with_backoff_until_success(gw: GatewayUnderTest) -
     assert gw.client.request("GET", "/system/queue").json()["queued"] == 0
 
 
+def test_conflict_with_retry_after_waits_without_spending_attempts(gw: GatewayUnderTest) -> None:
+    """409 + Retry-After (job held by another worker) is retried as told, never dead-lettered for it."""
+    gw.client.request("POST", "/async-function/busy", body=b"x", headers={"X-Call-Id": "busy-1"})
+    counter = gw.root / "counters" / "busy-1"
+    wait_until(lambda: counter.exists() and counter.read_text() == "6", 20, what="the sixth call")
+    assert not [d for d in gw.client.request("GET", "/system/queue/dead").json() if d["call_id"] == "busy-1"]
+
+
 def test_exhausted_invocations_are_dead_lettered_and_replayable(gw: GatewayUnderTest) -> None:
     """After max attempts an invocation is listed in the dead letters, and replay queues it again."""
     gw.client.request("POST", "/async-function/always500", body=b"poison", headers={"X-Call-Id": "poison-1"})
@@ -227,7 +245,7 @@ def test_metrics_count_invocations_by_function_and_code(gw: GatewayUnderTest) ->
     gw.client.request("GET", "/function/echo")
     text = gw.client.request("GET", "/metrics").body.decode()
     assert 'gateway_function_invocation_total{code="200",function_name="echo"}' in text
-    assert "gateway_functions_seconds_sum" in text and "gateway_service_count 3" in text
+    assert "gateway_functions_seconds_sum" in text and "gateway_service_count 4" in text
 
 
 def test_a_function_that_dies_is_restarted(gw: GatewayUnderTest) -> None:

@@ -18,6 +18,7 @@ import yaml
 
 from common.config import load_settings
 from common.errors import ConfigError
+from tests.support import RecordingMapping
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template" / "python3-ocr"
@@ -84,25 +85,9 @@ def service_env(service: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in environment.items()}
 
 
-class _RecordingEnv(dict[str, str]):
-    """An environment that remembers every name looked up in it."""
-
-    def __init__(self, values: Mapping[str, str]) -> None:
-        super().__init__(values)
-        self.read: set[str] = set()
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        self.read.add(key)
-        return super().get(key, default)
-
-    def __getitem__(self, key: str) -> str:
-        self.read.add(key)
-        return super().__getitem__(key)
-
-
 def settings_variables(secrets_dir: Path) -> tuple[set[str], set[str]]:
     """(every variable load_settings reads, those it rejects when absent), found by running it."""
-    env = _RecordingEnv({"SECRETS_DIR": str(secrets_dir)})
+    env = RecordingMapping({"SECRETS_DIR": str(secrets_dir)})
     with pytest.raises(ConfigError) as raised:
         load_settings(env)
     required = set(re.findall(r"(\w+) is required", str(raised.value)))

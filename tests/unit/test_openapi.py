@@ -18,6 +18,7 @@ import yaml
 from common import errors
 from common.db import Document, Job, JobStatus
 from common.events import parse_event
+from tests.support import RecordingMapping
 from common.listing import ListQuery
 from common.status import _body as status_body
 
@@ -216,28 +217,7 @@ def test_rate_limited_successes_declare_the_rate_limit_headers() -> None:
 def test_list_query_parameters_are_the_ones_the_listing_reads() -> None:
     """GET /function/list documents exactly the query parameters ListQuery.from_params reads."""
 
-    class Recording(dict[str, str]):
-        def __init__(self) -> None:
-            super().__init__()
-            self.read: set[str] = set()
-
-        def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-            self.read.add(key)
-            return super().get(key, default)
-
-        def __getitem__(self, key: str) -> str:
-            self.read.add(key)
-            return super().__getitem__(key)
-
-        def __contains__(self, key: object) -> bool:
-            self.read.add(str(key))
-            return super().__contains__(key)
-
-        def getlist(self, key: str, type: Any = None) -> list[Any]:  # noqa: A002 (werkzeug's MultiDict API)
-            self.read.add(key)
-            return []
-
-    params = Recording()
+    params = RecordingMapping({})
     ListQuery.from_params(params)
     document = spec()
     documented = {

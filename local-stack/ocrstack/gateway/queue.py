@@ -165,13 +165,21 @@ class AsyncQueue:
             if invocation.callback_url:
                 await callback(invocation, result)
             return
-        invocation.attempt += 1
+        retry_after = _retry_after(result)
+        # 409 + Retry-After: "someone else is doing this, ask again then". Not a failure of this
+        # invocation, so it spends no attempt (ocr-process says so while another worker holds the job).
+        deferred = result.status == 409 and retry_after is not None
+        if not deferred:
+            invocation.attempt += 1
         invocation.last_status = result.status
         invocation.last_error = result.error or result.body[:500].decode(errors="replace")
         async with self.redis.pipeline(transaction=True) as pipe:
-            if invocation.attempt < self.max_attempts:
-                delay = min(self.backoff_cap, self.backoff_base * 2 ** (invocation.attempt - 1))
-                delay *= random.uniform(0.8, 1.2)
+            if deferred or invocation.attempt < self.max_attempts:
+                if retry_after is not None:
+                    delay = retry_after
+                else:
+                    delay = min(self.backoff_cap, self.backoff_base * 2 ** (invocation.attempt - 1))
+                    delay *= random.uniform(0.8, 1.2)
                 pipe.zadd(DELAYED, {invocation.dumps(): time.time() + delay})
                 log.warning("queue.retry_scheduled", function=invocation.function, call_id=invocation.call_id,
                             attempt=invocation.attempt, status=result.status, delay_s=round(delay, 2),
@@ -228,6 +236,17 @@ class AsyncQueue:
             await pipe.execute()
         log.info("queue.replayed", function=inv.function, call_id=inv.call_id, dead_id=dead_id)
         return True
+
+
+def _retry_after(result: Result) -> float | None:
+    """A function's Retry-After (seconds form) on 409, 429 or 503; capped so a typo cannot park a call for days."""
+    if result.status not in (409, 429, 503):
+        return None
+    raw = next((v for k, v in result.headers.items() if k.lower() == "retry-after"), None)
+    try:
+        return min(300.0, max(0.0, float(raw))) if raw is not None else None
+    except ValueError:
+        return None
 
 
 def new_call_id() -> str:

@@ -1,0 +1,38 @@
+"""Gateway adapter: hands a new job straight to ocr-process through the gateway's async queue."""
+
+from __future__ import annotations
+
+import json
+
+import urllib3
+
+from common.config import Settings
+from common.logging import get_logger
+
+log = get_logger()
+
+_http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=1.0, read=2.0), retries=False)
+
+
+def submit_job(settings: Settings, job_id: str, request_id: str | None) -> bool:
+    """Queue `{"job_id": ...}` for ocr-process; False (logged) when the gateway is not reachable.
+
+    This is the fast path only: MinIO's notification for the stored object follows in up to 3 s
+    (its queue dir is replayed on a 3 s tick) and finds the job already claimed or done, so a
+    failure here loses nothing.
+    """
+    if not settings.gateway_url:
+        return False
+    headers = {"Content-Type": "application/json"}
+    if request_id:
+        headers["X-Request-Id"] = request_id
+    try:
+        reply = _http.request("POST", f"{settings.gateway_url}/async-function/ocr-process",
+                              body=json.dumps({"job_id": job_id}).encode(), headers=headers)
+    except urllib3.exceptions.HTTPError as e:
+        log.warning("gateway.submit_failed", job_id=job_id, error=str(e))
+        return False
+    if reply.status != 202:
+        log.warning("gateway.submit_failed", job_id=job_id, status=reply.status)
+        return False
+    return True
