@@ -30,8 +30,11 @@ class Settings:
     s3_secret_key: str
     s3_secure: bool
     s3_bucket: str
+    s3_public_endpoint: str
+    output_url_ttl: int
     inbox_prefix: str
     upload_prefix: str
+    results_prefix: str
     max_upload_bytes: int
     max_pages: int
     max_page_pixels: int
@@ -146,8 +149,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         s3_secret_key=r.secret("S3_SECRET_KEY", "s3-secret-key"),
         s3_secure=r.flag("S3_SECURE", False),
         s3_bucket=r.text("S3_BUCKET", "documents"),
+        # Download links are signed for the host the client uses, which may differ from the functions' one.
+        s3_public_endpoint=r.text("S3_PUBLIC_ENDPOINT", env.get("S3_ENDPOINT") or "127.0.0.1:9000"),
+        output_url_ttl=r.integer("OUTPUT_URL_TTL", 3600, minimum=60),
         inbox_prefix=r.text("INBOX_PREFIX", "inbox/"),
         upload_prefix=r.text("UPLOAD_PREFIX", "uploads/"),
+        results_prefix=r.text("RESULTS_PREFIX", "results/"),
         max_upload_bytes=r.integer("MAX_UPLOAD_BYTES", 50 * 1024 * 1024, minimum=1),
         max_pages=r.integer("MAX_PAGES", 200, minimum=1),
         max_page_pixels=r.integer("MAX_PAGE_PIXELS", 100_000_000, minimum=1),

@@ -99,6 +99,8 @@ class Job(Base):
     page_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
     pages_done: Mapped[int] = mapped_column(Integer, default=0)
     text: Mapped[str | None] = mapped_column(LongText, nullable=True)
+    # JSON {"searchable_pdf": key, "hocr": key}: result objects stored next to the original.
+    outputs: Mapped[str | None] = mapped_column(Text, nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

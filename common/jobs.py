@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import uuid
@@ -231,7 +232,7 @@ def _finish(job: Job, changed: list[Job], to: JobStatus, now: datetime, **fields
     _log_transition(job.id, to, error_code=job.error_code)
 
 
-def complete(settings: Settings, claim: Claim) -> bool:
+def complete(settings: Settings, claim: Claim, outputs: dict[str, str] | None = None) -> bool:
     """processing -> completed, with the full text assembled from the stored pages in order."""
     with _transaction(settings) as (session, changed):
         job = _owned(session, claim)
@@ -242,7 +243,7 @@ def complete(settings: Settings, claim: Claim) -> bool:
             select(Page.text).where(Page.job_id == claim.job_id).order_by(Page.page_number)
         ).scalars().all()
         _finish(job, changed, JobStatus.COMPLETED, utcnow(), text="\n\f\n".join(texts),
-                page_count=len(texts), pages_done=len(texts))
+                page_count=len(texts), pages_done=len(texts), outputs=json.dumps(outputs or {}))
         return True
 
 

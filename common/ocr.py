@@ -1,7 +1,8 @@
-"""OCR engine: tesseract (pytesseract) over images and PDF pages (pdf2image); the only module that runs them."""
+"""OCR engine: tesseract over images (Pillow) and PDF pages (pdf2image, poppler); the only module that runs them."""
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -58,7 +59,8 @@ class OcrEngine(Protocol):
     """What ocr-process needs from an engine; a test can pass a whole fake one."""
 
     def recognise(
-        self, path: Path, media_type: str, lang: str, on_page_count: Callable[[int], None]
+        self, path: Path, media_type: str, lang: str, on_page_count: Callable[[int], None],
+        artifacts: Path | None = None,
     ) -> Iterator[PageResult]: ...
 
 
@@ -104,17 +106,40 @@ def _text_and_confidence(data: dict[str, list]) -> tuple[str, float | None]:
     return "\n".join(out), confidence
 
 
+# One OpenMP thread per tesseract: pages already run in parallel, extra threads only contend (5x slower here).
+_TESSERACT_ENV = dict(os.environ, OMP_THREAD_LIMIT="1")
+
+
+def _parse_tsv(raw: bytes) -> dict[str, list]:
+    """tesseract's TSV (header row, then one row per layout element) as columns."""
+    rows = raw.decode("utf-8", errors="replace").splitlines()
+    if not rows:
+        return {k: [] for k in ("text", "block_num", "par_num", "line_num", "conf")}
+    header = rows[0].split("\t")
+    columns: dict[str, list] = {name: [] for name in header}
+    for row in rows[1:]:
+        cells = row.split("\t")
+        if len(cells) < len(header):
+            cells += [""] * (len(header) - len(cells))
+        for name, cell in zip(header, cells):
+            columns[name].append(cell if name == "text" else float(cell or -1))
+    return columns
+
+
 class TesseractEngine:
-    """Pages run in parallel, one tesseract thread each: OpenMP threads only contend on shared cores."""
+    """Pages run in parallel, one tesseract thread each: OpenMP threads only contend on shared cores.
+
+    With `artifacts`, each page's searchable PDF and hOCR are written there as page-NNNNN.pdf/.hocr.
+    """
 
     def __init__(self, limits: OcrLimits) -> None:
         self.limits = limits
-        os.environ["OMP_THREAD_LIMIT"] = "1"
         # Pillow refuses decompression bombs itself above this, before decoding pixels.
         Image.MAX_IMAGE_PIXELS = limits.max_page_pixels
 
     def recognise(
-        self, path: Path, media_type: str, lang: str, on_page_count: Callable[[int], None]
+        self, path: Path, media_type: str, lang: str, on_page_count: Callable[[int], None],
+        artifacts: Path | None = None,
     ) -> Iterator[PageResult]:
         with tempfile.TemporaryDirectory(prefix="ocr-pages-") as tmp:
             workdir = Path(tmp)
@@ -124,17 +149,18 @@ class TesseractEngine:
 
                 def page(n: int) -> PageResult:
                     started = time.monotonic()
-                    born_digital = self._text_layer(path, n, started)
+                    born_digital = self._text_layer(path, n, started, artifacts)
                     if born_digital is not None:
                         return born_digital
-                    return self._ocr_page(n, self._render_pdf_page(path, n, workdir), lang, started)
+                    return self._ocr_page(n, self._render_pdf_page(path, n, workdir), lang, started, artifacts)
             else:
                 frames = self._image_frames(path, workdir)
                 count = len(frames)
                 on_page_count(count)
 
                 def page(n: int) -> PageResult:
-                    return self._ocr_page(n, frames[n - 1], lang, time.monotonic())
+                    frame, dpi = frames[n - 1]
+                    return self._ocr_page(n, frame, lang, time.monotonic(), artifacts, dpi)
 
             yield from self._run_pages(count, page)
 
@@ -160,13 +186,18 @@ class TesseractEngine:
             raise TooManyPages(f"the PDF has {count} pages; the limit is {self.limits.max_pages} (MAX_PAGES)")
         return count
 
-    def _text_layer(self, path: Path, number: int, started: float) -> PageResult | None:
+    def _text_layer(self, path: Path, number: int, started: float, artifacts: Path | None) -> PageResult | None:
         """A born-digital page's own text (poppler), when it has enough of it to trust; else None -> OCR."""
         out = run(["pdftotext", "-f", str(number), "-l", str(number), "-layout", "-enc", "UTF-8", str(path), "-"],
                   timeout=self.limits.page_timeout)
         text = out.decode("utf-8", errors="replace").replace("\f", "").strip()
         if sum(ch.isalnum() for ch in text) < MIN_TEXT_LAYER_CHARS:
             return None
+        if artifacts:
+            # The original page already is searchable: it goes into the output PDF as it is.
+            run(["pdfseparate", "-f", str(number), "-l", str(number), str(path),
+                 str(artifacts / f"page-{number:05d}-%d.pdf")], timeout=self.limits.page_timeout)
+            (artifacts / f"page-{number:05d}-{number}.pdf").rename(artifacts / f"page-{number:05d}.pdf")
         return PageResult(number=number, text=text, confidence=None, method="text_layer", width=None, height=None,
                           duration_ms=int((time.monotonic() - started) * 1000))
 
@@ -193,12 +224,12 @@ class TesseractEngine:
             raise CorruptDocument(f"page {number} of the PDF rendered to nothing")
         return Path(str(paths[0]))
 
-    def _image_frames(self, path: Path, workdir: Path) -> list[Path]:
+    def _image_frames(self, path: Path, workdir: Path) -> list[tuple[Path, int]]:
         """Every frame of a TIFF, the first of a GIF/WebP animation; EXIF rotation applied."""
         try:
             with Image.open(path) as image:
                 animated_gif = image.format in ("GIF", "WEBP")
-                frames: list[Path] = []
+                frames: list[tuple[Path, int]] = []
                 for index, frame in enumerate(ImageSequence.Iterator(image)):
                     if index >= self.limits.max_pages:
                         raise TooManyPages(
@@ -214,7 +245,9 @@ class TesseractEngine:
                     mode = "L" if upright.mode in ("1", "L", "LA", "I;16") else "RGB"
                     out = workdir / f"frame-{index + 1:05d}.ppm"
                     upright.convert(mode).save(out, format="PPM")
-                    frames.append(out)
+                    # Scanners record their resolution; a bare image is taken to be a 300 DPI scan.
+                    dpi = frame.info.get("dpi", (0, 0))[0] or image.info.get("dpi", (0, 0))[0]
+                    frames.append((out, int(round(float(dpi))) if dpi and float(dpi) >= 70 else 300))
                     if animated_gif:
                         break
         except Image.DecompressionBombError as e:
@@ -225,25 +258,32 @@ class TesseractEngine:
             raise CorruptDocument("the image has no frames")
         return frames
 
-    def _ocr_page(self, number: int, image_path: Path, lang: str, started: float) -> PageResult:
+    def _ocr_page(
+        self, number: int, image_path: Path, lang: str, started: float, artifacts: Path | None, dpi: int = 0
+    ) -> PageResult:
+        """One tesseract run gives the words (TSV) and, when asked, the page's searchable PDF and hOCR."""
+        base = image_path.with_suffix("")
+        renderers = ["tsv"] + (["pdf", "hocr"] if artifacts else [])
         try:
             with Image.open(image_path) as im:
                 width, height = im.size
-            # A path (not a PIL image) lets tesseract read the file as is, with no re-encode.
-            data = pytesseract.image_to_data(
-                str(image_path), lang=lang, output_type=pytesseract.Output.DICT, timeout=self.limits.page_timeout
-            )
-        except RuntimeError as e:
-            if "timeout" in str(e).lower():
-                raise OcrTimeout(
-                    f"page {number} took longer than {self.limits.page_timeout:g} s (OCR_PAGE_TIMEOUT)"
-                ) from e
-            raise OcrError(f"tesseract failed on page {number}: {e}") from e
-        except pytesseract.TesseractError as e:
+            # The raster's real resolution, so the searchable PDF page has the paper's size.
+            run(["tesseract", str(image_path), str(base), "-l", lang, "--dpi", str(dpi or self.limits.dpi),
+                 *renderers], timeout=self.limits.page_timeout, env=_TESSERACT_ENV)
+            tsv = base.with_suffix(".tsv").read_bytes()
+            if artifacts:
+                base.with_suffix(".pdf").rename(artifacts / f"page-{number:05d}.pdf")
+                base.with_suffix(".hocr").rename(artifacts / f"page-{number:05d}.hocr")
+        except OcrTimeout as e:
+            raise OcrTimeout(
+                f"page {number} took longer than {self.limits.page_timeout:g} s (OCR_PAGE_TIMEOUT)"
+            ) from e
+        except OcrError as e:
             raise OcrError(f"tesseract failed on page {number}: {e.message}") from e
         finally:
             image_path.unlink(missing_ok=True)
-        text, confidence = _text_and_confidence(data)
+            base.with_suffix(".tsv").unlink(missing_ok=True)
+        text, confidence = _text_and_confidence(_parse_tsv(tsv))
         return PageResult(
             number=number,
             text=text,

@@ -6,7 +6,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import documents, jobs, storage
+from common import documents, jobs, outputs, storage
 from common.config import Settings
 from common.db import Document
 from common.errors import PipelineError, UnsupportedMediaType
@@ -86,11 +86,15 @@ def process_job(settings: Settings, job_id: str, engine: OcrEngine) -> Outcome:
             path = _fetch(settings, claim.document, Path(tmp))
             media_type = _media_type_of(path)
             lang = validate_lang(claim.lang)
-            pages = engine.recognise(path, media_type, lang, lambda n: jobs.set_page_count(settings, claim, n))
+            artifacts = Path(tmp) / "artifacts"
+            artifacts.mkdir()
+            pages = engine.recognise(path, media_type, lang, lambda n: jobs.set_page_count(settings, claim, n),
+                                     artifacts)
             for page in pages:
                 if not jobs.record_page(settings, claim, page):
                     return Outcome(job_id=job_id, result="duplicate")
-        jobs.complete(settings, claim)
+            stored = outputs.store(settings, job_id, artifacts, timeout=settings.ocr_page_timeout)
+        jobs.complete(settings, claim, stored)
         return Outcome(job_id=job_id, result="completed")
     except PipelineError as e:
         log.warning("job.error", error_code=e.code, error=e.message, retryable=e.retryable)

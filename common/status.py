@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from common import cache, jobs
+from common import cache, jobs, storage
 from common.config import Settings
 from common.db import Document, Job, JobStatus
 from common.errors import JobNotFound
@@ -37,6 +38,10 @@ def job_status(settings: Settings, job_id: str, include_pages: bool = False) -> 
         body = _body(job, document)
         if settings.status_cache:
             cache.fill_status(settings, job_id, job.version, body, job.status.is_final)
+    if body.get("status") == JobStatus.COMPLETED.value:
+        # Signed per read and never cached: a cached link would outlive its signature.
+        body["outputs"] = {name: storage.presigned_url(settings, key) for name, key in _output_keys(body).items()}
+        body.pop("_outputs", None)
     if include_pages:
         body["pages"] = [
             {
@@ -76,4 +81,10 @@ def _body(job: Job, document: Document) -> dict[str, Any]:
     }
     if job.status == JobStatus.COMPLETED:
         body["text"] = job.text
+        body["_outputs"] = json.loads(job.outputs or "{}")
     return body
+
+
+def _output_keys(body: dict[str, Any]) -> dict[str, str]:
+    keys = body.get("_outputs")
+    return dict(keys) if isinstance(keys, dict) else {}

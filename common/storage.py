@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,6 +26,7 @@ CREATED_EVENTS = [
 _MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "NoSuchVersion"}
 
 _clients: dict[str, Minio] = {}
+_signers: dict[str, Minio] = {}
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,29 @@ def put_document(
     except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
         raise _translate(e, f"storing {key}") from e
     return str(result.etag).strip('"')
+
+
+def put_file(settings: Settings, key: str, path: Path, content_type: str) -> None:
+    try:
+        get_client(settings).fput_object(settings.s3_bucket, key, str(path), content_type=content_type)
+    except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
+        raise _translate(e, f"storing {key}") from e
+
+
+def presigned_url(settings: Settings, key: str) -> str:
+    """A GET link that expires after OUTPUT_URL_TTL; signing is local, no request is made."""
+    client = _signer(settings)
+    return client.presigned_get_object(settings.s3_bucket, key, expires=timedelta(seconds=settings.output_url_ttl))
+
+
+def _signer(settings: Settings) -> Minio:
+    client = _signers.get(settings.s3_public_endpoint)
+    if client is None:
+        # A fixed region: otherwise the client asks the server for the bucket's location first.
+        client = Minio(settings.s3_public_endpoint, access_key=settings.s3_access_key,
+                       secret_key=settings.s3_secret_key, secure=settings.s3_secure, region="us-east-1")
+        _signers[settings.s3_public_endpoint] = client
+    return client
 
 
 def stat_object(settings: Settings, bucket: str, key: str) -> StoredObject:

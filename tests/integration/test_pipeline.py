@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -78,6 +80,25 @@ def test_scanned_pdf_pages_come_back_in_order(gateway: Gateway) -> None:
         assert page["method"] == "ocr" and page["confidence"] > 50
     text = _words(done["text"])
     assert text.index("apple") < text.index("banana") < text.index("cherry")
+
+
+def test_completed_job_links_a_searchable_pdf_and_hocr(gateway: Gateway, tmp_path: Path) -> None:
+    """A completed job's status links one searchable PDF and one hOCR file covering every page."""
+    reply = gateway.upload(scanned_pdf([["LINKED page one"], ["LINKED page two"]]), "linked.pdf")
+    done = gateway.wait_final(reply.json()["job_id"])
+    assert set(done["outputs"]) == {"searchable_pdf", "hocr"}
+
+    pdf = gateway.http.request("GET", done["outputs"]["searchable_pdf"])
+    assert pdf.status == 200 and pdf.data.startswith(b"%PDF-")
+    (tmp_path / "out.pdf").write_bytes(pdf.data)
+    info = subprocess.run(["pdfinfo", str(tmp_path / "out.pdf")], capture_output=True, text=True, check=True)
+    assert re.search(r"^Pages:\s+2$", info.stdout, re.M)
+    layer = subprocess.run(["pdftotext", str(tmp_path / "out.pdf"), "-"], capture_output=True, text=True,
+                           check=True).stdout.lower()
+    assert "linked page one" in layer and "linked page two" in layer
+
+    hocr = gateway.http.request("GET", done["outputs"]["hocr"])
+    assert hocr.status == 200 and hocr.data.count(b"class='ocr_page'") == 2
 
 
 def test_dropped_object_is_ingested_and_processed(gateway: Gateway, s3: Any, settings: Settings) -> None:
