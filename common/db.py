@@ -127,6 +127,7 @@ class Page(Base):
     width: Mapped[int | None] = mapped_column(Integer, nullable=True)
     height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     duration_ms: Mapped[int] = mapped_column(Integer)
+    rotation: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         # One set of pages per job, whatever number of deliveries or attempts.

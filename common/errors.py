@@ -61,6 +61,11 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+class JobNotCompleted(PipelineError):
+    code = "job_not_completed"
+    http_status = 409
+
+
 class MethodNotAllowed(PipelineError):
     code = "method_not_allowed"
     http_status = 405

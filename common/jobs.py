@@ -209,6 +209,7 @@ def record_page(settings: Settings, claim: Claim, page: PageResult) -> bool:
             width=page.width,
             height=page.height,
             duration_ms=page.duration_ms,
+            rotation=page.rotation,
         )
         stmt = mysql_insert(Page).values(**values)
         session.execute(stmt.on_duplicate_key_update(**{k: stmt.inserted[k] for k in values if k != "job_id"}))

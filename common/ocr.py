@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,12 @@ from common.process import run
 MIN_TEXT_LAYER_CHARS = 20
 
 
+# Below this mean word confidence a page may be sideways or upside down: worth an orientation check.
+LOW_CONFIDENCE = 50.0
+# tesseract's own OSD confidence; under this its answer is a guess.
+MIN_OSD_CONFIDENCE = 2.0
+
+
 @dataclass(frozen=True)
 class OcrLimits:
     max_pages: int
@@ -53,6 +60,7 @@ class PageResult:
     width: int | None  # pixels of the OCRed raster; None for text taken from the PDF's layer
     height: int | None
     duration_ms: int
+    rotation: int = 0  # degrees the page was turned clockwise before OCR
 
 
 class OcrEngine(Protocol):
@@ -261,29 +269,25 @@ class TesseractEngine:
     def _ocr_page(
         self, number: int, image_path: Path, lang: str, started: float, artifacts: Path | None, dpi: int = 0
     ) -> PageResult:
-        """One tesseract run gives the words (TSV) and, when asked, the page's searchable PDF and hOCR."""
-        base = image_path.with_suffix("")
-        renderers = ["tsv"] + (["pdf", "hocr"] if artifacts else [])
+        """OCR a page raster; a page read with low confidence is checked for orientation and read upright.
+
+        Orientation detection costs about a third of a page's OCR, so only pages that read badly pay it.
+        """
+        dpi = dpi or self.limits.dpi
         try:
+            text, confidence = self._tesseract(number, image_path, lang, artifacts, dpi)
+            rotation = 0
+            if confidence is None or confidence < LOW_CONFIDENCE:
+                rotation = self._orientation(number, image_path)
+                if rotation:
+                    with Image.open(image_path) as im:
+                        # OSD's "Rotate" is the clockwise turn that makes the page upright; PIL turns anticlockwise.
+                        im.rotate(-rotation, expand=True).save(image_path, format="PPM")
+                    text, confidence = self._tesseract(number, image_path, lang, artifacts, dpi)
             with Image.open(image_path) as im:
                 width, height = im.size
-            # The raster's real resolution, so the searchable PDF page has the paper's size.
-            run(["tesseract", str(image_path), str(base), "-l", lang, "--dpi", str(dpi or self.limits.dpi),
-                 *renderers], timeout=self.limits.page_timeout, env=_TESSERACT_ENV)
-            tsv = base.with_suffix(".tsv").read_bytes()
-            if artifacts:
-                base.with_suffix(".pdf").rename(artifacts / f"page-{number:05d}.pdf")
-                base.with_suffix(".hocr").rename(artifacts / f"page-{number:05d}.hocr")
-        except OcrTimeout as e:
-            raise OcrTimeout(
-                f"page {number} took longer than {self.limits.page_timeout:g} s (OCR_PAGE_TIMEOUT)"
-            ) from e
-        except OcrError as e:
-            raise OcrError(f"tesseract failed on page {number}: {e.message}") from e
         finally:
             image_path.unlink(missing_ok=True)
-            base.with_suffix(".tsv").unlink(missing_ok=True)
-        text, confidence = _text_and_confidence(_parse_tsv(tsv))
         return PageResult(
             number=number,
             text=text,
@@ -292,4 +296,42 @@ class TesseractEngine:
             width=width,
             height=height,
             duration_ms=int((time.monotonic() - started) * 1000),
+            rotation=rotation,
         )
+
+    def _tesseract(
+        self, number: int, image_path: Path, lang: str, artifacts: Path | None, dpi: int
+    ) -> tuple[str, float | None]:
+        """One tesseract run: the words (TSV) and, when asked, the page's searchable PDF and hOCR."""
+        base = image_path.with_suffix("")
+        renderers = ["tsv"] + (["pdf", "hocr"] if artifacts else [])
+        try:
+            # The raster's real resolution, so the searchable PDF page has the paper's size.
+            run(["tesseract", str(image_path), str(base), "-l", lang, "--dpi", str(dpi), *renderers],
+                timeout=self.limits.page_timeout, env=_TESSERACT_ENV)
+            tsv = base.with_suffix(".tsv").read_bytes()
+            if artifacts:
+                base.with_suffix(".pdf").replace(artifacts / f"page-{number:05d}.pdf")
+                base.with_suffix(".hocr").replace(artifacts / f"page-{number:05d}.hocr")
+        except OcrTimeout as e:
+            raise OcrTimeout(
+                f"page {number} took longer than {self.limits.page_timeout:g} s (OCR_PAGE_TIMEOUT)"
+            ) from e
+        except OcrError as e:
+            raise OcrError(f"tesseract failed on page {number}: {e.message}") from e
+        finally:
+            base.with_suffix(".tsv").unlink(missing_ok=True)
+        return _text_and_confidence(_parse_tsv(tsv))
+
+    def _orientation(self, number: int, image_path: Path) -> int:
+        """Degrees (0, 90, 180, 270) to turn the page clockwise, per tesseract's OSD; 0 when unsure."""
+        try:
+            out = run(["tesseract", str(image_path), "-", "--psm", "0"], timeout=self.limits.page_timeout,
+                      env=_TESSERACT_ENV).decode(errors="replace")
+        except OcrError:
+            return 0  # too few characters to tell: keep the page as it is
+        rotate = re.search(r"^Rotate:\s*(\d+)", out, re.M)
+        confident = re.search(r"^Orientation confidence:\s*([\d.]+)", out, re.M)
+        if not rotate or not confident or float(confident.group(1)) < MIN_OSD_CONFIDENCE:
+            return 0
+        return int(rotate.group(1)) % 360

@@ -38,10 +38,10 @@ def job_status(settings: Settings, job_id: str, include_pages: bool = False) -> 
         body = _body(job, document)
         if settings.status_cache:
             cache.fill_status(settings, job_id, job.version, body, job.status.is_final)
-    if body.get("status") == JobStatus.COMPLETED.value:
-        # Signed per read and never cached: a cached link would outlive its signature.
-        body["outputs"] = {name: storage.presigned_url(settings, key) for name, key in _output_keys(body).items()}
-        body.pop("_outputs", None)
+    if isinstance(body.get("outputs"), dict):
+        # The body (and the cache) holds object keys; links are signed per read, as a cached link
+        # would outlive its signature.
+        body["outputs"] = {name: storage.presigned_url(settings, key) for name, key in body["outputs"].items()}
     if include_pages:
         body["pages"] = [
             {
@@ -52,6 +52,7 @@ def job_status(settings: Settings, job_id: str, include_pages: bool = False) -> 
                 "width": p.width,
                 "height": p.height,
                 "duration_ms": p.duration_ms,
+                "rotation": p.rotation,
             }
             for p in jobs.pages_of(settings, job_id)
         ]
@@ -81,10 +82,5 @@ def _body(job: Job, document: Document) -> dict[str, Any]:
     }
     if job.status == JobStatus.COMPLETED:
         body["text"] = job.text
-        body["_outputs"] = json.loads(job.outputs or "{}")
+        body["outputs"] = json.loads(job.outputs or "{}")
     return body
-
-
-def _output_keys(body: dict[str, Any]) -> dict[str, str]:
-    keys = body.get("_outputs")
-    return dict(keys) if isinstance(keys, dict) else {}

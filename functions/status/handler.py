@@ -1,4 +1,4 @@
-"""status: a job's state, timestamps, page progress, error and, once completed, its text."""
+"""status: a job's state, timestamps, page progress, error and, once completed, its text and result links."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import flask
 
 from common.api import http_function, json_response, require_method
 from common.config import Settings
-from common.errors import BadRequest
+from common.errors import BadRequest, JobNotCompleted
 from common.status import job_status
 
 
@@ -17,4 +17,8 @@ def handle(request: flask.Request, settings: Settings) -> flask.Response:
     if not job_id:
         raise BadRequest("name the job: GET /function/status/<job_id>")
     read = job_status(settings, job_id, include_pages=request.args.get("include") == "pages")
+    if request.args.get("format") == "text":
+        if read.body["status"] != "completed":
+            raise JobNotCompleted(f"job {job_id} is {read.body['status']}; its text exists once it is completed")
+        return flask.Response(read.body["text"], mimetype="text/plain", headers={"X-Cache": read.cache})
     return json_response(read.body, headers={"X-Cache": read.cache})

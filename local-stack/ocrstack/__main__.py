@@ -22,11 +22,17 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "up":
         print(f"starting the local stack (state in {args.state_dir}) ...", flush=True)
+        # Services a previous `up` left running are not ours to stop when this one fails.
+        was_running = any(stack.status().values())
         try:
             stack.start()
         except ServiceError as e:
             print(f"error: {e}", file=sys.stderr)
-            stack.stop()
+            if not was_running:
+                try:
+                    stack.stop()
+                except ServiceError as stop_error:
+                    print(f"error while stopping: {stop_error}", file=sys.stderr)
             return 1
         print(f"\nready: upload with  curl -F file=@docs/examples/hello.png {stack.gateway_url}/function/upload")
         print(f"MinIO:  http://{stack.s3_endpoint} (console 127.0.0.1:{stack.ports.minio_console}); "
@@ -35,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         print("stop:   ./local-stack/down")
         return 0
     if args.command == "down":
-        stack.stop()
+        try:
+            stack.stop()
+        except ServiceError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         print("stopped")
         return 0
     if args.command == "env":

@@ -28,12 +28,14 @@ def tools_bin() -> Path:
 
 
 def free_port() -> int:
+    """A port nothing listens on right now (the kernel's pick), for tests and parallel stacks."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 def port_open(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:port."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.3).close()
         return True
@@ -70,16 +72,18 @@ class Service:
 
     # --- lifecycle -----------------------------------------------------------------------------
     def pid(self) -> int | None:
+        """The running process of this service, or None (no pid file, process gone, or pid reused)."""
         try:
-            pid = int(self.pid_path.read_text().strip())
-        except (OSError, ValueError):
+            fields = self.pid_path.read_text().split()
+            pid = int(fields[0])
+        except (OSError, ValueError, IndexError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             return None
-        except PermissionError:
-            pass
+        # A pid file left over from before a reboot may name an unrelated process now: the start
+        # time recorded beside the pid tells them apart, so stop() never signals a stranger.
+        if len(fields) > 1 and fields[1] != _start_time(pid):
+            return None
         return pid
 
     def is_running(self) -> bool:
@@ -104,7 +108,7 @@ class Service:
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=self.environment(), cwd=self.state_dir, start_new_session=True,
             )
-        self.pid_path.write_text(str(proc.pid))
+        self.pid_path.write_text(f"{proc.pid} {_start_time(proc.pid)}\n")
         deadline = time.monotonic() + timeout
         while not self.ready():
             if proc.poll() is not None:
@@ -144,6 +148,7 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether pid runs (reaping it first if it is our exited child, so it does not linger as a zombie)."""
     try:
         waited, _status = os.waitpid(pid, os.WNOHANG)
         if waited == pid:
@@ -154,7 +159,20 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    except PermissionError:
+        return True  # exists, but belongs to another user
     return not _zombie(pid)
+
+
+def _start_time(pid: int) -> str:
+    """The process start time in clock ticks since boot (/proc/<pid>/stat field 22), "" if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # The command name (field 2) is in parentheses and may hold spaces: count fields after it.
+    rest = stat.rsplit(")", 1)[-1].split()
+    return rest[19] if len(rest) > 19 else ""
 
 
 def _zombie(pid: int) -> bool:
@@ -165,6 +183,8 @@ def _zombie(pid: int) -> bool:
 
 
 class MariaDB(Service):
+    """A private MariaDB: own datadir, socket and port; root by socket only, the app user over TCP."""
+
     name = "mariadb"
 
     def __init__(self, state_dir: Path, port: int, password: str, user: str = "ocr", database: str = "ocr") -> None:
@@ -225,6 +245,8 @@ class MariaDB(Service):
 
 
 class Redis(Service):
+    """A private Redis with an append-only file, so queued invocations survive a restart."""
+
     name = "redis"
 
     def command(self) -> list[str]:
@@ -239,8 +261,19 @@ class Redis(Service):
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def ready(self) -> bool:
+        # The port opens before the append-only file is loaded; until then commands get -LOADING.
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
 
 class MinIO(Service):
+    """A single-drive MinIO whose webhook target OCR points at the gateway, with an on-disk event queue."""
+
     name = "minio"
 
     def __init__(self, state_dir: Path, port: int, console_port: int, access_key: str, secret_key: str,

@@ -12,11 +12,13 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ocrstack.services import WEBHOOK_ARN, MariaDB, MinIO, Redis, Service, ServiceError, free_port
+from ocrstack.services import WEBHOOK_ARN, MariaDB, MinIO, Redis, Service, ServiceError, free_port, port_open
 
 
 @dataclass(frozen=True)
 class StackPorts:
+    """The 127.0.0.1 ports of one stack; free() gives a set for tests that run beside a developer's stack."""
+
     gateway: int
     mysql: int
     redis: int
@@ -33,6 +35,8 @@ class StackPorts:
 
 
 class Gateway(Service):
+    """The local OpenFaaS-compatible gateway (ocrstack.gateway), which runs the functions as processes."""
+
     name = "gateway"
 
     def __init__(self, state_dir: Path, port: int, repo_root: Path, redis_url: str,
@@ -64,6 +68,8 @@ class Gateway(Service):
 
 
 class LocalStack:
+    """MariaDB, Redis, MinIO and the gateway on private ports, all data and logs under one state folder."""
+
     def __init__(self, state_dir: Path, ports: StackPorts, repo_root: Path) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.ports = ports
@@ -119,7 +125,12 @@ class LocalStack:
         }
 
     def start(self) -> None:
+        """Start what is not running yet, then schema, bucket and gateway; returns when all are ready."""
         started = time.monotonic()
+        # Checked up front so a busy port fails before anything was started, naming every clash.
+        busy = [f"127.0.0.1:{s.port} ({s.name})" for s in self._services() if not s.is_running() and port_open(s.port)]
+        if busy:
+            raise ServiceError("port already in use by another program: " + ", ".join(busy))
         for service in (self.mariadb, self.redis, self.minio):
             service.start()
             print(f"  {service.name:8} up on 127.0.0.1:{service.port}", flush=True)
@@ -133,10 +144,15 @@ class LocalStack:
         from common.db import create_schema, dispose_engines
         from common.storage import ensure_bucket
 
-        settings = load_settings(self.function_env())
-        create_schema(settings)
-        dispose_engines()
-        ensure_bucket(settings, webhook_arn=WEBHOOK_ARN)
+        from common.errors import PipelineError
+
+        try:
+            settings = load_settings(self.function_env())
+            create_schema(settings)
+            dispose_engines()
+            ensure_bucket(settings, webhook_arn=WEBHOOK_ARN)
+        except PipelineError as e:
+            raise ServiceError(f"preparing the schema and the bucket failed: {e}") from e
 
     def start_gateway(self, queue_workers: int | None = None) -> None:
         env_file = self.state_dir / "function-env.json"
@@ -148,9 +164,13 @@ class LocalStack:
     def stop_gateway(self) -> None:
         self.gateway.stop()
 
+    def _services(self) -> tuple[Service, ...]:
+        return (self.mariadb, self.redis, self.minio, self.gateway)
+
     def stop(self) -> None:
+        """Stop in reverse order of start; parts already stopped are skipped."""
         errors = []
-        for service in (self.gateway, self.minio, self.redis, self.mariadb):
+        for service in reversed(self._services()):
             try:
                 service.stop()
             except (OSError, ServiceError) as e:
@@ -159,7 +179,7 @@ class LocalStack:
             raise ServiceError("; ".join(errors))
 
     def status(self) -> dict[str, bool]:
-        return {s.name: s.is_running() for s in (self.mariadb, self.redis, self.minio, self.gateway)}
+        return {s.name: s.is_running() for s in self._services()}
 
     def describe(self) -> dict[str, object]:
         return {"ports": asdict(self.ports), "state_dir": str(self.state_dir), "gateway_url": self.gateway_url}

@@ -49,6 +49,9 @@ def test_uploaded_image_is_recognised(gateway: Gateway) -> None:
     assert done["page_count"] == 1 and done["pages_done"] == 1
     assert done["content_type"] == "image/png"
     assert done["error"] is None
+    plain = gateway.status(accepted["job_id"], "?format=text")
+    assert plain.status == 200 and plain.headers["Content-Type"].startswith("text/plain")
+    assert plain.body.decode() == done["text"]
 
 
 def test_raw_body_upload_with_filename_parameter(gateway: Gateway) -> None:
@@ -246,6 +249,8 @@ def test_corrupt_pdf_fails_with_a_code_and_next_job_succeeds(gateway: Gateway) -
     failed = gateway.wait_final(broken.json()["job_id"])
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "corrupt_document" and failed["error"]["message"]
+    no_text = gateway.status(broken.json()["job_id"], "?format=text")
+    assert no_text.status == 409 and no_text.json()["error"]["code"] == "job_not_completed"
 
     ok = gateway.upload(image_bytes(["NEXT job works"]), "next.png")
     assert gateway.wait_final(ok.json()["job_id"])["status"] == "completed"

@@ -90,3 +90,24 @@ def test_mixed_pdf_takes_text_layer_pages_as_is_and_ocrs_scanned_ones(tmp_path: 
     assert [p.method for p in pages] == ["text_layer", "ocr"]
     assert "born digital page" in " ".join(pages[0].text.lower().split())
     assert "scanned page" in pages[1].text.lower()
+
+
+# A page turned 270 degrees is read by tesseract's own vertical-line handling, so it needs no turn.
+@pytest.mark.parametrize(("turned", "applied"), [(90, 90), (180, 180), (270, 0)])
+def test_sideways_or_upside_down_page_is_read_upright(tmp_path: Path, turned: int, applied: int) -> None:
+    """A page scanned rotated reads correctly, and the page records the clockwise turn applied."""
+    page = render_page(["The quick brown fox jumps over the lazy dog."] * 8)
+    path = tmp_path / "turned.png"
+    page.rotate(turned, expand=True).save(path)
+    [result] = TesseractEngine(LIMITS).recognise(path, "image/png", "eng", lambda n: None)
+    assert result.rotation == applied
+    assert "quick brown fox" in result.text.lower()
+    assert result.confidence is not None and result.confidence > 80
+
+
+def test_upright_page_pays_no_orientation_check(tmp_path: Path) -> None:
+    """A page that reads well is not turned."""
+    path = tmp_path / "upright.png"
+    render_page(["The quick brown fox jumps over the lazy dog."] * 3).save(path)
+    [result] = TesseractEngine(LIMITS).recognise(path, "image/png", "eng", lambda n: None)
+    assert result.rotation == 0

@@ -6,6 +6,8 @@ import argparse
 import asyncio
 from pathlib import Path
 
+import common
+
 from aiohttp import web
 
 from common.logging import get_logger, setup
@@ -25,6 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--upstream", action="append", default=[], metavar="NAME=URL",
                    help="route a function to a running server instead (containers); repeatable")
     p.add_argument("--function-env", type=Path, help="JSON object of env vars added to every local function")
+    p.add_argument("--repo-root", type=Path,
+                   help="PYTHONPATH and working directory of the functions (default: the folder holding `common`)")
     p.add_argument("--state-dir", type=Path, default=Path(".state/gateway"))
     p.add_argument("--queue-workers", type=int, default=2, help="0 accepts invocations without running them")
     p.add_argument("--queue-max-attempts", type=int, default=8)
@@ -51,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup("gateway")
     specs = function_specs(args)
-    repo_root = args.stack.resolve().parent if args.stack else Path.cwd()
+    # Functions import `common` as in their image, so they run from the folder that holds it.
+    repo_root = (args.repo_root or Path(common.__file__).resolve().parent.parent).resolve()
     provider = Provider(specs, repo_root, args.function_env, args.state_dir / "logs")
     longest = max(spec.exec_timeout for spec in specs.values())
     queue = AsyncQueue(args.redis_url, max_attempts=args.queue_max_attempts,
@@ -66,7 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     async def on_startup(_app: web.Application) -> None:
         await gateway.open()
         await queue.ensure_group()
-        await provider.start()
+        try:
+            await provider.start()
+        except BaseException:
+            # aiohttp runs no cleanup when start-up fails: stop what did start, or it outlives us.
+            provider.stop()
+            raise
         background.append(asyncio.create_task(provider.supervise()))
         queue.start(args.queue_workers, gateway.run_queued, gateway.send_callback)
         gateway.ready = True
@@ -85,7 +95,10 @@ def main(argv: list[str] | None = None) -> None:
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
-    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=5, access_log=None)
+    try:
+        web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=5, access_log=None)
+    finally:
+        provider.stop()  # idempotent; covers a start-up that failed after the functions were spawned
 
 
 if __name__ == "__main__":

@@ -85,8 +85,9 @@ class GatewayApp:
             web.get("/metrics", self.prometheus),
             web.route("*", "/function/{name}", self.invoke_sync),
             web.route("*", "/function/{name}/{tail:.*}", self.invoke_sync),
-            web.route("*", "/async-function/{name}", self.invoke_async),
-            web.route("*", "/async-function/{name}/{tail:.*}", self.invoke_async),
+            # POST only, as OpenFaaS's queued proxy: other methods get 405.
+            web.post("/async-function/{name}", self.invoke_async),
+            web.post("/async-function/{name}/{tail:.*}", self.invoke_async),
         ])
         return app
 
@@ -177,6 +178,7 @@ class GatewayApp:
         bind_context(call_id=call_id, function=name)
         started = time.monotonic()
         if fn is None:
+            log.info("http.request", method=request.method, path=request.path, status=404, duration_ms=0.0)
             return json_error(404, "function_not_found", f"no function named {name!r}")
         url = fn.url + "/" + request.match_info.get("tail", "")
         headers = self._forward_headers(request, call_id)

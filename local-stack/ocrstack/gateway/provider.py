@@ -68,6 +68,14 @@ def load_stack(path: Path) -> dict[str, FunctionSpec]:
     return specs
 
 
+def read_function_env(path: Path) -> dict[str, str]:
+    """The --function-env file: one JSON object of variables, which win over stack.yml's `environment`."""
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object of environment variables")
+    return {str(k): "" if v is None else str(v) for k, v in data.items()}
+
+
 class FunctionProcess:
     """One function: a functions-framework server on a private 127.0.0.1 port."""
 
@@ -114,16 +122,24 @@ class FunctionProcess:
     def exited(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+    def signal_group(self, sig: signal.Signals) -> None:
+        """Signal the function's whole process group, so gunicorn's workers go with their master."""
+        if self.proc is None:
             return
-        # The function's own process group: gunicorn's workers go with it, no orphans.
-        os.killpg(self.proc.pid, signal.SIGTERM)
         try:
-            self.proc.wait(timeout=timeout)
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass  # the group is already empty: nothing left to stop
+
+    def wait_exit(self, deadline: float) -> bool:
+        """Whether the process exited before the (monotonic) deadline."""
+        if self.proc is None:
+            return True
+        try:
+            self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            return True
         except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            return False
 
     def _log_tail(self) -> str:
         try:
@@ -137,7 +153,7 @@ class Provider:
 
     def __init__(self, specs: dict[str, FunctionSpec], repo_root: Path, function_env_file: Path | None,
                  log_dir: Path) -> None:
-        extra = json.loads(function_env_file.read_text()) if function_env_file else {}
+        extra = read_function_env(function_env_file) if function_env_file else {}
         self.functions = {name: FunctionProcess(spec, repo_root, extra, log_dir) for name, spec in specs.items()}
         self.invocations: dict[str, int] = {name: 0 for name in specs}
         self._stopping = False
@@ -159,6 +175,8 @@ class Provider:
                 if fn.spec.upstream is None and fn.exited() and not self._stopping:
                     code = fn.proc.returncode if fn.proc else None
                     log.warning("function.exited", function=fn.spec.name, returncode=code, restarts=fn.restarts)
+                    # Workers of the dead master would keep the old port and memory: end them first.
+                    fn.signal_group(signal.SIGKILL)
                     fn.restarts += 1
                     fn.spawn()
                     try:
@@ -166,7 +184,17 @@ class Provider:
                     except RuntimeError as e:
                         log.error("function.restart_failed", function=fn.spec.name, error=str(e))
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM every function group at once, SIGKILL what is left after `grace` seconds; idempotent."""
         self._stopping = True
-        for fn in self.functions.values():
-            fn.stop()
+        running = [fn for fn in self.functions.values() if fn.proc is not None]
+        for fn in running:
+            fn.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for fn in running:
+            if not fn.wait_exit(deadline):
+                log.warning("function.killed", function=fn.spec.name, grace_s=grace)
+            # SIGKILL the group even after a clean exit of the master: a stray worker must not outlive us.
+            fn.signal_group(signal.SIGKILL)
+            fn.wait_exit(time.monotonic() + 5)
+            fn.proc = None

@@ -147,14 +147,22 @@ class AsyncQueue:
                 log.warning("queue.redis_error", consumer=consumer, error=str(e))
                 await asyncio.sleep(1.0)
 
-    async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes], invoke: Invoker,
+    async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes] | None, invoke: Invoker,
                       callback: Callback) -> None:
-        raw = fields.get(b"payload")
+        raw = fields.get(b"payload") if fields else None
         if raw is None:  # a deleted entry still listed in the pending list
             await self.redis.xack(STREAM, GROUP, entry_id)
             return
         invocation = Invocation.loads(raw)
-        result = await invoke(invocation)
+        try:
+            result = await invoke(invocation)
+        except (asyncio.CancelledError, RedisError):
+            raise
+        except Exception as e:
+            # A bug or a malformed entry must cost attempts and end in the dead letters, not kill this
+            # consumer or come back forever from its pending list.
+            log.exception("queue.invoke_failed", function=invocation.function, call_id=invocation.call_id)
+            result = Result(0, b"", {}, f"gateway error: {e!r}")
         if 200 <= result.status < 300:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.xack(STREAM, GROUP, entry_id)
