@@ -8,6 +8,7 @@ Starts its own stack on free ports in a temporary folder and stops it at the end
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import os
 import subprocess
@@ -17,27 +18,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
-
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "local-stack")]
+sys.path[:0] = [str(REPO), str(REPO / "local-stack"), str(REPO / "bench")]
 
 from ocrstack.stack import LocalStack, StackPorts  # noqa: E402
+from pages import page_lines, scanned_page  # noqa: E402
 from tests.support import Gateway  # noqa: E402
-
-WORDS = ("invoice total amount due payment received customer account number reference date "
-         "shipping address delivery order quantity price description tax rate balance").split()
-
-
-def scanned_page(number: int) -> Image.Image:
-    """An A4 page at 300 DPI with 30 lines of text, as a scanner would produce it."""
-    page = Image.new("L", (2480, 3508), 255)
-    draw = ImageDraw.Draw(page)
-    font = ImageFont.load_default(size=44)
-    for line in range(30):
-        words = [WORDS[(number * 7 + line * 3 + i) % len(WORDS)] for i in range(9)]
-        draw.text((180, 220 + line * 100), f"{line + 1:02d} " + " ".join(words), font=font, fill=0)
-    return page
 
 
 def raw_tesseract(paths: list[Path], workers: int) -> float:
@@ -54,7 +40,26 @@ def raw_tesseract(paths: list[Path], workers: int) -> float:
     return time.perf_counter() - started
 
 
-def pipeline(gateway: Gateway, pdf: bytes) -> float:
+def ocrmypdf(pdf_path: Path, workers: int) -> float | None:
+    """Seconds for `ocrmypdf --jobs N` on the same PDF (plain PDF output, no PDF/A); None if not installed."""
+    if importlib.util.find_spec("ocrmypdf") is None:
+        return None
+    env = dict(os.environ, OMP_THREAD_LIMIT="1")
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "ocrmypdf", "--jobs", str(workers), "--output-type", "pdf", "-q",
+                    str(pdf_path), str(pdf_path.with_suffix(".ocr.pdf"))], env=env, check=True)
+    return time.perf_counter() - started
+
+
+def character_error_rate(found: str, truth: str) -> float:
+    """Edit distance over the true text's length, whitespace runs folded to one space."""
+    from rapidfuzz.distance import Levenshtein
+
+    found, truth = " ".join(found.split()), " ".join(truth.split())
+    return Levenshtein.distance(found, truth) / max(1, len(truth))
+
+
+def pipeline(gateway: Gateway, pdf: bytes, texts: list[str] | None = None) -> float:
     """Seconds from the upload request to the job reading completed."""
     started = time.perf_counter()
     job_id = gateway.upload(pdf, "bench.pdf").json()["job_id"]
@@ -66,6 +71,8 @@ def pipeline(gateway: Gateway, pdf: bytes) -> float:
     elapsed = time.perf_counter() - started
     if body["status"] != "completed":
         raise SystemExit(f"pipeline job failed: {body['error']}")
+    if texts is not None:
+        texts.append(body["text"])
     return elapsed
 
 
@@ -87,15 +94,20 @@ def main() -> None:
         buf = io.BytesIO()
         pages[0].save(buf, format="PDF", save_all=True, append_images=pages[1:], resolution=300)
         pdf = buf.getvalue()
+        pdf_path = folder / "bench.pdf"
+        pdf_path.write_bytes(pdf)
 
         stack = LocalStack(folder / "stack", StackPorts.free(), REPO)
         print(f"starting a local stack in {folder / 'stack'} ...", flush=True)
         stack.start()
         try:
             gateway = Gateway(stack.gateway_url)
-            pipeline(gateway, pdf)  # warm-up: language data and function imports
+            texts: list[str] = []
+            pipeline(gateway, pdf, texts)  # warm-up: language data and function imports
             raw = min(raw_tesseract(paths, workers) for _ in range(args.rounds))
             piped = min(pipeline(gateway, pdf) for _ in range(args.rounds))
+            mypdf = ocrmypdf(pdf_path, workers)
+            mypdf = min(mypdf, ocrmypdf(pdf_path, workers) or mypdf) if mypdf else None
         finally:
             stack.stop()
 
@@ -105,6 +117,13 @@ def main() -> None:
     print(f"{'':32}{'seconds':>10}{'pages/s':>10}{'vs raw':>10}")
     print(f"{'raw tesseract CLI (PPM pages)':32}{raw:>10.2f}{n / raw:>10.2f}{1.0:>10.2f}")
     print(f"{'pipeline upload->completed':32}{piped:>10.2f}{n / piped:>10.2f}{raw / piped:>10.2f}")
+    if mypdf:
+        print(f"{'ocrmypdf --jobs N (same PDF)':32}{mypdf:>10.2f}{n / mypdf:>10.2f}{raw / mypdf:>10.2f}")
+    else:
+        print("ocrmypdf: not installed (.venv/bin/pip install -r requirements-bench.txt)")
+    truth = "\n".join("\n".join(page_lines(i)) for i in range(n))
+    print(f"character error rate of the pipeline's text: {character_error_rate(texts[0], truth):.4f} "
+          "(no preprocessing is applied before tesseract)")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ from tests.support import Gateway, wait_until
 
 pytestmark = pytest.mark.integration
 
+# Small, so the 413 test needs no large upload; the binary-body test stays well below it.
+MAX_BODY = 1024 * 1024
+
 # Tiny functions that make the gateway's behaviour visible: an echo, one that fails N times, one that always fails.
 HANDLERS = {
     "echo": """
@@ -57,7 +60,15 @@ HANDLERS = {
         def handle(request):
             return ("broken", 500)
     """,
+    "slow": """
+        import time
+        def handle(request):
+            time.sleep(3)
+            return "late"
+    """,
 }
+# OpenFaaS-style exec_timeout per function: `slow` sleeps 3 s against a 1 s limit.
+EXEC_TIMEOUTS = {"slow": "1s"}
 
 
 class GatewayUnderTest:
@@ -70,15 +81,17 @@ class GatewayUnderTest:
         self.proc: subprocess.Popen[bytes] | None = None
         self.client = Gateway(f"http://127.0.0.1:{self.port}")
 
-    def start(self, queue_workers: int = 2) -> None:
-        log = (self.root / "gateway.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ocrstack.gateway", "--port", str(self.port), "--redis-url", self.redis_url,
-             "--stack", str(self.root / "stack.yml"), "--state-dir", str(self.root / "state"),
-             "--queue-workers", str(queue_workers), "--queue-max-attempts", "3", "--queue-backoff-base", "0.2"],
-            env=dict(os.environ, PYTHONPATH=f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'local-stack'}"),
-            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-        )
+    def start(self, queue_workers: int = 2, extra_args: tuple[str, ...] = ()) -> None:
+        with (self.root / "gateway.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ocrstack.gateway", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--redis-url", self.redis_url, "--stack", str(self.root / "stack.yml"),
+                 "--state-dir", str(self.root / "state"), "--queue-workers", str(queue_workers),
+                 "--queue-max-attempts", "3", "--queue-backoff-base", "0.2",
+                 "--max-body-bytes", str(MAX_BODY), *extra_args],
+                env=dict(os.environ, PYTHONPATH=f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'local-stack'}"),
+                cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            )
         wait_until(lambda: self.client.request("GET", "/healthz").status == 200 if port_open(self.port) else False,
                    60, what="the test gateway")
 
@@ -99,17 +112,23 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
+def write_test_stack(root: Path) -> None:
+    """stack.yml and one handler folder per fake function, with a shared folder for call counters."""
+    counters = root / "counters"
+    counters.mkdir(exist_ok=True)
+    functions = {}
+    for name, source in HANDLERS.items():
+        (root / name).mkdir(exist_ok=True)
+        (root / name / "handler.py").write_text(textwrap.dedent(source))
+        environment = {"COUNTER_DIR": str(counters), "exec_timeout": EXEC_TIMEOUTS.get(name, "20s")}
+        functions[name] = {"handler": f"./{name}", "environment": environment}
+    (root / "stack.yml").write_text(json.dumps({"version": 1.0, "functions": functions}))
+
+
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[GatewayUnderTest]:
     root = tmp_path_factory.mktemp("gateway")
-    counters = root / "counters"
-    counters.mkdir()
-    functions = {}
-    for name, source in HANDLERS.items():
-        (root / name).mkdir()
-        (root / name / "handler.py").write_text(textwrap.dedent(source))
-        functions[name] = {"handler": f"./{name}", "environment": {"COUNTER_DIR": str(counters), "exec_timeout": "20s"}}
-    (root / "stack.yml").write_text(json.dumps({"version": 1.0, "functions": functions}))
+    write_test_stack(root)
     gateway = GatewayUnderTest(root, redis_url)
     gateway.start()
     try:
@@ -130,6 +149,14 @@ def test_binary_body_query_and_path_reach_the_function_unchanged(gw: GatewayUnde
     assert seen["sha256"] == hashlib.sha256(body).hexdigest() and seen["size"] == len(body)
     assert seen["path"] == "/a/b" and seen["query"] == "x=1&y=two"
     assert seen["forwarded_for"] == "127.0.0.1" and seen["call_id"] == reply.headers["X-Call-Id"]
+
+
+def test_function_past_its_exec_timeout_is_504_naming_the_limit(gw: GatewayUnderTest) -> None:
+    """A function slower than its exec_timeout ("1s") answers 504 function_timeout, naming the limit."""
+    reply = gw.client.request("GET", "/function/slow")
+    assert reply.status == 504
+    error = reply.json()["error"]
+    assert error["code"] == "function_timeout" and "1 s" in error["message"]
 
 
 def test_dotted_name_is_split_on_the_last_dot(gw: GatewayUnderTest) -> None:
@@ -245,7 +272,7 @@ def test_metrics_count_invocations_by_function_and_code(gw: GatewayUnderTest) ->
     gw.client.request("GET", "/function/echo")
     text = gw.client.request("GET", "/metrics").body.decode()
     assert 'gateway_function_invocation_total{code="200",function_name="echo"}' in text
-    assert "gateway_functions_seconds_sum" in text and "gateway_service_count 4" in text
+    assert "gateway_functions_seconds_sum" in text and f"gateway_service_count {len(HANDLERS)}" in text
 
 
 def test_a_function_that_dies_is_restarted(gw: GatewayUnderTest) -> None:
@@ -260,3 +287,37 @@ def test_a_function_that_dies_is_restarted(gw: GatewayUnderTest) -> None:
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     wait_until(lambda: gw.client.request("GET", "/function/echo").status == 200, 30, what="echo to be back")
+
+
+def test_async_body_over_the_limit_is_413_and_only_post_is_queued(gw: GatewayUnderTest) -> None:
+    """An async body above --max-body-bytes is refused with 413 naming the limit; GET is 405."""
+    reply = gw.client.request("POST", "/async-function/echo", body=b"x" * (MAX_BODY + 1))
+    assert reply.status == 413
+    error = reply.json()["error"]
+    assert error["code"] == "payload_too_large" and str(MAX_BODY) in error["message"]
+    assert gw.client.request("GET", "/async-function/echo").status == 405
+
+
+def test_system_routes_need_basic_auth_and_a_lost_redis_is_503(tmp_path: Path) -> None:
+    """With basic auth on, /system/* needs it (functions do not); without Redis an async call is 503."""
+    import base64
+
+    redis = Redis(tmp_path / "redis", free_port())
+    redis.start()
+    write_test_stack(tmp_path)
+    (tmp_path / "password").write_text("s3cret\n")
+    second = GatewayUnderTest(tmp_path, redis.url)
+    try:
+        second.start(queue_workers=0, extra_args=("--basic-auth-user", "admin",
+                                                  "--basic-auth-password-file", str(tmp_path / "password")))
+        assert second.client.request("GET", "/system/functions").status == 401
+        good = "Basic " + base64.b64encode(b"admin:s3cret").decode()
+        assert second.client.request("GET", "/system/functions", headers={"Authorization": good}).status == 200
+        # faas-cli without a login sends an empty bearer token to function routes.
+        assert second.client.request("GET", "/function/echo", headers={"Authorization": "Bearer "}).status == 200
+        redis.stop()
+        reply = second.client.request("POST", "/async-function/echo", body=b"x")
+        assert reply.status == 503 and reply.json()["error"]["code"] == "queue_unavailable"
+    finally:
+        second.stop()
+        redis.stop()

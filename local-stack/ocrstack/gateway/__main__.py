@@ -12,7 +12,7 @@ from aiohttp import web
 
 from common.logging import get_logger, setup
 from ocrstack.gateway.app import GatewayApp
-from ocrstack.gateway.provider import FunctionSpec, Provider, load_stack
+from ocrstack.gateway.provider import FunctionSpec, FunctionStartError, Provider, load_stack
 from ocrstack.gateway.queue import AsyncQueue
 
 log = get_logger()
@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         except BaseException:
             # aiohttp runs no cleanup when start-up fails: stop what did start, or it outlives us.
             provider.stop()
+            await queue.stop()
+            await gateway.close()
             raise
         background.append(asyncio.create_task(provider.supervise()))
         queue.start(args.queue_workers, gateway.run_queued, gateway.send_callback)
@@ -97,6 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     app.on_cleanup.append(on_cleanup)
     try:
         web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=5, access_log=None)
+    except FunctionStartError as e:
+        log.error("gateway.start_failed", error=str(e))
+        raise SystemExit(1) from e
     finally:
         provider.stop()  # idempotent; covers a start-up that failed after the functions were spawned
 

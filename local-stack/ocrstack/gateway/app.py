@@ -61,6 +61,8 @@ def split_name(raw: str) -> str:
 
 
 class GatewayApp:
+    """The routes and what they share: the provider's functions, the queue, metrics and one HTTP client."""
+
     def __init__(self, provider: Provider, queue: AsyncQueue, max_body: int,
                  basic_auth: tuple[str, str] | None = None) -> None:
         self.provider = provider
@@ -219,7 +221,9 @@ class GatewayApp:
 
     async def invoke_async(self, request: web.Request) -> web.Response:
         name = split_name(request.match_info["name"])
+        started = time.monotonic()
         if self.provider.get(name) is None:
+            log.info("http.request", method=request.method, path=request.path, status=404, function=name)
             return json_error(404, "function_not_found", f"no function named {name!r}")
         call_id = request.headers.get("X-Call-Id") or new_call_id()
         try:
@@ -238,7 +242,7 @@ class GatewayApp:
             log.error("queue.enqueue_failed", function=name, call_id=call_id, error=str(e))
             return json_error(503, "queue_unavailable", "the async queue is unavailable; retry later")
         log.info("http.request", method=request.method, path=request.path, status=202, call_id=call_id,
-                 function=name, client=request.remote)
+                 function=name, duration_ms=round((time.monotonic() - started) * 1000, 1), client=request.remote)
         return web.Response(status=202, headers={"X-Call-Id": call_id})
 
     async def run_queued(self, invocation: Invocation) -> Result:

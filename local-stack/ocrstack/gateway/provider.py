@@ -37,6 +37,10 @@ def parse_duration(value: object, default: float) -> float:
     return sum(float(n) * scale[u] for n, u in parts)
 
 
+class FunctionStartError(RuntimeError):
+    """A function's process exited or never listened; the message quotes the tail of its log."""
+
+
 @dataclass
 class FunctionSpec:
     name: str
@@ -113,10 +117,11 @@ class FunctionProcess:
         deadline = time.monotonic() + timeout
         while not port_open(self.port):
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"function {self.spec.name} exited with code {self.proc.returncode}: "
-                                   f"{self._log_tail()}")
+                raise FunctionStartError(
+                    f"function {self.spec.name} exited with code {self.proc.returncode}: {self._log_tail()}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"function {self.spec.name} not listening after {timeout:g} s: {self._log_tail()}")
+                raise FunctionStartError(
+                    f"function {self.spec.name} not listening after {timeout:g} s: {self._log_tail()}")
             await asyncio.sleep(0.1)
 
     def exited(self) -> bool:
@@ -181,7 +186,7 @@ class Provider:
                     fn.spawn()
                     try:
                         await fn.wait_ready()
-                    except RuntimeError as e:
+                    except FunctionStartError as e:
                         log.error("function.restart_failed", function=fn.spec.name, error=str(e))
 
     def stop(self, grace: float = 10.0) -> None:

@@ -66,6 +66,8 @@ class Invocation:
 
 @dataclass(frozen=True)
 class Result:
+    """What one call of a function gave the queue: its status, body and headers, or why it could not be made."""
+
     status: int  # 0 when the function could not be reached
     body: bytes
     headers: dict[str, str]
@@ -77,6 +79,8 @@ Callback = Callable[[Invocation, Result], Awaitable[None]]
 
 
 class AsyncQueue:
+    """Accepts invocations durably and runs them with bounded, backed-off retries; consumers are `gateway-<i>`."""
+
     def __init__(self, redis_url: str, max_attempts: int = 8, backoff_base: float = 1.0, backoff_cap: float = 30.0,
                  reclaim_idle: float = 960.0) -> None:
         # Typed loosely: redis-py's stream replies are unions over RESP2/RESP3 shapes; we use RESP2.
@@ -258,4 +262,5 @@ def _retry_after(result: Result) -> float | None:
 
 
 def new_call_id() -> str:
+    """An id for a call that came without X-Call-Id, as OpenFaaS makes one."""
     return str(uuid.uuid4())

@@ -1,0 +1,106 @@
+"""The OCR engine alone: born-digital pages against OCR of the same pages, and peak memory as PDFs grow.
+
+Run: ./local-stack/bootstrap && PYTHONPATH=.:local-stack .venv/bin/python bench/engine_bench.py
+
+Needs no services: it drives common.ocr directly, each measurement in a fresh Python process so peak
+RSS belongs to that document alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from pages import scanned_page, scanned_pdf  # noqa: E402
+
+# Runs in a child process: recognise one PDF, report pages, seconds, methods and peak RSS.
+_MEASURE = """
+import json, resource, sys, time
+from pathlib import Path
+from common.logging import setup
+from common.ocr import OcrLimits, TesseractEngine
+setup("engine-bench", "WARNING")
+path, workers = Path(sys.argv[1]), int(sys.argv[2])
+engine = TesseractEngine(OcrLimits(max_pages=1000, max_page_pixels=10**8, page_timeout=300, dpi=300, workers=workers))
+started = time.perf_counter()
+pages = list(engine.recognise(path, "application/pdf", "eng", lambda n: None, Path(sys.argv[3])))
+elapsed = time.perf_counter() - started
+print(json.dumps({
+    "pages": len(pages), "seconds": elapsed, "methods": sorted({p.method for p in pages}),
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the (large) parent that forked us.
+    "rss_mib": int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024,
+    "children_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+}))
+"""
+
+
+def measure(pdf: Path, workers: int, folder: Path) -> dict[str, float]:
+    artifacts = folder / f"artifacts-{pdf.stem}"
+    artifacts.mkdir(exist_ok=True)
+    out = subprocess.run([sys.executable, "-c", _MEASURE, str(pdf), str(workers), str(artifacts)],
+                         env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout))
+
+
+def born_digital_pdf(count: int, folder: Path) -> Path:
+    """The same pages with a real text layer: tesseract's PDF renderer, merged with pdfunite."""
+    parts = []
+    for n in range(count):
+        image = folder / f"bd-{n:03d}.png"
+        scanned_page(n).save(image)
+        subprocess.run(["tesseract", str(image), str(folder / f"bd-{n:03d}"), "pdf"], check=True,
+                       capture_output=True, env=dict(os.environ, OMP_THREAD_LIMIT="1"))
+        parts.append(str(folder / f"bd-{n:03d}.pdf"))
+    out = folder / "born-digital.pdf"
+    subprocess.run(["pdfunite", *parts, str(out)], check=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=8, help="pages for the born-digital comparison")
+    parser.add_argument("--small", type=int, default=10)
+    parser.add_argument("--large", type=int, default=100)
+    args = parser.parse_args()
+    workers = os.cpu_count() or 1
+
+    with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
+        folder = Path(tmp)
+        started = time.perf_counter()
+        scanned = folder / "scanned.pdf"
+        scanned.write_bytes(scanned_pdf(args.pages))
+        digital = born_digital_pdf(args.pages, folder)
+        ocr = measure(scanned, workers, folder)
+        layer = measure(digital, workers, folder)
+
+        # Short pages keep the 100-page run quick; memory per page is what matters here.
+        small, large = folder / "small.pdf", folder / "large.pdf"
+        small.write_bytes(scanned_pdf(args.small, lines=5))
+        large.write_bytes(scanned_pdf(args.large, lines=5))
+        rss_small = measure(small, workers, folder)
+        rss_large = measure(large, workers, folder)
+        total = time.perf_counter() - started
+
+    print(f"\n{args.pages} A4 pages at 300 DPI, {workers} parallel pages ({total:.0f} s in all)")
+    print(f"{'':34}{'seconds':>9}{'pages/s':>10}{'method':>12}")
+    for name, m in (("scanned PDF, OCR", ocr), ("born-digital PDF, text layer", layer)):
+        print(f"{name:34}{m['seconds']:>9.2f}{m['pages'] / m['seconds']:>10.2f}{','.join(m['methods']):>12}")
+    print(f"text layer / OCR speed: {(layer['pages'] / layer['seconds']) / (ocr['pages'] / ocr['seconds']):.0f}x")
+    print()
+    print(f"{'peak RSS':34}{'python MiB':>11}{'largest child MiB':>19}")
+    for name, m in ((f"{args.small}-page PDF", rss_small), (f"{args.large}-page PDF", rss_large)):
+        print(f"{name:34}{m['rss_mib']:>11.1f}{m['children_rss_mib']:>19.1f}")
+    print(f"{args.large}-page / {args.small}-page peak RSS (python): {rss_large['rss_mib'] / rss_small['rss_mib']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
