@@ -34,6 +34,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def http_ok(url: str) -> bool:
+    """Whether a GET of url answers 200 within a second (a readiness probe)."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def port_open(port: int) -> bool:
     """Whether something accepts connections on 127.0.0.1:port."""
     try:
@@ -310,8 +319,4 @@ class MinIO(Service):
         )
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/minio/health/live", timeout=1) as r:
-                return bool(r.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return http_ok(f"http://127.0.0.1:{self.port}/minio/health/live")

@@ -7,12 +7,12 @@ import os
 import secrets
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ocrstack.services import WEBHOOK_ARN, MariaDB, MinIO, Redis, Service, ServiceError, free_port, port_open
+from ocrstack.services import (
+    WEBHOOK_ARN, MariaDB, MinIO, Redis, Service, ServiceError, free_port, http_ok, port_open,
+)
 
 
 @dataclass(frozen=True)
@@ -60,11 +60,7 @@ class Gateway(Service):
         return dict(os.environ, PYTHONPATH=path)
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as r:
-                return bool(r.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return http_ok(f"http://127.0.0.1:{self.port}/healthz")
 
 
 class LocalStack:
