@@ -28,13 +28,14 @@ MAX_BODY = 1024 * 1024
 # Tiny functions that make the gateway's behaviour visible: an echo, one that fails N times, one that always fails.
 HANDLERS = {
     "echo": """
-        import hashlib, json, flask
+        import hashlib, json, os, flask
         def handle(request):
             body = request.get_data()
             return flask.jsonify(method=request.method, path=request.path, query=request.query_string.decode(),
                                  sha256=hashlib.sha256(body).hexdigest(), size=len(body),
                                  call_id=request.headers.get("X-Call-Id"),
-                                 forwarded_for=request.headers.get("X-Forwarded-For"))
+                                 forwarded_for=request.headers.get("X-Forwarded-For"),
+                                 greeting=os.environ.get("GREETING"))
     """,
     "flaky": """
         import os, pathlib, flask
@@ -321,3 +322,34 @@ def test_system_routes_need_basic_auth_and_a_lost_redis_is_503(tmp_path: Path) -
     finally:
         second.stop()
         redis.stop()
+
+
+def test_swagger_ui_and_the_openapi_document_are_served(gw: GatewayUnderTest) -> None:
+    """/docs is a Swagger UI page over /openapi.yaml, with its assets served locally (no CDN)."""
+    import yaml
+
+    page = gw.client.request("GET", "/docs")
+    assert page.status == 200 and b"/docs/static/swagger-ui-bundle.js" in page.body
+    assert gw.client.request("GET", "/docs/static/swagger-ui-bundle.js").status == 200
+    document = yaml.safe_load(gw.client.request("GET", "/openapi.yaml").body)
+    assert document["openapi"].startswith("3.") and "/function/upload" in document["paths"]
+
+
+def test_deploy_update_and_remove_as_faas_cli_does(gw: GatewayUnderTest) -> None:
+    """PUT answers 404 for an undeployed function, POST deploys it with its env, DELETE removes it."""
+    deployment = {"service": "echo", "image": "example/echo:1", "envVars": {"GREETING": "hello"},
+                  "labels": {"com.openfaas.scale.min": "1"}}
+    assert gw.client.request("DELETE", "/system/functions", json={"functionName": "echo"}).status == 202
+    assert gw.client.request("GET", "/function/echo").status == 404
+    assert gw.client.request("PUT", "/system/functions", json=deployment).status == 404
+    assert gw.client.request("POST", "/system/functions", json=deployment).status == 202
+    assert gw.client.request("GET", "/function/echo").json()["greeting"] == "hello"
+    described = gw.client.request("GET", "/system/function/echo").json()
+    assert described["image"] == "example/echo:1" and described["labels"] == deployment["labels"]
+
+    deployment["envVars"] = {"GREETING": "again"}
+    assert gw.client.request("PUT", "/system/functions", json=deployment).status == 202
+    assert gw.client.request("GET", "/function/echo").json()["greeting"] == "again"
+    unknown = gw.client.request("POST", "/system/functions", json={"service": "nowhere"})
+    assert unknown.status == 400 and unknown.json()["error"]["code"] == "function_unknown"
+    assert gw.client.request("DELETE", "/system/functions", json={"functionName": "nowhere"}).status == 404

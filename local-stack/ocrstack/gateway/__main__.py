@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     auth = None
     if args.basic_auth_user and args.basic_auth_password_file:
         auth = (args.basic_auth_user, args.basic_auth_password_file.read_text().strip())
-    gateway = GatewayApp(provider, queue, args.max_body_bytes, auth)
+    gateway = GatewayApp(provider, queue, args.max_body_bytes, auth, openapi=repo_root / "docs" / "openapi.yaml")
     app = gateway.build()
     background: list[asyncio.Task[None]] = []
 

@@ -7,14 +7,16 @@ import base64
 import hmac
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import swagger_ui_bundle
 from aiohttp import web
 from redis.exceptions import RedisError
 
 from common.logging import bind_context, clear_context, get_logger
-from ocrstack.gateway.provider import Provider
+from ocrstack.gateway.provider import FunctionSpec, FunctionStartError, Provider
 from ocrstack.gateway.queue import AsyncQueue, Invocation, Result, new_call_id
 
 log = get_logger()
@@ -23,6 +25,22 @@ VERSION = "0.1.0"
 # Headers that describe one hop, not the message (RFC 9110 7.6.1), plus the ones we set ourselves.
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host"}
+
+
+_DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>OCR pipeline API</title>
+  <link rel="stylesheet" href="/docs/static/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/static/swagger-ui-bundle.js"></script>
+  <script>window.ui = SwaggerUIBundle({url: "/openapi.yaml", dom_id: "#swagger-ui"});</script>
+</body>
+</html>
+"""
 
 
 def json_error(status: int, code: str, message: str) -> web.Response:
@@ -64,7 +82,8 @@ class GatewayApp:
     """The routes and what they share: the provider's functions, the queue, metrics and one HTTP client."""
 
     def __init__(self, provider: Provider, queue: AsyncQueue, max_body: int,
-                 basic_auth: tuple[str, str] | None = None) -> None:
+                 basic_auth: tuple[str, str] | None = None, openapi: Path | None = None) -> None:
+        self.openapi = openapi
         self.provider = provider
         self.queue = queue
         self.max_body = max_body
@@ -80,11 +99,17 @@ class GatewayApp:
             web.get("/healthz", self.healthz),
             web.get("/system/info", self.system_info),
             web.get("/system/functions", self.list_functions),
+            web.post("/system/functions", self.deploy_function),
+            web.put("/system/functions", self.update_function),
+            web.delete("/system/functions", self.remove_function),
             web.get("/system/function/{name}", self.get_function),
             web.get("/system/queue", self.queue_stats),
             web.get("/system/queue/dead", self.dead_letters),
             web.post("/system/queue/dead/{id}/replay", self.replay),
             web.get("/metrics", self.prometheus),
+            web.get("/openapi.yaml", self.openapi_document),
+            web.get("/docs", self.docs_page),
+            web.static("/docs/static", swagger_ui_bundle.swagger_ui_path),
             web.route("*", "/function/{name}", self.invoke_sync),
             web.route("*", "/function/{name}/{tail:.*}", self.invoke_sync),
             # POST only, as OpenFaaS's queued proxy: other methods get 405.
@@ -133,6 +158,70 @@ class GatewayApp:
             "envVars": {k: v for k, v in fn.spec.environment.items()},
             "labels": fn.spec.labels, "annotations": fn.spec.annotations,
         }
+
+    async def _deployment(self, request: web.Request) -> FunctionSpec | web.Response:
+        """faas-cli's deployment request -> a spec; the handler folder comes from the stack file or functions/."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return json_error(400, "bad_request", "the deployment must be a JSON object")
+        if not isinstance(body, dict) or not isinstance(body.get("service"), str) or not body["service"]:
+            return json_error(400, "bad_request", "the deployment names no service")
+        name = split_name(body["service"])
+        handler = self.provider.handler_for(name)
+        if handler is None:
+            return json_error(400, "function_unknown",
+                              f"no handler for {name!r}: not in the stack file and no functions/{name}/handler.py")
+        declared = self.provider.declared.get(name)
+        environment = dict(declared.environment) if declared else {}
+        environment.update({str(k): str(v) for k, v in (body.get("envVars") or {}).items()})
+        return FunctionSpec(
+            name=name, handler=handler, image=str(body.get("image") or ""), environment=environment,
+            labels={str(k): str(v) for k, v in (body.get("labels") or {}).items()},
+            annotations={str(k): str(v) for k, v in (body.get("annotations") or {}).items()},
+        )
+
+    async def deploy_function(self, request: web.Request) -> web.Response:
+        spec = await self._deployment(request)
+        if isinstance(spec, web.Response):
+            return spec
+        try:
+            await self.provider.deploy(spec)
+        except FunctionStartError as e:
+            return json_error(500, "function_start_failed", str(e))
+        return web.Response(status=202)
+
+    async def update_function(self, request: web.Request) -> web.Response:
+        """faas-cli deploy tries PUT first and falls back to POST on 404, so 404 means "not deployed"."""
+        spec = await self._deployment(request)
+        if isinstance(spec, web.Response):
+            return spec
+        if self.provider.get(spec.name) is None:
+            return json_error(404, "function_not_found", f"no function named {spec.name!r}")
+        try:
+            await self.provider.deploy(spec)
+        except FunctionStartError as e:
+            return json_error(500, "function_start_failed", str(e))
+        return web.Response(status=202)
+
+    async def remove_function(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return json_error(400, "bad_request", "the request must be a JSON object with functionName")
+        name = split_name(str((body or {}).get("functionName") or ""))
+        if not self.provider.remove(name):
+            return json_error(404, "function_not_found", f"no function named {name!r}")
+        return web.Response(status=202)
+
+    async def openapi_document(self, _request: web.Request) -> web.StreamResponse:
+        if self.openapi is None or not self.openapi.is_file():
+            return json_error(404, "not_found", "this gateway was started without an OpenAPI document")
+        return web.FileResponse(self.openapi, headers={"Content-Type": "application/yaml"})
+
+    async def docs_page(self, _request: web.Request) -> web.Response:
+        """Swagger UI over /openapi.yaml, from the assets the swagger-ui-bundle package ships (no CDN)."""
+        return web.Response(text=_DOCS_PAGE, content_type="text/html")
 
     async def list_functions(self, _request: web.Request) -> web.Response:
         return web.json_response([self._describe(name) for name in self.provider.functions])

@@ -159,9 +159,49 @@ class Provider:
     def __init__(self, specs: dict[str, FunctionSpec], repo_root: Path, function_env_file: Path | None,
                  log_dir: Path) -> None:
         extra = read_function_env(function_env_file) if function_env_file else {}
+        self.repo_root, self.extra_env, self.log_dir = repo_root, extra, log_dir
+        # What the stack file declares: `deploy` finds a function's handler folder here.
+        self.declared = dict(specs)
         self.functions = {name: FunctionProcess(spec, repo_root, extra, log_dir) for name, spec in specs.items()}
         self.invocations: dict[str, int] = {name: 0 for name in specs}
         self._stopping = False
+
+    def handler_for(self, name: str) -> Path | None:
+        """The handler folder of a function: as the stack file says, else functions/<name>/ in the repo."""
+        declared = self.declared.get(name)
+        if declared is not None and declared.handler is not None:
+            return declared.handler
+        folder = self.repo_root / "functions" / name
+        return folder if (folder / "handler.py").is_file() else None
+
+    async def deploy(self, spec: FunctionSpec) -> None:
+        """Start (or restart with the new settings) one function, as faas-cli deploy asks."""
+        old = self.functions.get(spec.name)
+        if old is not None:
+            old.signal_group(signal.SIGTERM)
+            if not old.wait_exit(time.monotonic() + 10):
+                old.signal_group(signal.SIGKILL)
+                old.wait_exit(time.monotonic() + 5)
+            old.proc = None
+        fn = FunctionProcess(spec, self.repo_root, self.extra_env, self.log_dir)
+        self.functions[spec.name] = fn
+        self.invocations.setdefault(spec.name, 0)
+        if spec.upstream is None:
+            fn.spawn()
+            await fn.wait_ready()
+        log.info("function.deployed", function=spec.name, image=spec.image)
+
+    def remove(self, name: str) -> bool:
+        fn = self.functions.pop(name, None)
+        if fn is None:
+            return False
+        fn.signal_group(signal.SIGTERM)
+        if not fn.wait_exit(time.monotonic() + 10):
+            fn.signal_group(signal.SIGKILL)
+            fn.wait_exit(time.monotonic() + 5)
+        fn.proc = None
+        log.info("function.removed", function=name)
+        return True
 
     def get(self, name: str) -> FunctionProcess | None:
         return self.functions.get(name)
@@ -176,8 +216,10 @@ class Provider:
         """Restart a function whose process died, as a container orchestrator would."""
         while not self._stopping:
             await asyncio.sleep(1.0)
-            for fn in self.functions.values():
-                if fn.spec.upstream is None and fn.exited() and not self._stopping:
+            # A copy: deploy and remove may change the set while a restart is awaited.
+            for fn in list(self.functions.values()):
+                if (fn.spec.upstream is None and fn.exited() and not self._stopping
+                        and self.functions.get(fn.spec.name) is fn):
                     code = fn.proc.returncode if fn.proc else None
                     log.warning("function.exited", function=fn.spec.name, returncode=code, restarts=fn.restarts)
                     # Workers of the dead master would keep the old port and memory: end them first.
