@@ -73,8 +73,10 @@ class Document(Base):
     created_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
 
     __table_args__ = (
-        # list: newest first, ties broken by id.
+        # list: pages in created_at order with id as tie-breaker, keyset cursors, date_from/date_to ranges.
         Index("ix_documents_created_id", "created_at", "id"),
+        # list ?content_type=: exact type already in list order (no sort); a family (image/*) is a range.
+        Index("ix_documents_type_created_id", "content_type", "created_at", "id"),
         {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"},
     )
 
@@ -110,7 +112,10 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
 
     __table_args__ = (
+        # list ?status= (selective states such as failed), and finding jobs by state.
         Index("ix_jobs_status", "status"),
+        # list ?q=: MATCH(text) AGAINST (... IN BOOLEAN MODE); InnoDB full-text on MariaDB 10.11 and MySQL 8.
+        Index("ftx_jobs_text", "text", mysql_prefix="FULLTEXT"),
         {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"},
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,9 @@ from common.errors import (
 )
 from common.process import run
 
+
+# The merged result's file name in an artifacts folder; an engine may write it whole itself.
+SEARCHABLE_PDF_NAME = "searchable.pdf"
 
 # A page with fewer letters and digits in its text layer than this is treated as scanned: scanners
 # often add a few stray characters (page numbers, OCR-less stamps) to image-only pages.
@@ -154,12 +158,16 @@ class TesseractEngine:
             if media_type == "application/pdf":
                 count = self._pdf_page_count(path)
                 on_page_count(count)
+                layers_started = time.monotonic()
+                layers = self._text_layers(path, count, artifacts)
+                # One poppler pass served every text-layer page: each gets its share of the time.
+                layer_ms = int((time.monotonic() - layers_started) * 1000 / max(1, len(layers)))
 
                 def page(n: int) -> PageResult:
                     started = time.monotonic()
-                    born_digital = self._text_layer(path, n, started, artifacts)
-                    if born_digital is not None:
-                        return born_digital
+                    if n in layers:
+                        return PageResult(number=n, text=layers[n], confidence=None, method="text_layer",
+                                          width=None, height=None, duration_ms=layer_ms)
                     return self._ocr_page(n, self._render_pdf_page(path, n, workdir), lang, started, artifacts)
             else:
                 frames = self._image_frames(path, workdir)
@@ -194,20 +202,31 @@ class TesseractEngine:
             raise TooManyPages(f"the PDF has {count} pages; the limit is {self.limits.max_pages} (MAX_PAGES)")
         return count
 
-    def _text_layer(self, path: Path, number: int, started: float, artifacts: Path | None) -> PageResult | None:
-        """A born-digital page's own text (poppler), when it has enough of it to trust; else None -> OCR."""
-        out = run(["pdftotext", "-f", str(number), "-l", str(number), "-layout", "-enc", "UTF-8", str(path), "-"],
-                  timeout=self.limits.page_timeout)
-        text = out.decode("utf-8", errors="replace").replace("\f", "").strip()
-        if sum(ch.isalnum() for ch in text) < MIN_TEXT_LAYER_CHARS:
-            return None
-        if artifacts:
-            # The original page already is searchable: it goes into the output PDF as it is.
-            run(["pdfseparate", "-f", str(number), "-l", str(number), str(path),
-                 str(artifacts / f"page-{number:05d}-%d.pdf")], timeout=self.limits.page_timeout)
-            (artifacts / f"page-{number:05d}-{number}.pdf").rename(artifacts / f"page-{number:05d}.pdf")
-        return PageResult(number=number, text=text, confidence=None, method="text_layer", width=None, height=None,
-                          duration_ms=int((time.monotonic() - started) * 1000))
+    def _text_layers(self, path: Path, count: int, artifacts: Path | None) -> dict[int, str]:
+        """Pages with a usable text layer (born-digital) and their text, from one poppler pass over the PDF.
+
+        A page needs MIN_TEXT_LAYER_CHARS letters or digits to count; every other page is OCRed.
+        """
+        out = run(["pdftotext", "-layout", "-enc", "UTF-8", str(path), "-"],
+                  timeout=self.limits.page_timeout + count * 0.5)
+        # pdftotext ends every page with a form feed, so page n is the n-th part.
+        parts = out.decode("utf-8", errors="replace").split("\f")
+        layers = {n: parts[n - 1].strip() for n in range(1, min(count, len(parts)) + 1)
+                  if sum(ch.isalnum() for ch in parts[n - 1]) >= MIN_TEXT_LAYER_CHARS}
+        if artifacts and len(layers) == count:
+            # A wholly born-digital PDF already is the searchable PDF: no need to take it apart.
+            shutil.copyfile(path, artifacts / SEARCHABLE_PDF_NAME)
+        elif layers and artifacts:
+            # Those pages already are searchable: they go into the output PDF as they are.
+            run(["pdfseparate", str(path), str(artifacts / "layer-%d.pdf")],
+                timeout=self.limits.page_timeout + count * 0.5)
+            for n in range(1, count + 1):
+                single = artifacts / f"layer-{n}.pdf"
+                if n in layers:
+                    single.replace(artifacts / f"page-{n:05d}.pdf")
+                else:
+                    single.unlink(missing_ok=True)
+        return layers
 
     def _render_pdf_page(self, path: Path, number: int, workdir: Path) -> Path:
         """One page at a time: memory stays flat however long the PDF is. PPM skips PNG encoding."""

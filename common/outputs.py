@@ -7,6 +7,7 @@ from pathlib import Path
 
 from common import storage
 from common.config import Settings
+from common.ocr import SEARCHABLE_PDF_NAME
 from common.process import run
 
 SEARCHABLE_PDF = "searchable_pdf"
@@ -31,10 +32,11 @@ def merge_hocr(pages: list[Path], out: Path) -> None:
 def store(settings: Settings, job_id: str, artifacts: Path, timeout: float) -> dict[str, str]:
     """Merge the per-page files of `artifacts` (pdfunite streams them) and store the results."""
     keys: dict[str, str] = {}
+    merged = artifacts / SEARCHABLE_PDF_NAME
     pdfs = sorted(artifacts.glob("page-*.pdf"))
-    if pdfs:
-        merged = artifacts / "searchable.pdf"
+    if pdfs and not merged.exists():
         run(["pdfunite", *map(str, pdfs), str(merged)], timeout=timeout)
+    if merged.exists():
         keys[SEARCHABLE_PDF] = result_key(settings, job_id, "searchable.pdf")
         storage.put_file(settings, keys[SEARCHABLE_PDF], merged, "application/pdf")
     hocr_pages = sorted(artifacts.glob("page-*.hocr"))

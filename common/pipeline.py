@@ -9,7 +9,7 @@ from pathlib import Path
 from common import documents, jobs, outputs, storage
 from common.config import Settings
 from common.db import Document
-from common.errors import PipelineError, UnsupportedMediaType
+from common.errors import EmptyFile, PipelineError, UnsupportedMediaType
 from common.events import parse_event
 from common.logging import bind_context, get_logger
 from common.media import SNIFF_BYTES, sniff_media_type, supported_list
@@ -119,6 +119,8 @@ def _media_type_of(path: Path) -> str:
     """Decided from the bytes: a dropped file's name and Content-Type are only claims."""
     with path.open("rb") as f:
         head = f.read(SNIFF_BYTES)
+    if not head:
+        raise EmptyFile("the object is empty (0 bytes)")
     media_type = sniff_media_type(head)
     if media_type is None:
         raise UnsupportedMediaType(f"the object is not a supported document; supported: {supported_list()}")

@@ -133,6 +133,17 @@ def _minio_event(bucket: str, key: str, size: int, etag: str) -> bytes:
     return json.dumps({"EventName": "s3:ObjectCreated:Put", "Key": f"{bucket}/{key}", "Records": [record]}).encode()
 
 
+@pytest.mark.parametrize(("data", "code"), [(b"", "empty_file"), (b"plain text, not a scan\n", "unsupported_media_type")])
+def test_bad_dropped_object_fails_its_job_with_a_code(gateway: Gateway, s3: Any, settings: Settings, data: bytes,
+                                                      code: str) -> None:
+    """An empty or non-document object dropped in the inbox gets a failed job with a code, not a retry loop."""
+    key = f"{settings.inbox_prefix}bad-{uuid.uuid4().hex[:8]}.pdf"
+    s3.put_object(settings.s3_bucket, key, io.BytesIO(data), len(data))
+    job_id = wait_until(lambda: _job_of_key(settings, key), 60, what="the drop to be registered")
+    failed = gateway.wait_final(job_id)
+    assert failed["status"] == "failed" and failed["error"]["code"] == code
+
+
 def test_duplicate_concurrent_notifications_yield_one_result(gateway: Gateway, s3: Any, settings: Settings) -> None:
     """The same notification delivered twice at once, then once more, gives one document, one job, one page set."""
     # Outside the notified prefixes, so the only deliveries are the ones this test makes.

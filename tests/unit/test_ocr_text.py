@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import CorruptDocument, ImageTooLarge, InvalidLanguage, TooManyPages
+from common.errors import CorruptDocument, ImageTooLarge, InvalidLanguage, PdfEncrypted, TooManyPages
 from common.ocr import OcrLimits, TesseractEngine, _text_and_confidence, validate_lang
 from tests.support import render_page, scanned_pdf
 
@@ -86,8 +86,12 @@ def test_mixed_pdf_takes_text_layer_pages_as_is_and_ocrs_scanned_ones(tmp_path: 
     mixed = tmp_path / "mixed.pdf"
     subprocess.run(["pdfunite", str(tmp_path / "digital.pdf"), str(tmp_path / "scanned.pdf"), str(mixed)], check=True)
 
-    pages = list(TesseractEngine(LIMITS).recognise(mixed, "application/pdf", "eng", lambda n: None))
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    pages = list(TesseractEngine(LIMITS).recognise(mixed, "application/pdf", "eng", lambda n: None, artifacts))
     assert [p.method for p in pages] == ["text_layer", "ocr"]
+    # Both pages go into the searchable PDF; only the OCRed one has hOCR.
+    assert sorted(f.name for f in artifacts.iterdir()) == ["page-00001.pdf", "page-00002.hocr", "page-00002.pdf"]
     assert "born digital page" in " ".join(pages[0].text.lower().split())
     assert "scanned page" in pages[1].text.lower()
 
@@ -111,3 +115,44 @@ def test_upright_page_pays_no_orientation_check(tmp_path: Path) -> None:
     render_page(["The quick brown fox jumps over the lazy dog."] * 3).save(path)
     [result] = TesseractEngine(LIMITS).recognise(path, "image/png", "eng", lambda n: None)
     assert result.rotation == 0
+
+
+def test_wholly_born_digital_pdf_is_its_own_searchable_pdf(tmp_path: Path) -> None:
+    """A PDF whose every page has a text layer is read without OCR and kept whole as the searchable PDF."""
+    image = tmp_path / "digital.png"
+    render_page(["ENTIRELY born digital document text"]).save(image)
+    subprocess.run(["tesseract", str(image), str(tmp_path / "digital"), "pdf"], check=True, capture_output=True)
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    pages = list(TesseractEngine(LIMITS).recognise(tmp_path / "digital.pdf", "application/pdf", "eng",
+                                                   lambda n: None, artifacts))
+    assert [p.method for p in pages] == ["text_layer"]
+    assert [f.name for f in artifacts.iterdir()] == ["searchable.pdf"]
+    assert (artifacts / "searchable.pdf").read_bytes() == (tmp_path / "digital.pdf").read_bytes()
+
+
+def test_password_protected_pdf_is_pdf_encrypted(tmp_path: Path) -> None:
+    """A PDF that needs a password fails with pdf_encrypted, not a crash or a generic error."""
+    from pypdf import PdfReader, PdfWriter
+
+    plain = tmp_path / "plain.pdf"
+    plain.write_bytes(scanned_pdf([["secret"]]))
+    writer = PdfWriter()
+    for page in PdfReader(plain).pages:
+        writer.add_page(page)
+    writer.encrypt(user_password="open sesame", algorithm="AES-256")
+    locked = tmp_path / "locked.pdf"
+    with locked.open("wb") as f:
+        writer.write(f)
+    with pytest.raises(PdfEncrypted) as info:
+        list(TesseractEngine(LIMITS).recognise(locked, "application/pdf", "eng", lambda n: None))
+    assert info.value.code == "pdf_encrypted"
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "BMP", "GIF"])
+def test_other_image_formats_are_read(tmp_path: Path, fmt: str) -> None:
+    """WebP, BMP and GIF pages are decoded and read like PNG."""
+    path = tmp_path / f"page.{fmt.lower()}"
+    render_page(["FORMAT check passes"]).save(path, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    [result] = TesseractEngine(LIMITS).recognise(path, f"image/{fmt.lower()}", "eng", lambda n: None)
+    assert "format check passes" in result.text.lower()
