@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ _MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "NoSuchVersion"}
 
 _clients: dict[str, Minio] = {}
 _signers: dict[str, Minio] = {}
+_links: dict[str, tuple[float, str]] = {}  # key -> (reuse until, signed link)
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,21 @@ def put_file(settings: Settings, key: str, path: Path, content_type: str) -> Non
 
 
 def presigned_url(settings: Settings, key: str) -> str:
-    """A GET link that expires after OUTPUT_URL_TTL; signing is local, no request is made."""
-    client = _signer(settings)
-    return client.presigned_get_object(settings.s3_bucket, key, expires=timedelta(seconds=settings.output_url_ttl))
+    """A GET link that expires after OUTPUT_URL_TTL; signing is local, no request is made.
+
+    A link is reused for a tenth of its lifetime, so a reader always gets at least 90% of the TTL,
+    while polling clients do not pay for a signature (a third of a cached status read) every time.
+    """
+    now = time.monotonic()
+    cached = _links.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    url = _signer(settings).presigned_get_object(
+        settings.s3_bucket, key, expires=timedelta(seconds=settings.output_url_ttl))
+    if len(_links) > 10_000:
+        _links.clear()
+    _links[key] = (now + settings.output_url_ttl / 10, url)
+    return url
 
 
 def _signer(settings: Settings) -> Minio:
