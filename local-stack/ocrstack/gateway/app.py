@@ -182,21 +182,17 @@ class GatewayApp:
         )
 
     async def deploy_function(self, request: web.Request) -> web.Response:
-        spec = await self._deployment(request)
-        if isinstance(spec, web.Response):
-            return spec
-        try:
-            await self.provider.deploy(spec)
-        except FunctionStartError as e:
-            return json_error(500, "function_start_failed", str(e))
-        return web.Response(status=202)
+        return await self._deploy(request, must_exist=False)
 
     async def update_function(self, request: web.Request) -> web.Response:
         """faas-cli deploy tries PUT first and falls back to POST on 404, so 404 means "not deployed"."""
+        return await self._deploy(request, must_exist=True)
+
+    async def _deploy(self, request: web.Request, must_exist: bool) -> web.Response:
         spec = await self._deployment(request)
         if isinstance(spec, web.Response):
             return spec
-        if self.provider.get(spec.name) is None:
+        if must_exist and self.provider.get(spec.name) is None:
             return json_error(404, "function_not_found", f"no function named {spec.name!r}")
         try:
             await self.provider.deploy(spec)
