@@ -1,4 +1,4 @@
-"""list: documents with their job status, newest first, paginated."""
+"""list: documents with their job status, filtered and searched, paged by offset or cursor (contract: common/listing.py)."""
 
 from __future__ import annotations
 
@@ -12,4 +12,5 @@ from common.listing import ListQuery, list_documents
 @http_function("list")
 def handle(request: flask.Request, settings: Settings) -> flask.Response:
     require_method(request, "GET")
+    # request.args is a MultiDict: ListQuery refuses unknown and repeated parameters by name.
     return json_response(list_documents(settings, ListQuery.from_params(request.args)))

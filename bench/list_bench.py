@@ -1,0 +1,206 @@
+"""List queries on a large table: first page, deep offset against cursor at the same depth, filters, search.
+
+Run: PYTHONPATH=.:local-stack .venv/bin/python bench/list_bench.py [--documents 100000] [--runs 30]
+
+Starts its own MariaDB (free port, temporary folder, stopped at the end), creates the schema, bulk-loads
+documents + jobs with OCR-like text, then times `common.listing.list_documents` in this process (query
+parsing, SQL and shaping the answer; no HTTP). Offset-mode rows include the COUNT behind `total`, as the
+function answers them; the COUNT is also timed alone. The access plan (EXPLAIN's key) of each page query
+is printed beside its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "local-stack")]
+
+from sqlalchemy import func, insert, select, text  # noqa: E402
+from sqlalchemy.dialects import mysql  # noqa: E402
+
+from common.config import Settings, load_settings  # noqa: E402
+from common.db import Document, Job, JobStatus, create_schema, dispose_engines, session_scope  # noqa: E402
+from common.listing import ListQuery, count_statement, list_documents, page_statement  # noqa: E402
+from ocrstack.services import MariaDB, free_port  # noqa: E402
+
+BATCH = 2_000
+START = datetime(2025, 1, 1)
+# Invoice and letter vocabulary, so the full-text index has a realistic spread of common and rare words.
+COMMON_WORDS = (
+    "invoice total amount due date payment account customer number order item quantity price tax net "
+    "gross delivery address street city phone email reference page dear sincerely regards contract "
+    "agreement service period balance credit debit bank transfer receipt paid thank you please note"
+).split()
+RARE_WORD = "reimbursement"  # in about 1 % of the texts
+SEARCH_SHARE = 0.01
+CONTENT_TYPES = (("application/pdf", 50), ("image/png", 25), ("image/jpeg", 15), ("image/tiff", 10))
+STATUSES = ((JobStatus.COMPLETED, 85), (JobStatus.FAILED, 5), (JobStatus.PENDING, 5), (JobStatus.PROCESSING, 5))
+
+
+def weighted(rng: random.Random, choices: tuple[tuple[Any, int], ...]) -> Any:
+    return rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
+
+
+def ocr_text(rng: random.Random) -> str:
+    words = [rng.choice(COMMON_WORDS) if rng.random() < 0.8 else str(rng.randint(10, 99999))
+             for _ in range(rng.randint(40, 120))]
+    if rng.random() < SEARCH_SHARE:
+        words.insert(rng.randrange(len(words)), RARE_WORD)
+    return " ".join(words)
+
+
+def load(settings: Settings, documents: int) -> None:
+    """documents + jobs in multi-row INSERTs; about one timestamp in ten shared by two rows (tie-breaking)."""
+    rng = random.Random(7)
+    moment = START
+    started = time.monotonic()
+    for first in range(0, documents, BATCH):
+        docs, jobs = [], []
+        for n in range(first, min(first + BATCH, documents)):
+            if rng.random() > 0.1:
+                moment += timedelta(seconds=rng.randint(1, 600), microseconds=rng.randint(0, 999_999))
+            doc_id = str(uuid.uuid4())
+            kind = weighted(rng, CONTENT_TYPES)
+            status = weighted(rng, STATUSES)
+            docs.append({
+                "id": doc_id, "filename": f"scan-{n:06d}.{kind.split('/')[1]}", "content_type": kind,
+                "size_bytes": rng.randint(10_000, 5_000_000), "bucket": "documents",
+                "object_key": f"uploads/{doc_id}/scan-{n:06d}", "source": "upload",
+                "source_hash": uuid.uuid4().hex + uuid.uuid4().hex, "created_at": moment,
+            })
+            jobs.append({
+                "id": str(uuid.uuid4()), "document_id": doc_id, "status": status, "lang": "eng", "attempts": 1,
+                "version": 1, "max_attempts": 3, "page_count": 1, "pages_done": 1,
+                "text": ocr_text(rng) if status == JobStatus.COMPLETED else None,
+                "created_at": moment, "updated_at": moment,
+            })
+        with session_scope(settings) as session:
+            session.execute(insert(Document), docs)
+            session.execute(insert(Job), jobs)
+        print(f"\r  loaded {first + len(docs):>7} / {documents} ({time.monotonic() - started:.0f} s)",
+              end="", flush=True)
+    print()
+
+
+def timed(call: Callable[[], Any], runs: int) -> tuple[float, float]:
+    """p50 and p95 in milliseconds over `runs` calls, after three warm-up calls."""
+    for _ in range(3):
+        call()
+    latencies = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        latencies.append((time.perf_counter() - started) * 1000)
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return cuts[49], cuts[94]
+
+
+def plan(settings: Settings, query: ListQuery) -> str:
+    """The indexes EXPLAIN reports for the page query, table by table."""
+    with session_scope(settings) as session:
+        statement = page_statement(session, query)
+        sql = str(statement.compile(dialect=mysql.dialect(), compile_kwargs={"literal_binds": True}))
+        rows = session.execute(text("EXPLAIN " + sql)).mappings().all()
+    return ", ".join(f"{r['table']}:{r['key'] or 'ALL'}" + (" +filesort" if "filesort" in (r["Extra"] or "") else "")
+                     for r in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--documents", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--buffer-pool-mb", type=int, default=512)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="list-bench-") as tmp:
+        database = MariaDB(Path(tmp), free_port(), password="list-bench")
+        print(f"starting MariaDB on 127.0.0.1:{database.port} in {tmp} ...", flush=True)
+        database.start()
+        try:
+            # A production server sizes the buffer pool to its working set (here about 250 MB of rows,
+            # indexes and full-text tables); the private server's 128 MiB default would time disk reads.
+            # Bigger in-memory temporary tables keep a large search's sort off the disk, as MySQL 8's
+            # TempTable engine does by default.
+            database.root_sql(f"SET GLOBAL innodb_buffer_pool_size = {args.buffer_pool_mb} * 1024 * 1024;"
+                              "SET GLOBAL tmp_table_size = 64 * 1024 * 1024;"
+                              "SET GLOBAL max_heap_table_size = 64 * 1024 * 1024;")
+            settings = load_settings({
+                "MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(database.port), "MYSQL_USER": database.user,
+                "MYSQL_PASSWORD": database.password, "MYSQL_DATABASE": database.database,
+                "S3_ACCESS_KEY": "unused", "S3_SECRET_KEY": "unused", "SECRETS_DIR": str(Path(tmp) / "secrets"),
+            })
+            create_schema(settings)
+            print(f"loading {args.documents} documents + jobs ...", flush=True)
+            load(settings, args.documents)
+            with session_scope(settings) as session:
+                session.execute(text("ANALYZE TABLE documents, jobs"))
+                version = session.execute(text("SELECT VERSION()")).scalar_one()
+                hits = session.execute(select(func.count()).select_from(Job).where(
+                    Job.text.like(f"%{RARE_WORD}%"))).scalar_one()
+            results = run_queries(settings, args.runs)
+        finally:
+            dispose_engines()
+            database.stop()
+
+    print()
+    print(f"list_documents on {args.documents} documents, {args.runs} runs each, in-process; MariaDB "
+          f"{version}, buffer pool {args.buffer_pool_mb} MiB; '{RARE_WORD}' in {hits} texts")
+    print(f"{'query':52}{'items':>6}{'p50 ms':>9}{'p95 ms':>9}  plan")
+    for name, (items, p50, p95, access) in results.items():
+        print(f"{name:52}{items:>6}{p50:>9.2f}{p95:>9.2f}  {access}")
+
+
+def run_queries(settings: Settings, runs: int) -> dict[str, tuple[int, float, float, str]]:
+    depth = 10_000
+    # The cursor after the 10,000th document, as a client walking 1,000 pages of 10 would hold it.
+    before_depth = list_documents(settings, ListQuery.from_params({"offset": str(depth - 10)}))
+    deep_cursor = before_depth["next_cursor"]
+    window_from, window_to = (START + timedelta(days=90)).date(), (START + timedelta(days=119)).date()
+    cases: dict[str, dict[str, str]] = {
+        "page 1 (offset mode, with total)": {},
+        f"offset page 1,000 (offset={depth}, with total)": {"offset": str(depth)},
+        "cursor page at the same depth (no total)": {"cursor": deep_cursor},
+        "filter content_type=image/png": {"content_type": "image/png"},
+        "filter status=failed (5 % of jobs)": {"status": "failed"},
+        "filter status=completed (85 % of jobs)": {"status": "completed"},
+        "filter image/* + status=completed + 30 days": {"content_type": "image/*", "status": "completed",
+                                                         "date_from": window_from.isoformat(),
+                                                         "date_to": window_to.isoformat()},
+        "filter filename substring (no index can help)": {"filename": "scan-0999"},
+        f"search q={RARE_WORD} (~1 % of texts)": {"q": RARE_WORD},
+        "search q=invoice (most texts)": {"q": "invoice"},
+        f"search q={RARE_WORD}, cursor page 2": {"q": RARE_WORD, "cursor": ""},
+    }
+    # Page 2 of the rare-word search, by the cursor of page 1.
+    first_search = list_documents(settings, ListQuery.from_params({"q": RARE_WORD}))
+    cases[f"search q={RARE_WORD}, cursor page 2"]["cursor"] = first_search["next_cursor"]
+    results: dict[str, tuple[int, float, float, str]] = {}
+    for name, params in cases.items():
+        query = ListQuery.from_params(params)
+        items = len(list_documents(settings, query)["items"])
+        p50, p95 = timed(lambda: list_documents(settings, ListQuery.from_params(params)), runs)
+        results[name] = (items, p50, p95, plan(settings, query))
+        print(f"  timed {name}", flush=True)
+
+    def count_all() -> int:
+        with session_scope(settings) as session:
+            return int(session.execute(count_statement(ListQuery())).scalar_one())
+
+    p50, p95 = timed(count_all, runs)
+    results["COUNT behind total, alone (no filter)"] = (0, p50, p95, "documents: count")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,323 @@
+"""The document listing on real MariaDB: filters, stable order, offset and cursor paging, full-text search."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import delete, text
+from sqlalchemy.dialects import mysql
+
+from common.config import Settings, load_settings
+from common.db import Document, Job, JobStatus, create_schema, get_engine, session_scope
+from common.listing import ListQuery, list_documents, page_statement
+from tests.support import Gateway
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 1, 10, 9, 0, 0)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One document and its job, as a test wants it stored."""
+
+    filename: str
+    created_at: datetime
+    content_type: str = "application/pdf"
+    status: JobStatus = JobStatus.COMPLETED
+    text: str | None = None
+    document_id: str = ""
+
+
+@pytest.fixture(scope="module")
+def listing_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A private MariaDB with the schema: these tests assert exact pages and totals, so they own the tables."""
+    from ocrstack.services import MariaDB, free_port
+
+    folder: Path = tmp_path_factory.mktemp("listing-db")
+    database = MariaDB(folder, free_port(), password="listing-test")
+    try:
+        database.start()
+        settings = load_settings({
+            "MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(database.port), "MYSQL_USER": database.user,
+            "MYSQL_PASSWORD": database.password, "MYSQL_DATABASE": database.database,
+            "S3_ACCESS_KEY": "unused", "S3_SECRET_KEY": "unused", "SECRETS_DIR": str(folder / "secrets"),
+        })
+        create_schema(settings)
+        yield settings
+        get_engine(settings).dispose()
+    finally:
+        database.stop()
+
+
+@pytest.fixture
+def db(listing_settings: Settings) -> Settings:
+    """The private database, emptied before each test."""
+    with session_scope(listing_settings) as session:
+        session.execute(delete(Job))
+        session.execute(delete(Document))
+    return listing_settings
+
+
+def insert(settings: Settings, rows: list[Row]) -> list[Row]:
+    """Store documents + jobs with the given times; returns the rows with their document ids."""
+    stored = []
+    with session_scope(settings) as session:
+        for row in rows:
+            document_id = row.document_id or str(uuid.uuid4())
+            session.add(Document(
+                id=document_id, filename=row.filename, content_type=row.content_type, size_bytes=1000,
+                bucket="documents", object_key=f"uploads/{document_id}/{row.filename}", source="upload",
+                source_hash=uuid.uuid4().hex + uuid.uuid4().hex, created_at=row.created_at,
+            ))
+            session.flush()
+            session.add(Job(
+                id=str(uuid.uuid4()), document_id=document_id, status=row.status, lang="eng", attempts=0,
+                version=0, max_attempts=3, pages_done=0, text=row.text, created_at=row.created_at,
+                updated_at=row.created_at,
+            ))
+            stored.append(Row(row.filename, row.created_at, row.content_type, row.status, row.text, document_id))
+    return stored
+
+
+def listing(settings: Settings, **params: Any) -> dict[str, Any]:
+    return list_documents(settings, ListQuery.from_params({k: str(v) for k, v in params.items()}))
+
+
+def names(page: dict[str, Any]) -> list[str]:
+    return [item["filename"] for item in page["items"]]
+
+
+def walk(settings: Settings, **params: Any) -> list[dict[str, Any]]:
+    """Every page of a listing by following next_cursor; returns the pages."""
+    pages = [listing(settings, **params)]
+    while pages[-1]["next_cursor"]:
+        pages.append(listing(settings, **params, cursor=pages[-1]["next_cursor"]))
+        assert len(pages) < 1000, "the cursor walk does not end"
+    return pages
+
+
+CATALOGUE = [
+    Row("Invoice_2026.pdf", T0, text="INVOICE 4711 total amount due on receipt"),
+    Row("invoice%draft.png", T0.replace(hour=23, minute=59, second=59, microsecond=999999), "image/png",
+        JobStatus.FAILED),
+    Row("receipt.jpeg", T0.replace(day=11, hour=0), "image/jpeg",
+        text="Receipt from the Büro café: coffee and cake, thank you"),
+    Row("letter.tiff", T0.replace(day=12, hour=12), "image/tiff", JobStatus.PENDING),
+    Row("scan_1.pdf", T0.replace(day=9, hour=8), status=JobStatus.PROCESSING),
+    Row("scan11.pdf", T0.replace(day=13), text="Contract agreement signed by both parties; invoice follows"),
+]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"filename": "INVOICE"}, {"Invoice_2026.pdf", "invoice%draft.png"}),
+        ({"filename": "%"}, {"invoice%draft.png"}),
+        ({"filename": "scan_"}, {"scan_1.pdf"}),
+        ({"content_type": "application/pdf"}, {"Invoice_2026.pdf", "scan_1.pdf", "scan11.pdf"}),
+        ({"content_type": "image/*"}, {"invoice%draft.png", "receipt.jpeg", "letter.tiff"}),
+        ({"content_type": "IMAGE/PNG"}, {"invoice%draft.png"}),
+        ({"content_type": "text/*"}, set()),
+        ({"status": "failed"}, {"invoice%draft.png"}),
+        ({"status": "pending"}, {"letter.tiff"}),
+        ({"date_from": "2026-01-11"}, {"receipt.jpeg", "letter.tiff", "scan11.pdf"}),
+        ({"date_to": "2026-01-10"}, {"Invoice_2026.pdf", "invoice%draft.png", "scan_1.pdf"}),
+        ({"date_to": "2026-01-11T00:00:00Z"}, {"Invoice_2026.pdf", "invoice%draft.png", "scan_1.pdf"}),
+        ({"date_from": "2026-01-10T10:00:00+01:00", "date_to": "2026-01-11T01:00:00+01:00"},
+         {"Invoice_2026.pdf", "invoice%draft.png"}),
+        ({"q": "invoice"}, {"Invoice_2026.pdf", "scan11.pdf"}),
+        ({"q": "coffee"}, {"receipt.jpeg"}),
+    ],
+    ids=lambda v: urlencode(v) if isinstance(v, dict) else None,
+)
+def test_each_filter_alone_selects_its_documents(db: Settings, params: dict[str, str], expected: set[str]) -> None:
+    """Each filter, on its own, returns exactly the documents it describes, and total counts them."""
+    insert(db, CATALOGUE)
+    page = listing(db, **params, limit=100)
+    assert set(names(page)) == expected
+    assert page["total"] == len(expected)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"content_type": "image/*", "status": "completed", "date_from": "2026-01-11"}, ["receipt.jpeg"]),
+        ({"filename": "scan", "status": "completed"}, ["scan11.pdf"]),
+        ({"q": "invoice", "content_type": "application/pdf", "date_to": "2026-01-12"}, ["Invoice_2026.pdf"]),
+        ({"q": "invoice", "status": "failed"}, []),
+        ({"filename": "invoice", "date_from": "2026-01-10", "date_to": "2026-01-10", "sort": "created_at_asc"},
+         ["Invoice_2026.pdf", "invoice%draft.png"]),
+    ],
+    ids=lambda v: urlencode(v) if isinstance(v, dict) else None,
+)
+def test_filters_combine(db: Settings, params: dict[str, str], expected: list[str]) -> None:
+    """Filters given together all apply (AND), in list order."""
+    insert(db, CATALOGUE)
+    page = listing(db, **params)
+    assert names(page) == expected and page["total"] == len(expected)
+
+
+def test_default_order_is_newest_first_and_asc_reverses_it(db: Settings) -> None:
+    """created_at_desc is the default; created_at_asc gives the exact reverse."""
+    insert(db, CATALOGUE)
+    newest_first = names(listing(db, limit=100))
+    assert newest_first == [r.filename for r in sorted(CATALOGUE, key=lambda r: r.created_at, reverse=True)]
+    assert names(listing(db, limit=100, sort="created_at_asc")) == newest_first[::-1]
+
+
+@pytest.mark.parametrize("sort", ["created_at_desc", "created_at_asc"])
+def test_offset_pages_over_identical_timestamps_neither_repeat_nor_skip(db: Settings, sort: str) -> None:
+    """Documents sharing one created_at are ordered by id, so offset pages split them cleanly."""
+    rows = insert(db, [Row(f"same-{i:02d}.pdf", T0) for i in range(23)])
+    ids = sorted((r.document_id for r in rows), reverse=sort == "created_at_desc")
+    seen = [item["document_id"] for offset in range(0, 30, 7)
+            for item in listing(db, sort=sort, limit=7, offset=offset)["items"]]
+    assert seen == ids
+
+
+@pytest.mark.parametrize("sort", ["created_at_desc", "created_at_asc"])
+def test_cursor_walk_returns_each_document_exactly_once(db: Settings, sort: str) -> None:
+    """Following next_cursor visits every document once, in list order, ties included, then stops."""
+    # Three to a timestamp, so most page boundaries fall inside a tie.
+    rows = insert(db, [Row(f"walk-{i:02d}.pdf", T0 + timedelta(seconds=i // 3)) for i in range(53)])
+    pages = walk(db, sort=sort, limit=10)
+    assert [len(p["items"]) for p in pages] == [10, 10, 10, 10, 10, 3]
+    seen = [item["document_id"] for page in pages for item in page["items"]]
+    ordered = sorted(rows, key=lambda r: (r.created_at, r.document_id), reverse=sort == "created_at_desc")
+    assert seen == [r.document_id for r in ordered]
+    assert pages[0]["total"] == 53 and pages[0]["offset"] == 0
+    assert all(p["total"] is None and p["offset"] is None for p in pages[1:])
+    assert pages[-1]["next_cursor"] is None
+
+
+def test_cursor_walk_with_filters_and_changing_page_size(db: Settings) -> None:
+    """A filtered walk may change limit between pages and still sees each matching document once."""
+    rows = insert(db, [Row(f"mix-{i:02d}.{'png' if i % 2 else 'pdf'}", T0 + timedelta(seconds=i // 4),
+                           "image/png" if i % 2 else "application/pdf",
+                           JobStatus.FAILED if i % 3 == 0 else JobStatus.COMPLETED) for i in range(40)])
+    wanted = sorted((r for r in rows if r.content_type == "image/png" and r.status == JobStatus.COMPLETED),
+                    key=lambda r: (r.created_at, r.document_id), reverse=True)
+    page = listing(db, content_type="image/*", status="completed", limit=3)
+    seen = [item["document_id"] for item in page["items"]]
+    for limit in (5, 1, 100):
+        if page["next_cursor"] is None:
+            break
+        page = listing(db, content_type="image/*", status="completed", limit=limit, cursor=page["next_cursor"])
+        seen += [item["document_id"] for item in page["items"]]
+    assert seen == [r.document_id for r in wanted]
+
+
+def test_cursor_pages_do_not_shift_when_new_documents_arrive(db: Settings) -> None:
+    """Newer uploads between two requests push offset pages along, but never a cursor's next page."""
+    insert(db, [Row(f"old-{i:02d}.pdf", T0 + timedelta(minutes=i)) for i in range(20)])
+    first = listing(db, limit=5)
+    insert(db, [Row(f"new-{i}.pdf", T0 + timedelta(days=1, minutes=i)) for i in range(3)])
+    by_cursor = listing(db, limit=5, cursor=first["next_cursor"])
+    by_offset = listing(db, limit=5, offset=5)
+    assert names(by_cursor) == [f"old-{i:02d}.pdf" for i in range(14, 9, -1)]
+    assert names(by_offset)[:3] == names(first)[2:]  # what offset paging repeats
+
+
+def test_next_cursor_is_null_exactly_when_nothing_follows(db: Settings) -> None:
+    """A page that ends the listing has no cursor; offset mode hands out a cursor too."""
+    insert(db, [Row(f"n-{i}.pdf", T0 + timedelta(minutes=i)) for i in range(10)])
+    assert listing(db, limit=10)["next_cursor"] is None
+    assert listing(db, limit=9)["next_cursor"] is not None
+    from_offset = listing(db, limit=4, offset=4)
+    assert names(listing(db, limit=4, cursor=from_offset["next_cursor"])) == ["n-1.pdf", "n-0.pdf"]
+    assert listing(db, filename="absent")["items"] == [] and listing(db, filename="absent")["next_cursor"] is None
+
+
+def test_search_finds_a_word_and_shows_it_in_a_snippet(db: Settings) -> None:
+    """q finds the documents whose text holds the word, each with a short snippet around it."""
+    long_text = "Dear customer, " + "please note the terms below. " * 30 + \
+        "Reimbursement of 42 EUR was approved. " + "Kind regards. " * 20
+    insert(db, CATALOGUE + [Row("claim.pdf", T0.replace(day=14), text=long_text)])
+    page = listing(db, q="reimbursement")
+    assert names(page) == ["claim.pdf"] and page["total"] == 1
+    snippet = page["items"][0]["snippet"]
+    assert "Reimbursement of 42 EUR was approved." in snippet
+    assert len(snippet) <= 162 and snippet.startswith("…") and snippet.endswith("…")
+    assert page["ignored_terms"] == []
+    assert "snippet" not in listing(db)["items"][0]
+
+
+@pytest.mark.parametrize(
+    ("q", "expected", "ignored"),
+    [
+        ("INVOICE", ["scan11.pdf", "Invoice_2026.pdf"], []),
+        ("invoice 4711", ["Invoice_2026.pdf"], []),
+        ("invoice agreement", ["scan11.pdf"], []),
+        ("invoice to be paid", [], ["to", "be"]),
+        ("buro", ["receipt.jpeg"], []),
+        ("café coffee", ["receipt.jpeg"], []),
+        ("the invoice is due", ["Invoice_2026.pdf"], ["the", "is"]),
+        ("zeppelin", [], []),
+    ],
+)
+def test_search_requires_every_searchable_word(db: Settings, q: str, expected: list[str], ignored: list[str]) -> None:
+    """Every word of 3+ characters must occur (case- and accent-insensitive); shorter ones and stop words are ignored."""
+    insert(db, CATALOGUE)
+    page = listing(db, q=q)
+    assert names(page) == expected and page["ignored_terms"] == ignored
+
+
+def test_search_pages_by_cursor(db: Settings) -> None:
+    """A search walks by cursor like any listing: every hit once, in list order."""
+    rows = insert(db, [Row(f"hit-{i:02d}.pdf", T0 + timedelta(seconds=i // 2),
+                           text=f"page {i} mentions the warranty clause" if i % 3 else "nothing relevant here")
+                       for i in range(30)])
+    pages = walk(db, q="warranty", limit=4)
+    seen = [item["document_id"] for page in pages for item in page["items"]]
+    hits = sorted((r for r in rows if r.text and "warranty" in r.text), key=lambda r: (r.created_at, r.document_id),
+                  reverse=True)
+    assert seen == [r.document_id for r in hits]
+    assert all("warranty" in item["snippet"] for page in pages for item in page["items"])
+
+
+def test_common_and_rare_status_plans_give_the_listed_order(db: Settings) -> None:
+    """Whichever join order a status filter gets (common: documents first; rare: the status's jobs), pages agree."""
+    rows = insert(db, [Row(f"s-{i:02d}.pdf", T0 + timedelta(seconds=i // 2),
+                           status=JobStatus.FAILED if i % 5 == 0 else JobStatus.COMPLETED) for i in range(60)])
+    with session_scope(db) as session:
+        session.execute(text("ANALYZE TABLE documents, jobs"))  # the plan choice reads the row estimate
+        plans = {status: "STRAIGHT_JOIN" in str(page_statement(session, ListQuery(status=status)).compile(
+                     dialect=mysql.dialect())) for status in (JobStatus.COMPLETED, JobStatus.FAILED)}
+    assert plans == {JobStatus.COMPLETED: True, JobStatus.FAILED: False}
+    for status in (JobStatus.COMPLETED, JobStatus.FAILED):
+        seen = [item["document_id"] for page in walk(db, status=status.value, limit=7) for item in page["items"]]
+        wanted = sorted((r for r in rows if r.status == status), key=lambda r: (r.created_at, r.document_id),
+                        reverse=True)
+        assert seen == [r.document_id for r in wanted]
+
+
+def test_list_over_http_filters_pages_and_refuses_bad_parameters(gateway: Gateway, settings: Settings) -> None:
+    """Through the gateway: a filtered cursor walk, and 400 JSON naming a bad or unknown parameter."""
+    marker = uuid.uuid4().hex[:12]
+    rows = insert(settings, [Row(f"http-{marker}-{i}.png", T0 + timedelta(minutes=i), "image/png") for i in range(5)])
+    query = {"filename": marker, "content_type": "image/*", "limit": "3"}
+    first = gateway.request("GET", "/function/list?" + urlencode(query))
+    assert first.status == 200, first.body
+    body = first.json()
+    assert set(body) == {"items", "total", "limit", "offset", "next_cursor"}
+    assert body["total"] == 5 and body["limit"] == 3 and body["offset"] == 0
+    second = gateway.request("GET", "/function/list?" + urlencode({**query, "cursor": body["next_cursor"]})).json()
+    assert second["next_cursor"] is None and second["total"] is None
+    seen = [item["document_id"] for item in body["items"] + second["items"]]
+    assert seen == [r.document_id for r in reversed(rows)]
+
+    for bad, named in ((query | {"limit": "1000"}, "limit"), (query | {"colour": "red"}, "colour"),
+                       (query | {"date_to": "tomorrow"}, "date_to"),
+                       ({"cursor": body["next_cursor"]}, "cursor")):
+        reply = gateway.request("GET", "/function/list?" + urlencode(bad))
+        assert reply.status == 400, reply.body
+        error = reply.json()["error"]
+        assert error["code"] == "bad_request" and named in error["message"]
