@@ -1,4 +1,4 @@
-"""Type sniffing from bytes, safe file names, listing parameters and settings validation."""
+"""Type sniffing from bytes, safe file names and settings validation."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from PIL import Image
 
 from common.config import load_settings
 from common.documents import safe_filename
-from common.errors import BadRequest, ConfigError
-from common.listing import ListQuery
+from common.errors import ConfigError
 from common.media import sniff_media_type
 
 
@@ -36,14 +35,6 @@ def test_other_bytes_are_not_documents(head: bytes) -> None:
 def test_safe_filename_keeps_only_a_base_name(name: str | None, expected: str) -> None:
     """Client file names lose directories and control characters."""
     assert safe_filename(name, "document") == expected
-
-
-@pytest.mark.parametrize("params", [{"limit": "0"}, {"limit": "101"}, {"limit": "ten"}, {"offset": "-1"}])
-def test_invalid_list_parameters_are_refused_by_name(params: dict[str, str]) -> None:
-    """A bad limit or offset is a 400 that names the parameter."""
-    with pytest.raises(BadRequest) as info:
-        ListQuery.from_params(params)
-    assert next(iter(params)) in info.value.message
 
 
 def test_settings_errors_name_every_bad_variable(tmp_path: object) -> None:
