@@ -64,11 +64,14 @@ class Reply:
 class Gateway:
     """The HTTP calls a user makes with curl, as methods."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, api_key: str | None = None) -> None:
         self.base = base_url.rstrip("/")
         self.http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=120), retries=False)
+        # Rate limits are per client: a key of its own keeps one test's requests out of another's bucket.
+        self.default_headers = {"X-Api-Key": api_key} if api_key else {}
 
     def request(self, method: str, path: str, **kw: Any) -> Reply:
+        kw["headers"] = {**self.default_headers, **(kw.get("headers") or {})}
         r = self.http.request(method, self.base + path, **kw)
         return Reply(r.status, r.headers, r.data)
 

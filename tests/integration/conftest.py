@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -10,9 +11,10 @@ from common.config import Settings, load_settings
 from tests.support import Gateway
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def gateway(stack: Any) -> Gateway:
-    return Gateway(stack.gateway_url)
+    """A client of the stack's gateway with an API key of its own, so each test has its own rate-limit buckets."""
+    return Gateway(stack.gateway_url, api_key=f"test-{uuid.uuid4().hex}")
 
 
 @pytest.fixture(scope="session")
