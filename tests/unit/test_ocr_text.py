@@ -57,6 +57,8 @@ def test_pdf_over_the_page_limit_is_refused_before_rendering(tmp_path: Path) -> 
     assert "MAX_PAGES" in info.value.message
 
 
+# Pillow warns on opening such a header; the engine refuses the image before decoding it.
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_image_over_the_pixel_limit_is_refused(tmp_path: Path) -> None:
     """An image above MAX_PAGE_PIXELS is refused without OCR."""
     path = tmp_path / "huge.png"
