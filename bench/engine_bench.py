@@ -1,6 +1,7 @@
 """The OCR engine alone: born-digital pages against OCR of the same pages, and peak memory as PDFs grow.
 
-Run: ./local-stack/bootstrap && PYTHONPATH=.:local-stack .venv/bin/python bench/engine_bench.py
+Run: ./local-stack/bootstrap && .venv/bin/pip install -r requirements-bench.txt &&
+     PYTHONPATH=.:local-stack .venv/bin/python bench/engine_bench.py
 
 Needs no services: it drives common.ocr directly, each measurement in a fresh Python process so peak
 RSS belongs to that document alone.
@@ -9,7 +10,9 @@ RSS belongs to that document alone.
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import random
 import os
 import subprocess
 import sys
@@ -20,7 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
-from pages import scanned_page, scanned_pdf  # noqa: E402
+from PIL import Image, ImageFilter, ImageOps  # noqa: E402
+
+from pages import page_lines, scanned_page, scanned_pdf  # noqa: E402
 
 # Runs in a child process: recognise one PDF, report pages, seconds, methods and peak RSS.
 _MEASURE = """
@@ -51,6 +56,44 @@ def measure(pdf: Path, workers: int, folder: Path) -> dict[str, float]:
     return dict(json.loads(out.stdout))
 
 
+def degraded(page: Image.Image, seed: int) -> Image.Image:
+    """A poor scan of a page: 1.5 degree skew, blur, speckle noise and JPEG artefacts."""
+    rng = random.Random(seed)
+    skewed = page.rotate(1.5, expand=True, fillcolor=255, resample=Image.Resampling.BICUBIC)
+    blurred = skewed.filter(ImageFilter.GaussianBlur(1.2))
+    noisy = blurred.point(lambda v: v)  # copy
+    pixels = noisy.load()
+    for _ in range(noisy.width * noisy.height // 150):
+        x, y = rng.randrange(noisy.width), rng.randrange(noisy.height)
+        pixels[x, y] = rng.choice((0, 96, 160, 255))  # type: ignore[index]
+    buf = io.BytesIO()
+    noisy.save(buf, format="JPEG", quality=35)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("L")
+
+
+def preprocessed(page: Image.Image) -> Image.Image:
+    """The cheap clean-up a pipeline might add: median filter against speckles, then full contrast."""
+    return ImageOps.autocontrast(page.filter(ImageFilter.MedianFilter(3)))
+
+
+def error_rate(images: list[Image.Image], folder: Path, tag: str) -> float:
+    """Character error rate over the pages, from the engine's own text (whitespace runs folded)."""
+    from rapidfuzz.distance import Levenshtein
+
+    from common.ocr import OcrLimits, TesseractEngine
+
+    engine = TesseractEngine(OcrLimits(max_pages=10, max_page_pixels=10**8, page_timeout=300, dpi=300, workers=2))
+    errors = total = 0
+    for n, image in enumerate(images):
+        path = folder / f"{tag}-{n}.png"
+        image.save(path)
+        [page] = engine.recognise(path, "image/png", "eng", lambda c: None)
+        truth = " ".join(" ".join(page_lines(n)).split())
+        errors += Levenshtein.distance(" ".join(page.text.split()), truth)
+        total += len(truth)
+    return errors / total
+
+
 def born_digital_pdf(count: int, folder: Path) -> Path:
     """The same pages with a real text layer: tesseract's PDF renderer, merged with pdfunite."""
     parts = []
@@ -70,8 +113,13 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=8, help="pages for the born-digital comparison")
     parser.add_argument("--small", type=int, default=10)
     parser.add_argument("--large", type=int, default=100)
+    parser.add_argument("--cer-pages", type=int, default=3, help="pages for the error-rate comparison")
     args = parser.parse_args()
     workers = os.cpu_count() or 1
+    sys.path.insert(0, str(REPO))
+    from common.logging import setup
+
+    setup("engine-bench", "WARNING")  # the engine's debug lines would bury the table
 
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
         folder = Path(tmp)
@@ -88,6 +136,14 @@ def main() -> None:
         large.write_bytes(scanned_pdf(args.large, lines=5))
         rss_small = measure(small, workers, folder)
         rss_large = measure(large, workers, folder)
+
+        clean = [scanned_page(n) for n in range(args.cer_pages)]
+        poor = [degraded(page, seed=n) for n, page in enumerate(clean)]
+        rates = {
+            "clean scans": error_rate(clean, folder, "clean"),
+            "degraded scans": error_rate(poor, folder, "poor"),
+            "degraded + median/autocontrast": error_rate([preprocessed(p) for p in poor], folder, "pre"),
+        }
         total = time.perf_counter() - started
 
     print(f"\n{args.pages} A4 pages at 300 DPI, {workers} parallel pages ({total:.0f} s in all)")
@@ -100,6 +156,10 @@ def main() -> None:
     for name, m in ((f"{args.small}-page PDF", rss_small), (f"{args.large}-page PDF", rss_large)):
         print(f"{name:34}{m['rss_mib']:>11.1f}{m['children_rss_mib']:>19.1f}")
     print(f"{args.large}-page / {args.small}-page peak RSS (python): {rss_large['rss_mib'] / rss_small['rss_mib']:.2f}x")
+    print()
+    print(f"character error rate over {args.cer_pages} pages (ground truth known)")
+    for name, rate in rates.items():
+        print(f"  {name:34}{rate:>8.4f}")
 
 
 if __name__ == "__main__":
