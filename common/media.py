@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import IO
+
 import filetype
+
+from common.errors import EmptyFile, UnsupportedMediaType
 
 # What the OCR engine reads; everything else is refused with the list below in the message.
 SUPPORTED_TYPES = {
@@ -28,9 +32,17 @@ def sniff_media_type(head: bytes) -> str | None:
     return mime if mime in SUPPORTED_TYPES else None
 
 
-def supported_list() -> str:
-    return ", ".join(sorted(SUPPORTED_TYPES))
+def media_type_of(data: IO[bytes], subject: str) -> str:
+    """The supported type of a readable document (left at its start), or the coded error saying why not.
 
-
-def extension_for(media_type: str) -> str:
-    return SUPPORTED_TYPES.get(media_type, "bin")
+    `subject` names it in the message ("the file", "the object").
+    """
+    head = data.read(SNIFF_BYTES)
+    data.seek(0)
+    if not head:
+        raise EmptyFile(f"{subject} is empty (0 bytes)")
+    media_type = sniff_media_type(head)
+    if media_type is None:
+        supported = ", ".join(sorted(SUPPORTED_TYPES))
+        raise UnsupportedMediaType(f"{subject} is not a supported document; supported: {supported}")
+    return media_type

@@ -9,10 +9,10 @@ from pathlib import Path
 from common import documents, jobs, outputs, storage
 from common.config import Settings
 from common.db import Document
-from common.errors import EmptyFile, PipelineError, UnsupportedMediaType
+from common.errors import PipelineError
 from common.events import parse_event
 from common.logging import bind_context, get_logger
-from common.media import SNIFF_BYTES, sniff_media_type, supported_list
+from common.media import media_type_of
 from common.ocr import OcrEngine, OcrLimits, TesseractEngine, validate_lang
 
 log = get_logger()
@@ -118,10 +118,4 @@ def _fetch(settings: Settings, document: Document, workdir: Path) -> Path:
 def _media_type_of(path: Path) -> str:
     """Decided from the bytes: a dropped file's name and Content-Type are only claims."""
     with path.open("rb") as f:
-        head = f.read(SNIFF_BYTES)
-    if not head:
-        raise EmptyFile("the object is empty (0 bytes)")
-    media_type = sniff_media_type(head)
-    if media_type is None:
-        raise UnsupportedMediaType(f"the object is not a supported document; supported: {supported_list()}")
-    return media_type
+        return media_type_of(f, "the object")

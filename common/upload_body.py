@@ -9,8 +9,8 @@ from typing import IO
 import flask
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
-from common.errors import BadRequest, EmptyFile, FileTooLarge, MissingFile, UnsupportedMediaType
-from common.media import SNIFF_BYTES, sniff_media_type, supported_list
+from common.errors import BadRequest, FileTooLarge, MissingFile, PipelineError
+from common.media import media_type_of
 
 # Uploads above this size go to a temporary file rather than memory.
 _SPOOL_BYTES = 8 * 1024 * 1024
@@ -63,13 +63,9 @@ def read_upload(request: flask.Request, limit: int) -> UploadedFile:
         raise _too_large(limit) from e
     except ClientDisconnected as e:
         raise BadRequest("the client disconnected before the upload was complete") from e
-    if size == 0:
+    try:
+        media_type = media_type_of(data, "the file")
+    except PipelineError:
         data.close()
-        raise EmptyFile("the file is empty (0 bytes)")
-    head = data.read(SNIFF_BYTES)
-    data.seek(0)
-    media_type = sniff_media_type(head)
-    if media_type is None:
-        data.close()
-        raise UnsupportedMediaType(f"the file is not a supported document; supported: {supported_list()}")
+        raise
     return UploadedFile(data=data, size=size, filename=filename, media_type=media_type)
