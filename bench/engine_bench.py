@@ -37,10 +37,13 @@ setup("engine-bench", "WARNING")
 path, workers = Path(sys.argv[1]), int(sys.argv[2])
 engine = TesseractEngine(OcrLimits(max_pages=1000, max_page_pixels=10**8, page_timeout=300, dpi=300, workers=workers))
 started = time.perf_counter()
-pages = list(engine.recognise(path, "application/pdf", "eng", lambda n: None, Path(sys.argv[3])))
+# Like ocr-process, each page is let go once handled: holding every page's words is not the engine's memory.
+pages, methods = 0, set()
+for page in engine.recognise(path, "application/pdf", "eng", lambda n: None, Path(sys.argv[3])):
+    pages, methods = pages + 1, methods | {page.method}
 elapsed = time.perf_counter() - started
 print(json.dumps({
-    "pages": len(pages), "seconds": elapsed, "methods": sorted({p.method for p in pages}),
+    "pages": pages, "seconds": elapsed, "methods": sorted(methods),
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the (large) parent that forked us.
     "rss_mib": int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024,
     "children_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,

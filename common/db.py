@@ -19,9 +19,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    inspect,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.mysql import DATETIME, MEDIUMTEXT
 from sqlalchemy.engine import Engine
+from sqlalchemy.schema import CreateColumn
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -133,6 +136,8 @@ class Page(Base):
     height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     duration_ms: Mapped[int] = mapped_column(Integer)
     rotation: Mapped[int] = mapped_column(Integer, default=0)
+    # OCRed words as JSON ([{text, confidence, left, top, width, height}]); null for text-layer pages.
+    words: Mapped[str | None] = mapped_column(LongText, nullable=True)
 
     __table_args__ = (
         # One set of pages per job, whatever number of deliveries or attempts.
@@ -185,8 +190,26 @@ def session_scope(settings: Settings) -> Iterator[Session]:
 
 
 def create_schema(settings: Settings) -> None:
-    """Create missing tables and indexes; safe to run on every start."""
+    """Create missing tables, columns and indexes; safe to run on every start.
+
+    The schema has only grown so far (new nullable columns, new indexes), so a database made by an
+    older version is brought up to date by adding what it lacks. A change that rewrites or drops
+    something will need versioned migrations (alembic).
+    """
+    engine = get_engine(settings)
     try:
-        Base.metadata.create_all(get_engine(settings))
+        Base.metadata.create_all(engine)
+        with engine.begin() as conn:
+            found = inspect(conn)
+            for table in Base.metadata.sorted_tables:
+                columns = {c["name"] for c in found.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name not in columns:
+                        ddl = CreateColumn(column).compile(conn)
+                        conn.execute(sql_text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+                indexes = {i["name"] for i in found.get_indexes(table.name)}
+                for index in table.indexes:
+                    if index.name not in indexes:
+                        index.create(conn)
     except OperationalError as e:
         raise DatabaseUnavailable(f"cannot create schema: {e.orig or e}") from e

@@ -210,6 +210,7 @@ def record_page(settings: Settings, claim: Claim, page: PageResult) -> bool:
             height=page.height,
             duration_ms=page.duration_ms,
             rotation=page.rotation,
+            words=json.dumps([w.to_dict() for w in page.words], ensure_ascii=False) if page.words else None,
         )
         stmt = mysql_insert(Page).values(**values)
         session.execute(stmt.on_duplicate_key_update(**{k: stmt.inserted[k] for k in values if k != "job_id"}))

@@ -1,16 +1,14 @@
-"""OCR engine: tesseract over images (Pillow) and PDF pages (pdf2image, poppler); the only module that runs them."""
+"""OCR engine: tesseract over images (Pillow) and PDF pages (pdf2image, poppler, pikepdf); the only module that runs them."""
 
 from __future__ import annotations
 
-import math
 import os
 import re
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -29,6 +27,9 @@ from common.errors import (
     PdfEncrypted,
     TooManyPages,
 )
+from common import hocr
+from common.hocr import Word
+from common.pdf import PdfDocument, lay_text_over
 from common.process import run
 
 
@@ -65,6 +66,7 @@ class PageResult:
     height: int | None
     duration_ms: int
     rotation: int = 0  # degrees the page was turned clockwise before OCR
+    words: list[Word] = field(default_factory=list)  # OCRed words with their boxes in the raster's pixels
 
 
 class OcrEngine(Protocol):
@@ -94,48 +96,8 @@ def validate_lang(lang: str) -> str:
     return "+".join(parts)
 
 
-def _text_and_confidence(data: dict[str, list]) -> tuple[str, float | None]:
-    """Rebuild reading order from tesseract's TSV rows: words by line, lines by paragraph."""
-    lines: dict[tuple[int, int, int], list[str]] = {}
-    confidences: list[float] = []
-    for i, word in enumerate(data["text"]):
-        word = (word or "").strip()
-        if not word:
-            continue
-        key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
-        lines.setdefault(key, []).append(word)
-        conf = float(data["conf"][i])
-        if conf >= 0:
-            confidences.append(conf)
-    out: list[str] = []
-    previous_par: tuple[int, int] | None = None
-    for (block, par, _line), words in lines.items():
-        if previous_par is not None and (block, par) != previous_par:
-            out.append("")
-        out.append(" ".join(words))
-        previous_par = (block, par)
-    confidence = round(sum(confidences) / len(confidences), 2) if confidences else None
-    return "\n".join(out), confidence
-
-
 # One OpenMP thread per tesseract: pages already run in parallel, extra threads only contend (5x slower here).
 _TESSERACT_ENV = dict(os.environ, OMP_THREAD_LIMIT="1")
-
-
-def _parse_tsv(raw: bytes) -> dict[str, list]:
-    """tesseract's TSV (header row, then one row per layout element) as columns."""
-    rows = raw.decode("utf-8", errors="replace").splitlines()
-    if not rows:
-        return {k: [] for k in ("text", "block_num", "par_num", "line_num", "conf")}
-    header = rows[0].split("\t")
-    columns: dict[str, list] = {name: [] for name in header}
-    for row in rows[1:]:
-        cells = row.split("\t")
-        if len(cells) < len(header):
-            cells += [""] * (len(header) - len(cells))
-        for name, cell in zip(header, cells):
-            columns[name].append(cell if name == "text" else float(cell or -1))
-    return columns
 
 
 class TesseractEngine:
@@ -154,31 +116,56 @@ class TesseractEngine:
         artifacts: Path | None = None,
     ) -> Iterator[PageResult]:
         with tempfile.TemporaryDirectory(prefix="ocr-pages-") as tmp:
-            workdir = Path(tmp)
             if media_type == "application/pdf":
-                count = self._pdf_page_count(path)
-                on_page_count(count)
-                layers_started = time.monotonic()
-                layers = self._text_layers(path, count, artifacts)
-                # One poppler pass served every text-layer page: each gets its share of the time.
-                layer_ms = int((time.monotonic() - layers_started) * 1000 / max(1, len(layers)))
+                yield from self._recognise_pdf(path, Path(tmp), lang, on_page_count, artifacts)
+                return
+            frames = self._image_frames(path, Path(tmp))
+            on_page_count(len(frames))
 
-                def page(n: int) -> PageResult:
-                    started = time.monotonic()
-                    if n in layers:
-                        return PageResult(number=n, text=layers[n], confidence=None, method="text_layer",
-                                          width=None, height=None, duration_ms=layer_ms)
-                    return self._ocr_page(n, self._render_pdf_page(path, n, workdir), lang, started, artifacts)
-            else:
-                frames = self._image_frames(path, workdir)
-                count = len(frames)
-                on_page_count(count)
+            def page(n: int) -> PageResult:
+                frame, dpi = frames[n - 1]
+                return self._ocr_page(n, frame, lang, time.monotonic(), artifacts, dpi)
 
-                def page(n: int) -> PageResult:
-                    frame, dpi = frames[n - 1]
-                    return self._ocr_page(n, frame, lang, time.monotonic(), artifacts, dpi)
+            yield from self._run_pages(len(frames), page)
 
-            yield from self._run_pages(count, page)
+    def _recognise_pdf(
+        self, path: Path, workdir: Path, lang: str, on_page_count: Callable[[int], None], artifacts: Path | None
+    ) -> Iterator[PageResult]:
+        """Text-layer pages read from the layer, one-JPEG pages from their JPEG, the rest rendered.
+
+        The searchable PDF is the original with each OCRed page's invisible text laid over it.
+        """
+        count = self._pdf_page_count(path)
+        on_page_count(count)
+        layers_started = time.monotonic()
+        layers = self._text_layers(path, count)
+        # One poppler pass served every text-layer page: each gets its share of the time.
+        layer_ms = int((time.monotonic() - layers_started) * 1000 / max(1, len(layers)))
+        with PdfDocument(path) as pdf:
+            jpegs = pdf.whole_page_jpegs(n for n in range(1, count + 1) if n not in layers)
+
+            def page(n: int) -> PageResult:
+                started = time.monotonic()
+                if n in layers:
+                    return PageResult(number=n, text=layers[n], confidence=None, method="text_layer",
+                                      width=None, height=None, duration_ms=layer_ms)
+                if n in jpegs:
+                    image, dpi = workdir / f"page-{n:05d}.jpg", jpegs[n].dpi
+                    pdf.write_jpeg(jpegs[n], image)
+                else:
+                    image, dpi = self._render_pdf_page(path, n, workdir), self.limits.dpi
+                return self._ocr_page(n, image, lang, started, artifacts, dpi, text_only=True)
+
+            turned: dict[int, int] = {}
+            for result in self._run_pages(count, page):
+                if result.method == "ocr":
+                    turned[result.number] = result.rotation
+                yield result
+        if artifacts:
+            text_layers = {n: (artifacts / f"layer-{n:05d}.pdf", rotation) for n, rotation in turned.items()}
+            lay_text_over(path, text_layers, artifacts / SEARCHABLE_PDF_NAME)
+            for layer, _ in text_layers.values():
+                layer.unlink()
 
     def _run_pages(self, count: int, page: Callable[[int], PageResult]) -> Iterator[PageResult]:
         workers = max(1, min(self.limits.workers, count))
@@ -202,7 +189,7 @@ class TesseractEngine:
             raise TooManyPages(f"the PDF has {count} pages; the limit is {self.limits.max_pages} (MAX_PAGES)")
         return count
 
-    def _text_layers(self, path: Path, count: int, artifacts: Path | None) -> dict[int, str]:
+    def _text_layers(self, path: Path, count: int) -> dict[int, str]:
         """Pages with a usable text layer (born-digital) and their text, from one poppler pass over the PDF.
 
         A page needs MIN_TEXT_LAYER_CHARS letters or digits to count; every other page is OCRed.
@@ -211,32 +198,21 @@ class TesseractEngine:
                   timeout=self.limits.page_timeout + count * 0.5)
         # pdftotext ends every page with a form feed, so page n is the n-th part.
         parts = out.decode("utf-8", errors="replace").split("\f")
-        layers = {n: parts[n - 1].strip() for n in range(1, min(count, len(parts)) + 1)
-                  if sum(ch.isalnum() for ch in parts[n - 1]) >= MIN_TEXT_LAYER_CHARS}
-        if artifacts and len(layers) == count:
-            # A wholly born-digital PDF already is the searchable PDF: no need to take it apart.
-            shutil.copyfile(path, artifacts / SEARCHABLE_PDF_NAME)
-        elif layers and artifacts:
-            # Those pages already are searchable: they go into the output PDF as they are.
-            run(["pdfseparate", str(path), str(artifacts / "layer-%d.pdf")],
-                timeout=self.limits.page_timeout + count * 0.5)
-            for n in range(1, count + 1):
-                single = artifacts / f"layer-{n}.pdf"
-                if n in layers:
-                    single.replace(artifacts / f"page-{n:05d}.pdf")
-                else:
-                    single.unlink(missing_ok=True)
-        return layers
+        return {n: parts[n - 1].strip() for n in range(1, min(count, len(parts)) + 1)
+                if sum(ch.isalnum() for ch in parts[n - 1]) >= MIN_TEXT_LAYER_CHARS}
 
     def _render_pdf_page(self, path: Path, number: int, workdir: Path) -> Path:
-        """One page at a time: memory stays flat however long the PDF is. PPM skips PNG encoding."""
+        """One page at a time: memory stays flat however long the PDF is.
+
+        Uncompressed TIFF: no encoding cost (PNG costs 12x more), and tesseract reads it faster than PPM.
+        """
         try:
             paths = pdf2image.convert_from_path(
                 str(path),
                 dpi=self.limits.dpi,
                 first_page=number,
                 last_page=number,
-                fmt="ppm",
+                fmt="tiff",
                 grayscale=True,  # tesseract binarises anyway; a gray raster is a third of the bytes
                 output_folder=str(workdir),
                 output_file=f"page-{number:05d}",
@@ -270,11 +246,12 @@ class TesseractEngine:
                         )
                     upright = ImageOps.exif_transpose(frame.copy())
                     mode = "L" if upright.mode in ("1", "L", "LA", "I;16") else "RGB"
-                    out = workdir / f"frame-{index + 1:05d}.ppm"
-                    upright.convert(mode).save(out, format="PPM")
+                    out = workdir / f"frame-{index + 1:05d}.tif"
                     # Scanners record their resolution; a bare image is taken to be a 300 DPI scan.
                     dpi = frame.info.get("dpi", (0, 0))[0] or image.info.get("dpi", (0, 0))[0]
-                    frames.append((out, int(round(float(dpi))) if dpi and float(dpi) >= 70 else 300))
+                    dpi = int(round(float(dpi))) if dpi and float(dpi) >= 70 else 300
+                    upright.convert(mode).save(out, format="TIFF", dpi=(dpi, dpi))
+                    frames.append((out, dpi))
                     if animated_gif:
                         break
         except Image.DecompressionBombError as e:
@@ -286,51 +263,62 @@ class TesseractEngine:
         return frames
 
     def _ocr_page(
-        self, number: int, image_path: Path, lang: str, started: float, artifacts: Path | None, dpi: int = 0
+        self, number: int, image_path: Path, lang: str, started: float, artifacts: Path | None, dpi: int,
+        text_only: bool = False,
     ) -> PageResult:
         """OCR a page raster; a page read with low confidence is checked for orientation and read upright.
 
         Orientation detection costs about a third of a page's OCR, so only pages that read badly pay it.
         """
-        dpi = dpi or self.limits.dpi
         try:
-            text, confidence = self._tesseract(number, image_path, lang, artifacts, dpi)
+            read = self._tesseract(number, image_path, lang, artifacts, text_only)
             rotation = 0
-            if confidence is None or confidence < LOW_CONFIDENCE:
+            if read.confidence is None or read.confidence < LOW_CONFIDENCE:
                 rotation = self._orientation(number, image_path)
                 if rotation:
+                    upright = image_path.with_name(f"{image_path.stem}-upright.tif")
                     with Image.open(image_path) as im:
                         # OSD's "Rotate" is the clockwise turn that makes the page upright; PIL turns anticlockwise.
-                        im.rotate(-rotation, expand=True).save(image_path, format="PPM")
-                    text, confidence = self._tesseract(number, image_path, lang, artifacts, dpi)
+                        im.rotate(-rotation, expand=True).save(upright, format="TIFF", dpi=(dpi, dpi))
+                    image_path.unlink()
+                    image_path = upright
+                    read = self._tesseract(number, image_path, lang, artifacts, text_only)
             with Image.open(image_path) as im:
                 width, height = im.size
         finally:
             image_path.unlink(missing_ok=True)
         return PageResult(
             number=number,
-            text=text,
-            confidence=confidence,
+            text=read.text,
+            confidence=read.confidence,
             method="ocr",
             width=width,
             height=height,
             duration_ms=int((time.monotonic() - started) * 1000),
             rotation=rotation,
+            words=read.words,
         )
 
     def _tesseract(
-        self, number: int, image_path: Path, lang: str, artifacts: Path | None, dpi: int
-    ) -> tuple[str, float | None]:
-        """One tesseract run: the words (TSV) and, when asked, the page's searchable PDF and hOCR."""
+        self, number: int, image_path: Path, lang: str, artifacts: Path | None, text_only: bool
+    ) -> hocr.HocrPage:
+        """One tesseract run: hOCR (words, boxes, confidences) and, when asked, the page's PDF.
+
+        `text_only`: the PDF holds only the invisible text (layer-NNNNN.pdf), to be laid over the
+        original page; otherwise it carries the page image too (page-NNNNN.pdf). No --dpi: a raster
+        that records its resolution (TIFF) gives it, and tesseract estimates it for one that does not,
+        as for any image given to the CLI; a text layer is scaled onto its page anyway.
+        """
         base = image_path.with_suffix("")
-        renderers = ["tsv"] + (["pdf", "hocr"] if artifacts else [])
+        options = ["-c", "textonly_pdf=1"] if text_only and artifacts else []
+        renderers = ["hocr"] + (["pdf"] if artifacts else [])
         try:
-            # The raster's real resolution, so the searchable PDF page has the paper's size.
-            run(["tesseract", str(image_path), str(base), "-l", lang, "--dpi", str(dpi), *renderers],
+            run(["tesseract", str(image_path), str(base), "-l", lang, *options, *renderers],
                 timeout=self.limits.page_timeout, env=_TESSERACT_ENV)
-            tsv = base.with_suffix(".tsv").read_bytes()
+            page = hocr.parse(base.with_suffix(".hocr").read_bytes())
             if artifacts:
-                base.with_suffix(".pdf").replace(artifacts / f"page-{number:05d}.pdf")
+                pdf_name = f"layer-{number:05d}.pdf" if text_only else f"page-{number:05d}.pdf"
+                base.with_suffix(".pdf").replace(artifacts / pdf_name)
                 base.with_suffix(".hocr").replace(artifacts / f"page-{number:05d}.hocr")
         except OcrTimeout as e:
             raise OcrTimeout(
@@ -339,8 +327,8 @@ class TesseractEngine:
         except OcrError as e:
             raise OcrError(f"tesseract failed on page {number}: {e.message}") from e
         finally:
-            base.with_suffix(".tsv").unlink(missing_ok=True)
-        return _text_and_confidence(_parse_tsv(tsv))
+            base.with_suffix(".hocr").unlink(missing_ok=True)
+        return page
 
     def _orientation(self, number: int, image_path: Path) -> int:
         """Degrees (0, 90, 180, 270) to turn the page clockwise, per tesseract's OSD; 0 when unsure."""

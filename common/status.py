@@ -10,8 +10,8 @@ from typing import Any
 
 from common import cache, jobs, storage
 from common.config import Settings
-from common.db import Document, Job, JobStatus
-from common.errors import JobNotFound
+from common.db import Document, Job, JobStatus, Page
+from common.errors import BadRequest, JobNotFound
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -25,7 +25,20 @@ class StatusRead:
     cache: str  # "hit", "miss" or "off": sent as X-Cache so the path taken can be observed
 
 
-def job_status(settings: Settings, job_id: str, include_pages: bool = False) -> StatusRead:
+# What `?include=` may add to a status answer: per-page details, and each OCRed word with its box.
+INCLUDE_CHOICES = ("pages", "words")
+
+
+def parse_include(value: str | None) -> frozenset[str]:
+    """`pages`, `words` or `pages,words`; words come inside their pages, so `words` implies `pages`."""
+    chosen = frozenset(part.strip() for part in (value or "").split(",") if part.strip())
+    unknown = sorted(chosen - set(INCLUDE_CHOICES))
+    if unknown:
+        raise BadRequest(f"include={','.join(unknown)} is not known; choose from {', '.join(INCLUDE_CHOICES)}")
+    return chosen | {"pages"} if "words" in chosen else chosen
+
+
+def job_status(settings: Settings, job_id: str, include: frozenset[str] = frozenset()) -> StatusRead:
     """Redis first, MySQL on a miss (refilling Redis); Redis trouble only ever means a miss."""
     try:
         uuid.UUID(job_id)
@@ -42,21 +55,26 @@ def job_status(settings: Settings, job_id: str, include_pages: bool = False) -> 
         # The body (and the cache) holds object keys; links are signed per read, as a cached link
         # would outlive its signature.
         body["outputs"] = {name: storage.presigned_url(settings, key) for name, key in body["outputs"].items()}
-    if include_pages:
-        body["pages"] = [
-            {
-                "page": p.page_number,
-                "text": p.text,
-                "confidence": p.confidence,
-                "method": p.method,
-                "width": p.width,
-                "height": p.height,
-                "duration_ms": p.duration_ms,
-                "rotation": p.rotation,
-            }
-            for p in jobs.pages_of(settings, job_id)
-        ]
+    if "pages" in include:
+        body["pages"] = [_page(p, "words" in include) for p in jobs.pages_of(settings, job_id)]
     return StatusRead(body=body, cache=outcome)
+
+
+def _page(page: Page, with_words: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "page": page.page_number,
+        "text": page.text,
+        "confidence": page.confidence,
+        "method": page.method,
+        "width": page.width,
+        "height": page.height,
+        "duration_ms": page.duration_ms,
+        "rotation": page.rotation,
+    }
+    if with_words:
+        # Boxes are in pixels of the OCRed raster (width x height above); text-layer pages have none.
+        out["words"] = json.loads(page.words) if page.words else []
+    return out
 
 
 def _body(job: Job, document: Document) -> dict[str, Any]:

@@ -83,6 +83,15 @@ def test_scanned_pdf_pages_come_back_in_order(gateway: Gateway) -> None:
         assert page["method"] == "ocr" and page["confidence"] > 50
     text = _words(done["text"])
     assert text.index("apple") < text.index("banana") < text.index("cherry")
+    # With include=words each page carries its words, boxed inside the page's raster.
+    detailed = gateway.status(job_id, "?include=words").json()["pages"]
+    apple = next(w for w in detailed[0]["words"] if w["text"].lower() == "apple")
+    assert apple["confidence"] > 50
+    assert 0 <= apple["left"] < apple["left"] + apple["width"] <= detailed[0]["width"]
+    assert 0 <= apple["top"] < apple["top"] + apple["height"] <= detailed[0]["height"]
+    assert "words" not in pages[0]
+    refused = gateway.status(job_id, "?include=boxes")
+    assert refused.status == 400 and refused.json()["error"]["code"] == "bad_request"
 
 
 def test_completed_job_links_a_searchable_pdf_and_hocr(gateway: Gateway, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Rebuilding text from tesseract's word table, and the OCR engine on generated pages."""
+"""The OCR engine on generated pages: formats, limits, layers, orientation."""
 
 from __future__ import annotations
 
@@ -8,24 +8,10 @@ from pathlib import Path
 import pytest
 
 from common.errors import CorruptDocument, ImageTooLarge, InvalidLanguage, PdfEncrypted, TooManyPages
-from common.ocr import OcrLimits, TesseractEngine, _text_and_confidence, validate_lang
+from common.ocr import OcrLimits, TesseractEngine, validate_lang
 from tests.support import render_page, scanned_pdf
 
 LIMITS = OcrLimits(max_pages=5, max_page_pixels=10_000_000, page_timeout=60, dpi=150, workers=2)
-
-
-def test_words_are_joined_by_line_and_paragraph() -> None:
-    """Words on a line join with spaces, lines with newlines, paragraphs with a blank line."""
-    data = {
-        "text": ["Hello", "world", "", "Next", "para"],
-        "block_num": [1, 1, 1, 1, 2],
-        "par_num": [1, 1, 1, 1, 1],
-        "line_num": [1, 1, 1, 2, 1],
-        "conf": [90, 80, -1, 70, 60],
-    }
-    text, confidence = _text_and_confidence(data)
-    assert text == "Hello world\nNext\n\npara"
-    assert confidence == 75.0
 
 
 def test_language_must_be_installed() -> None:
@@ -92,10 +78,13 @@ def test_mixed_pdf_takes_text_layer_pages_as_is_and_ocrs_scanned_ones(tmp_path: 
     artifacts.mkdir()
     pages = list(TesseractEngine(LIMITS).recognise(mixed, "application/pdf", "eng", lambda n: None, artifacts))
     assert [p.method for p in pages] == ["text_layer", "ocr"]
-    # Both pages go into the searchable PDF; only the OCRed one has hOCR.
-    assert sorted(f.name for f in artifacts.iterdir()) == ["page-00001.pdf", "page-00002.hocr", "page-00002.pdf"]
+    # The searchable PDF is the original with text laid over its scanned page; only that page has hOCR.
+    assert sorted(f.name for f in artifacts.iterdir()) == ["page-00002.hocr", "searchable.pdf"]
     assert "born digital page" in " ".join(pages[0].text.lower().split())
     assert "scanned page" in pages[1].text.lower()
+    searchable = subprocess.run(["pdftotext", str(artifacts / "searchable.pdf"), "-"], check=True,
+                                capture_output=True, text=True).stdout.lower()
+    assert "born digital page" in " ".join(searchable.split()) and "scanned page" in searchable
 
 
 # A page turned 270 degrees is read by tesseract's own vertical-line handling, so it needs no turn.

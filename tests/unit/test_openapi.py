@@ -16,11 +16,12 @@ import pytest
 import yaml
 
 from common import errors
-from common.db import Document, Job, JobStatus
+from common.db import Document, Job, JobStatus, Page
 from common.events import parse_event
 from tests.support import RecordingMapping
 from common.listing import ListQuery
 from common.status import _body as status_body
+from common.status import _page as status_page
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC_PATH = REPO / "docs" / "openapi.yaml"
@@ -244,8 +245,13 @@ def test_status_body_matches_the_documented_schema(state: JobStatus) -> None:
               created_at=now, updated_at=now, started_at=None if state == JobStatus.PENDING else now,
               finished_at=now if final else None)
     body = status_body(job, document)
-    body["pages"] = [{"page": 1, "text": "hello", "confidence": 91.5, "method": "ocr", "width": 2480,
-                      "height": 3508, "duration_ms": 812}]
+    words = [{"text": "hello", "confidence": 91.0, "left": 10, "top": 20, "width": 90, "height": 30}]
+    scanned = Page(page_number=1, text="hello", confidence=91.5, method="ocr", width=2480, height=3508,
+                   duration_ms=812, rotation=90, words=json.dumps(words))
+    layered = Page(page_number=2, text="world", confidence=None, method="text_layer", width=None, height=None,
+                   duration_ms=3, rotation=0, words=None)
+    body["pages"] = [status_page(scanned, with_words=True), status_page(layered, with_words=True)]
+    assert body["pages"][0]["words"] == words and body["pages"][1]["words"] == []
     schema_validator(spec(), "JobStatus").validate(body)
     assert set(body) <= set(spec()["components"]["schemas"]["JobStatus"]["properties"])
 
