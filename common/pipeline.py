@@ -36,6 +36,7 @@ def default_engine(settings: Settings) -> OcrEngine:
             page_timeout=settings.ocr_page_timeout,
             dpi=settings.ocr_dpi,
             workers=settings.ocr_workers,
+            clean_up=settings.ocr_clean_up,
         )
     )
 
