@@ -5,7 +5,10 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import urllib3
@@ -35,6 +38,28 @@ def scanned_pdf(pages: list[list[str]]) -> bytes:
     images[0].save(buf, format="PDF", save_all=True, append_images=images[1:], resolution=300)
     return buf.getvalue()
 
+
+
+@contextmanager
+def private_database(folder: Path, password: str) -> Iterator[Any]:
+    """A MariaDB of the test's own on a free port, with the schema; yields its Settings, stops it after."""
+    from common.config import load_settings
+    from common.db import create_schema, get_engine
+    from ocrstack.services import MariaDB, free_port
+
+    database = MariaDB(folder, free_port(), password=password)
+    try:
+        database.start()
+        settings = load_settings({
+            "MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(database.port), "MYSQL_USER": database.user,
+            "MYSQL_PASSWORD": database.password, "MYSQL_DATABASE": database.database,
+            "S3_ACCESS_KEY": "unused", "S3_SECRET_KEY": "unused", "SECRETS_DIR": str(folder / "secrets"),
+        })
+        create_schema(settings)
+        yield settings
+        get_engine(settings).dispose()
+    finally:
+        database.stop()
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.25, what: str = "condition") -> Any:

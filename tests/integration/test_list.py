@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,10 +13,10 @@ import pytest
 from sqlalchemy import delete, text
 from sqlalchemy.dialects import mysql
 
-from common.config import Settings, load_settings
-from common.db import Document, Job, JobStatus, create_schema, get_engine, session_scope
+from common.config import Settings
+from common.db import Document, Job, JobStatus, session_scope
 from common.listing import ListQuery, list_documents, page_statement
-from tests.support import Gateway
+from tests.support import Gateway, private_database
 
 pytestmark = pytest.mark.integration
 
@@ -39,22 +38,8 @@ class Row:
 @pytest.fixture(scope="module")
 def listing_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A private MariaDB with the schema: these tests assert exact pages and totals, so they own the tables."""
-    from ocrstack.services import MariaDB, free_port
-
-    folder: Path = tmp_path_factory.mktemp("listing-db")
-    database = MariaDB(folder, free_port(), password="listing-test")
-    try:
-        database.start()
-        settings = load_settings({
-            "MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(database.port), "MYSQL_USER": database.user,
-            "MYSQL_PASSWORD": database.password, "MYSQL_DATABASE": database.database,
-            "S3_ACCESS_KEY": "unused", "S3_SECRET_KEY": "unused", "SECRETS_DIR": str(folder / "secrets"),
-        })
-        create_schema(settings)
+    with private_database(tmp_path_factory.mktemp("listing-db"), password="listing-test") as settings:
         yield settings
-        get_engine(settings).dispose()
-    finally:
-        database.stop()
 
 
 @pytest.fixture
