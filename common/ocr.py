@@ -29,7 +29,7 @@ from common.errors import (
 )
 from common import hocr
 from common.hocr import Word
-from common.pdf import PdfDocument, lay_text_over
+from common.pdf import PageJpeg, PdfDocument, lay_text_over
 from common.process import run
 
 
@@ -143,14 +143,23 @@ class TesseractEngine:
         # One poppler pass served every text-layer page: each gets its share of the time.
         layer_ms = int((time.monotonic() - layers_started) * 1000 / max(1, len(layers)))
         with PdfDocument(path) as pdf:
-            jpegs = pdf.whole_page_jpegs(n for n in range(1, count + 1) if n not in layers)
+            scanned = [n for n in range(1, count + 1) if n not in layers]
+            jpegs = {} if self.limits.clean_up else self._readable_jpegs(pdf, scanned)
+            for n in scanned:
+                # A page's size, not its file size, decides the raster: a huge page is a decompression bomb.
+                pixels = pdf.rendered_pixels(n, self.limits.dpi)
+                if n not in jpegs and pixels > self.limits.max_page_pixels:
+                    raise ImageTooLarge(
+                        f"page {n} would render to {pixels} pixels at {self.limits.dpi} DPI; the limit is "
+                        f"{self.limits.max_page_pixels} (MAX_PAGE_PIXELS)"
+                    )
 
             def page(n: int) -> PageResult:
                 started = time.monotonic()
                 if n in layers:
                     return PageResult(number=n, text=layers[n], confidence=None, method="text_layer",
                                       width=None, height=None, duration_ms=layer_ms)
-                if n in jpegs and not self.limits.clean_up:
+                if n in jpegs:
                     image, dpi = workdir / f"page-{n:05d}.jpg", jpegs[n].dpi
                     pdf.write_jpeg(jpegs[n], image)
                 else:
@@ -167,6 +176,12 @@ class TesseractEngine:
             lay_text_over(path, text_layers, artifacts / SEARCHABLE_PDF_NAME)
             for layer, _ in text_layers.values():
                 layer.unlink()
+
+    def _readable_jpegs(self, pdf: PdfDocument, numbers: list[int]) -> dict[int, PageJpeg]:
+        """Whole-page JPEGs worth reading as stored: within the pixel limit and not finer than OCR_DPI
+        (a 600 DPI scan is quicker to read rendered at 300 than as stored, four times the pixels)."""
+        return {n: jpeg for n, jpeg in pdf.whole_page_jpegs(numbers).items()
+                if jpeg.pixels <= self.limits.max_page_pixels and jpeg.dpi <= self.limits.dpi * 1.1}
 
     def _run_pages(self, count: int, page: Callable[[int], PageResult]) -> Iterator[PageResult]:
         workers = max(1, min(self.limits.workers, count))

@@ -29,6 +29,7 @@ class PageJpeg:
 
     objgen: tuple[int, int]
     dpi: int
+    pixels: int
 
 
 class PdfDocument:
@@ -69,6 +70,14 @@ class PdfDocument:
                 if jpeg is not None:
                     found[number] = jpeg
         return found
+
+    def rendered_pixels(self, number: int, dpi: int) -> int:
+        """Pixels of page `number` rendered at `dpi`: its crop box (what pdftoppm renders) in inches, squared."""
+        with self._lock:
+            page = self._pdf.pages[number - 1]
+            box = pikepdf.Rectangle(page.cropbox)
+            unit = float(page.obj.get("/UserUnit", 1))  # points per unit; over 1 on some very large pages
+        return round(box.width * unit * dpi / 72) * round(box.height * unit * dpi / 72)
 
     def write_jpeg(self, jpeg: PageJpeg, out: Path) -> None:
         with self._lock:
@@ -115,7 +124,7 @@ def _whole_page_jpeg(page: pikepdf.Page) -> PageJpeg | None:
     dpi_x, dpi_y = int(image.Width) * 72 / a, int(image.Height) * 72 / d
     if abs(dpi_x - dpi_y) > 0.02 * dpi_x:
         return None  # non-square pixels: tesseract takes one resolution
-    return PageJpeg(objgen=image.objgen, dpi=round(dpi_x))
+    return PageJpeg(objgen=image.objgen, dpi=round(dpi_x), pixels=int(image.Width) * int(image.Height))
 
 
 def _plain_jpeg(image: pikepdf.Object) -> bool:

@@ -8,13 +8,15 @@ import subprocess
 from pathlib import Path
 
 import pikepdf
+import pytest
 from PIL import Image
 
+from common.errors import ImageTooLarge
 from common.ocr import OcrLimits, TesseractEngine
 from common.pdf import PdfDocument
 from tests.support import render_page
 
-LIMITS = OcrLimits(max_pages=5, max_page_pixels=10_000_000, page_timeout=60, dpi=150, workers=2)
+LIMITS = OcrLimits(max_pages=5, max_page_pixels=10_000_000, page_timeout=60, dpi=300, workers=2)
 POINTS_PER_PIXEL = 72 / 300  # the test pages are stored at 300 DPI
 
 
@@ -23,10 +25,10 @@ def pdf_of(image: Image.Image, path: Path) -> Path:
     return path
 
 
-def ocr(path: Path, artifacts: Path | None = None) -> list:  # type: ignore[type-arg]
+def ocr(path: Path, artifacts: Path | None = None, limits: OcrLimits = LIMITS) -> list:  # type: ignore[type-arg]
     if artifacts:
         artifacts.mkdir()
-    return list(TesseractEngine(LIMITS).recognise(path, "application/pdf", "eng", lambda n: None, artifacts))
+    return list(TesseractEngine(limits).recognise(path, "application/pdf", "eng", lambda n: None, artifacts))
 
 
 def pdftotext(path: Path, *args: str) -> str:
@@ -59,13 +61,39 @@ def test_anything_drawn_over_the_scan_makes_the_page_rendered(tmp_path: Path) ->
     assert "secret" not in page.text.lower() and "12345" not in page.text
 
 
+def test_scan_finer_than_ocr_dpi_is_rendered_at_ocr_dpi(tmp_path: Path) -> None:
+    """A 300 DPI scan under OCR_DPI=150 is rendered at 150: fewer pixels to read than the stored JPEG."""
+    path = pdf_of(render_page(["Fine scan"]), tmp_path / "scan.pdf")
+    limits = OcrLimits(max_pages=5, max_page_pixels=10_000_000, page_timeout=60, dpi=150, workers=2)
+    with PdfDocument(path) as pdf:
+        assert TesseractEngine(limits)._readable_jpegs(pdf, [1]) == {}
+        assert TesseractEngine(LIMITS)._readable_jpegs(pdf, [1]) != {}
+    [page] = ocr(path, limits=limits)
+    assert (page.width, page.height) == (1240, 600) and "fine scan" in page.text.lower()
+
+
+def test_page_too_large_to_render_is_refused_before_rendering(tmp_path: Path) -> None:
+    """A page 200 inches square would be a 3.6 gigapixel raster at 300 DPI: image_too_large, naming the limit."""
+    path = pdf_of(render_page(["Huge page"]), tmp_path / "scan.pdf")
+    with pikepdf.open(path, allow_overwriting_input=True) as pdf:
+        pdf.pages[0].obj.MediaBox = [0, 0, 14400, 14400]
+        pdf.save(path)
+    with pytest.raises(ImageTooLarge) as info:
+        ocr(path)
+    assert "MAX_PAGE_PIXELS" in info.value.message and "page 1" in info.value.message
+
+
 def test_rotated_or_annotated_pages_are_rendered(tmp_path: Path) -> None:
+    """A viewer turns a /Rotate page and draws annotations over it: the stored JPEG is not what it shows."""
     path = pdf_of(render_page(["Turned page"]), tmp_path / "scan.pdf")
     with pikepdf.open(path, allow_overwriting_input=True) as pdf:
+        pdf.pages.append(pdf.pages[0])
         pdf.pages[0].obj.Rotate = 90
+        pdf.pages[1].obj.Annots = pdf.make_indirect(pikepdf.Array([pikepdf.Dictionary(
+            Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Square, Rect=[10, 10, 100, 100])]))
         pdf.save(path)
     with PdfDocument(path) as pdf:
-        assert pdf.whole_page_jpegs([1]) == {}
+        assert pdf.whole_page_jpegs([1, 2]) == {}
 
 
 def test_searchable_pdf_keeps_the_original_image_and_adds_aligned_text(tmp_path: Path) -> None:
