@@ -145,10 +145,10 @@ class TesseractEngine:
         with PdfDocument(path) as pdf:
             scanned = [n for n in range(1, count + 1) if n not in layers]
             jpegs = {} if self.limits.clean_up else self._readable_jpegs(pdf, scanned)
-            for n in scanned:
+            for n in (n for n in scanned if n not in jpegs):
                 # A page's size, not its file size, decides the raster: a huge page is a decompression bomb.
                 pixels = pdf.rendered_pixels(n, self.limits.dpi)
-                if n not in jpegs and pixels > self.limits.max_page_pixels:
+                if pixels > self.limits.max_page_pixels:
                     raise ImageTooLarge(
                         f"page {n} would render to {pixels} pixels at {self.limits.dpi} DPI; the limit is "
                         f"{self.limits.max_page_pixels} (MAX_PAGE_PIXELS)"
