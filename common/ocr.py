@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -96,6 +97,8 @@ def validate_lang(lang: str) -> str:
         )
     return "+".join(parts)
 
+
+_EXIF_ORIENTATION = 0x0112
 
 # One OpenMP thread per tesseract: pages already run in parallel, extra threads only contend (5x slower here).
 _TESSERACT_ENV = dict(os.environ, OMP_THREAD_LIMIT="1")
@@ -244,10 +247,16 @@ class TesseractEngine:
         return Path(str(paths[0]))
 
     def _image_frames(self, path: Path, workdir: Path) -> list[tuple[Path, int]]:
-        """Every frame of a TIFF, the first of a GIF/WebP animation; EXIF rotation applied."""
+        """Every frame of a TIFF, the first of a GIF/WebP animation; EXIF rotation applied.
+
+        An upright gray or colour JPEG is given to tesseract as uploaded: it reads JPEG directly and
+        embeds it in the page's PDF as it is, so the searchable PDF keeps the photo's own bytes.
+        """
         try:
             with Image.open(path) as image:
                 animated_gif = image.format in ("GIF", "WEBP")
+                as_uploaded = (image.format == "JPEG" and image.mode in ("L", "RGB")
+                               and image.getexif().get(_EXIF_ORIENTATION, 1) == 1)
                 frames: list[tuple[Path, int]] = []
                 for index, frame in enumerate(ImageSequence.Iterator(image)):
                     if index >= self.limits.max_pages:
@@ -260,13 +269,19 @@ class TesseractEngine:
                             f"page {index + 1} has {pixels} pixels; the limit is "
                             f"{self.limits.max_page_pixels} (MAX_PAGE_PIXELS)"
                         )
-                    upright = ImageOps.exif_transpose(frame.copy())
-                    mode = "L" if upright.mode in ("1", "L", "LA", "I;16") else "RGB"
-                    out = workdir / f"frame-{index + 1:05d}.tif"
-                    # Scanners record their resolution; a bare image is taken to be a 300 DPI scan.
+                    # Scanners record their resolution; a bare image is taken to be a 300 DPI scan, and so
+                    # is one claiming under 100 (72 and 96 are what cameras and editors write by default).
                     dpi = frame.info.get("dpi", (0, 0))[0] or image.info.get("dpi", (0, 0))[0]
-                    dpi = int(round(float(dpi))) if dpi and float(dpi) >= 70 else 300
-                    upright.convert(mode).save(out, format="TIFF", dpi=(dpi, dpi))
+                    dpi = int(round(float(dpi))) if dpi and float(dpi) >= 100 else 300
+                    if as_uploaded:
+                        frame.load()  # decoded once all the same: a truncated file is refused here
+                        out = workdir / "frame-00001.jpg"
+                        shutil.copyfile(path, out)
+                    else:
+                        upright = ImageOps.exif_transpose(frame.copy())
+                        mode = "L" if upright.mode in ("1", "L", "LA", "I;16") else "RGB"
+                        out = workdir / f"frame-{index + 1:05d}.tif"
+                        upright.convert(mode).save(out, format="TIFF", dpi=(dpi, dpi))
                     frames.append((out, dpi))
                     if animated_gif:
                         break
@@ -289,7 +304,7 @@ class TesseractEngine:
         try:
             if self.limits.clean_up:
                 image_path = self._cleaned(image_path, dpi)
-            read = self._tesseract(number, image_path, lang, artifacts, text_only)
+            read = self._tesseract(number, image_path, lang, artifacts, text_only, dpi)
             rotation = 0
             if read.confidence is None or read.confidence < LOW_CONFIDENCE:
                 rotation = self._orientation(number, image_path)
@@ -300,7 +315,7 @@ class TesseractEngine:
                         im.rotate(-rotation, expand=True).save(upright, format="TIFF", dpi=(dpi, dpi))
                     image_path.unlink()
                     image_path = upright
-                    read = self._tesseract(number, image_path, lang, artifacts, text_only)
+                    read = self._tesseract(number, image_path, lang, artifacts, text_only, dpi)
             with Image.open(image_path) as im:
                 width, height = im.size
         finally:
@@ -327,17 +342,20 @@ class TesseractEngine:
         return out
 
     def _tesseract(
-        self, number: int, image_path: Path, lang: str, artifacts: Path | None, text_only: bool
+        self, number: int, image_path: Path, lang: str, artifacts: Path | None, text_only: bool, dpi: int
     ) -> hocr.HocrPage:
         """One tesseract run: hOCR (words, boxes, confidences) and, when asked, the page's PDF.
 
         `text_only`: the PDF holds only the invisible text (layer-NNNNN.pdf), to be laid over the
-        original page; otherwise it carries the page image too (page-NNNNN.pdf). No --dpi: a raster
-        that records its resolution (TIFF) gives it, and tesseract estimates it for one that does not,
-        as for any image given to the CLI; a text layer is scaled onto its page anyway.
+        original page; otherwise it carries the page image too (page-NNNNN.pdf), and `dpi` gives that
+        page the paper's size. A text layer is scaled onto its page, so there tesseract takes the
+        resolution the raster records, or estimates it as for any image given to the CLI.
         """
         base = image_path.with_suffix("")
-        options = ["-c", "textonly_pdf=1"] if text_only and artifacts else []
+        if text_only:
+            options = ["-c", "textonly_pdf=1"] if artifacts else []
+        else:
+            options = ["--dpi", str(dpi)]
         renderers = ["hocr"] + (["pdf"] if artifacts else [])
         try:
             run(["tesseract", str(image_path), str(base), "-l", lang, *options, *renderers],

@@ -54,14 +54,15 @@ def test_image_over_the_pixel_limit_is_refused(tmp_path: Path) -> None:
     assert "MAX_PAGE_PIXELS" in info.value.message
 
 
-def test_truncated_image_is_a_corrupt_document(tmp_path: Path) -> None:
-    """A PNG cut short fails with corrupt_document instead of crashing the worker."""
-    whole = tmp_path / "whole.png"
-    render_page(["cut"]).save(whole)
-    cut = tmp_path / "cut.png"
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_truncated_image_is_a_corrupt_document(tmp_path: Path, fmt: str) -> None:
+    """An image cut short fails with corrupt_document instead of crashing the worker or reading half a page."""
+    whole = tmp_path / "whole"
+    render_page(["cut"]).save(whole, format=fmt)
+    cut = tmp_path / "cut"
     cut.write_bytes(whole.read_bytes()[:2000])
     with pytest.raises(CorruptDocument):
-        list(TesseractEngine(LIMITS).recognise(cut, "image/png", "eng", lambda n: None))
+        list(TesseractEngine(LIMITS).recognise(cut, f"image/{fmt.lower()}", "eng", lambda n: None))
 
 
 def test_mixed_pdf_takes_text_layer_pages_as_is_and_ocrs_scanned_ones(tmp_path: Path) -> None:

@@ -131,3 +131,29 @@ def test_sideways_scan_comes_out_upright_with_its_text(tmp_path: Path) -> None:
     read = subprocess.run(["tesseract", str(upright), "-"], check=True, capture_output=True, text=True).stdout
     assert "quick brown fox" in read.lower()
     assert "quick brown fox" in " ".join(pdftotext(searchable).lower().split())
+
+
+def test_uploaded_jpeg_is_embedded_as_uploaded(tmp_path: Path) -> None:
+    """A JPEG photo of a page goes into its searchable PDF byte for byte, at the paper's size."""
+    path = tmp_path / "photo.jpg"
+    render_page(["Photographed receipt 77"]).convert("RGB").save(path, format="JPEG", quality=90, dpi=(200, 200))
+    artifacts = tmp_path / "out"
+    artifacts.mkdir()
+    [page] = TesseractEngine(LIMITS).recognise(path, "image/jpeg", "eng", lambda n: None, artifacts)
+    assert "photographed receipt 77" in page.text.lower()
+    with pikepdf.open(artifacts / "page-00001.pdf") as pdf:
+        [(_, image)] = pdf.pages[0].get_images().items()
+        assert image.read_raw_bytes() == path.read_bytes()
+        box = pikepdf.Rectangle(pdf.pages[0].mediabox)
+        assert (round(box.width), round(box.height)) == (round(2480 * 72 / 200), round(1200 * 72 / 200))
+
+
+def test_sideways_jpeg_is_turned_by_its_exif_tag(tmp_path: Path) -> None:
+    """A camera JPEG tagged 'rotate 90' is turned before OCR (so not passed on as uploaded)."""
+    path = tmp_path / "tagged.jpg"
+    sideways = render_page(["Tagged photo reads upright"]).rotate(90, expand=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned 90 degrees anticlockwise: viewers turn it back clockwise
+    sideways.save(path, format="JPEG", quality=90, exif=exif)
+    [page] = TesseractEngine(LIMITS).recognise(path, "image/jpeg", "eng", lambda n: None)
+    assert "tagged photo reads upright" in page.text.lower() and page.rotation == 0
