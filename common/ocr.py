@@ -104,6 +104,20 @@ _EXIF_ORIENTATION = 0x0112
 _TESSERACT_ENV = dict(os.environ, OMP_THREAD_LIMIT="1")
 
 
+def _cleaned_up(image: Image.Image) -> Image.Image:
+    """Speckles out (3x3 median), contrast stretched: for poor scans (OCR_CLEAN_UP)."""
+    return ImageOps.autocontrast(image.filter(ImageFilter.MedianFilter(3)))
+
+
+def _rewritten(image_path: Path, tag: str, dpi: int, change: Callable[[Image.Image], Image.Image]) -> Path:
+    """The page raster changed, as an uncompressed TIFF beside it (named with `tag`); the old one is removed."""
+    out = image_path.with_name(f"{image_path.stem}-{tag}.tif")
+    with Image.open(image_path) as im:
+        change(im).save(out, format="TIFF", dpi=(dpi, dpi))
+    image_path.unlink()
+    return out
+
+
 class TesseractEngine:
     """Pages run in parallel, one tesseract thread each: OpenMP threads only contend on shared cores.
 
@@ -303,18 +317,15 @@ class TesseractEngine:
         """
         try:
             if self.limits.clean_up:
-                image_path = self._cleaned(image_path, dpi)
+                image_path = _rewritten(image_path, "clean", dpi, _cleaned_up)
             read = self._tesseract(number, image_path, lang, artifacts, text_only, dpi)
             rotation = 0
             if read.confidence is None or read.confidence < LOW_CONFIDENCE:
                 rotation = self._orientation(number, image_path)
                 if rotation:
-                    upright = image_path.with_name(f"{image_path.stem}-upright.tif")
-                    with Image.open(image_path) as im:
-                        # OSD's "Rotate" is the clockwise turn that makes the page upright; PIL turns anticlockwise.
-                        im.rotate(-rotation, expand=True).save(upright, format="TIFF", dpi=(dpi, dpi))
-                    image_path.unlink()
-                    image_path = upright
+                    # OSD's "Rotate" is the clockwise turn that makes the page upright; PIL turns anticlockwise.
+                    image_path = _rewritten(image_path, "upright", dpi,
+                                            lambda im: im.rotate(-rotation, expand=True))
                     read = self._tesseract(number, image_path, lang, artifacts, text_only, dpi)
             with Image.open(image_path) as im:
                 width, height = im.size
@@ -331,15 +342,6 @@ class TesseractEngine:
             rotation=rotation,
             words=read.words,
         )
-
-    @staticmethod
-    def _cleaned(image_path: Path, dpi: int) -> Path:
-        """Speckles out (3x3 median), contrast stretched: for poor scans; replaces the raster."""
-        out = image_path.with_name(f"{image_path.stem}-clean.tif")
-        with Image.open(image_path) as im:
-            ImageOps.autocontrast(im.filter(ImageFilter.MedianFilter(3))).save(out, format="TIFF", dpi=(dpi, dpi))
-        image_path.unlink()
-        return out
 
     def _tesseract(
         self, number: int, image_path: Path, lang: str, artifacts: Path | None, text_only: bool, dpi: int

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import CorruptDocument, ImageTooLarge, InvalidLanguage, PdfEncrypted, TooManyPages
-from common.ocr import OcrLimits, TesseractEngine, validate_lang
+from common.ocr import OcrLimits, TesseractEngine, _cleaned_up, _rewritten, validate_lang
 from tests.support import render_page, scanned_pdf
 
 LIMITS = OcrLimits(max_pages=5, max_page_pixels=10_000_000, page_timeout=60, dpi=150, workers=2)
@@ -160,7 +160,7 @@ def test_clean_up_removes_speckles_and_keeps_the_text(tmp_path: Path) -> None:
         specks.putpixel((x, 1100), 0)  # a row of lone specks below the text
     path = tmp_path / "specks.tif"
     specks.save(path)
-    cleaned = TesseractEngine._cleaned(path, 300)
+    cleaned = _rewritten(path, "clean", 300, _cleaned_up)
     with Image.open(cleaned) as im:
         assert im.crop((0, 1090, 2480, 1110)).getextrema() == (255, 255)
         assert im.getextrema() == (0, 255) and im.info["dpi"] == (300, 300)
