@@ -29,6 +29,7 @@ sys.path[:0] = [str(REPO), str(REPO / "local-stack")]
 from sqlalchemy import func, insert, select, text  # noqa: E402
 from sqlalchemy.dialects import mysql  # noqa: E402
 
+from common.apikeys import TRUSTED
 from common.config import Settings, load_settings  # noqa: E402
 from common.db import Document, Job, JobStatus, create_schema, dispose_engines, session_scope  # noqa: E402
 from common.listing import ListQuery, count_statement, list_documents, page_statement  # noqa: E402
@@ -164,7 +165,7 @@ def main() -> None:
 def run_queries(settings: Settings, runs: int) -> dict[str, tuple[int, float, float, str]]:
     depth = 10_000
     # The cursor after the 10,000th document, as a client walking 1,000 pages of 10 would hold it.
-    before_depth = list_documents(settings, ListQuery.from_params({"offset": str(depth - 10)}))
+    before_depth = list_documents(settings, ListQuery.from_params({"offset": str(depth - 10)}, TRUSTED))
     deep_cursor = before_depth["next_cursor"]
     window_from, window_to = (START + timedelta(days=90)).date(), (START + timedelta(days=119)).date()
     cases: dict[str, dict[str, str]] = {
@@ -183,13 +184,13 @@ def run_queries(settings: Settings, runs: int) -> dict[str, tuple[int, float, fl
         f"search q={RARE_WORD}, cursor page 2": {"q": RARE_WORD, "cursor": ""},
     }
     # Page 2 of the rare-word search, by the cursor of page 1.
-    first_search = list_documents(settings, ListQuery.from_params({"q": RARE_WORD}))
+    first_search = list_documents(settings, ListQuery.from_params({"q": RARE_WORD}, TRUSTED))
     cases[f"search q={RARE_WORD}, cursor page 2"]["cursor"] = first_search["next_cursor"]
     results: dict[str, tuple[int, float, float, str]] = {}
     for name, params in cases.items():
-        query = ListQuery.from_params(params)
+        query = ListQuery.from_params(params, TRUSTED)
         items = len(list_documents(settings, query)["items"])
-        p50, p95 = timed(lambda: list_documents(settings, ListQuery.from_params(params)), runs)
+        p50, p95 = timed(lambda: list_documents(settings, ListQuery.from_params(params, TRUSTED)), runs)
         results[name] = (items, p50, p95, plan(settings, query))
         print(f"  timed {name}", flush=True)
 

@@ -10,12 +10,13 @@ from typing import Any
 
 import flask
 
-from common import ratelimit
+from common import auth, ratelimit
+from common.apikeys import Principal
 from common.config import Settings, get_settings
-from common.errors import MethodNotAllowed, PipelineError
+from common.errors import MethodNotAllowed, PipelineError, Unauthenticated
 from common.logging import bind_context, clear_context, get_logger, setup
 
-Handler = Callable[[flask.Request, Settings], flask.Response]
+Handler = Callable[[flask.Request, Settings, Principal], flask.Response]
 
 log = get_logger()
 
@@ -42,13 +43,26 @@ def require_method(request: flask.Request, *methods: str) -> None:
         raise MethodNotAllowed(f"{request.method} is not allowed here; use {' or '.join(methods)}")
 
 
-def http_function(
-    service: str, rate_limited: bool = True
-) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
-    """Wrap a handler: settings and logging on first use, request context, rate limit, errors to JSON, access log.
+def _warn_if_auth_off(settings: Settings) -> None:
+    global _auth_warned
+    if not settings.auth and not _auth_warned:
+        _auth_warned = True
+        log.warning("auth.disabled", message="AUTH=off: every caller sees and changes every document; "
+                    "use this only on a trusted private network")
 
-    `rate_limited=False` is for event receivers (ocr-process): refusing a notification would only
-    make MinIO or the queue deliver it again.
+
+_auth_warned = False
+
+
+def http_function(
+    service: str, access: str = "key"
+) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
+    """Wrap a handler: settings and logging on first use, request context, who is calling, rate limit,
+    errors to JSON, access log.
+
+    `access` is "key" (any valid API key), "admin" (an admin key) or "internal" (the internal token:
+    ocr-process, whose callers are MinIO and the gateway's queue, so it is never rate limited either:
+    refusing a notification would only make it come back).
     """
 
     def decorate(handler: Handler) -> Callable[[flask.Request], flask.Response]:
@@ -58,13 +72,25 @@ def http_function(
             clear_context()
             request_id = request_id_of(request)
             decision: ratelimit.Decision | None = None
+            principal: Principal | None = None
             try:
                 settings = get_settings()
                 setup(service, settings.log_level)
+                _warn_if_auth_off(settings)
                 bind_context(request_id=request_id)
-                if rate_limited:
-                    decision = ratelimit.enforce(request, settings, service)
-                response = handler(request, settings)
+                if access == "internal":
+                    principal = auth.authenticate_internal(request, settings)
+                else:
+                    try:
+                        principal = auth.authenticate(request, settings)
+                    except Unauthenticated:
+                        # Failed attempts spend the address's tokens, so guessing costs like any request.
+                        decision = ratelimit.enforce(request, settings, service, None)
+                        raise
+                    if access == "admin":
+                        auth.require_admin(principal)
+                    decision = ratelimit.enforce(request, settings, service, principal)
+                response = handler(request, settings, principal)
             except PipelineError as e:
                 setup(service)
                 if e.http_status >= 500:
@@ -86,6 +112,7 @@ def http_function(
                 duration_ms=round((time.monotonic() - started) * 1000, 1),
                 request_id=request_id,
                 client=request.headers.get("X-Forwarded-For") or request.remote_addr,
+                key_id=principal.key_id if principal else None,
             )
             return response
 

@@ -10,6 +10,7 @@ import redis
 from redis.exceptions import RedisError
 
 from common.config import Settings
+from common.errors import CacheUnavailable
 from common.logging import get_logger
 
 log = get_logger()
@@ -93,6 +94,65 @@ def fill_status(settings: Settings, job_id: str, version: int, body: dict[str, A
     _set_if_newer(settings, job_id, version, {"v": version, "body": body}, ttl)
 
 
+# Newer than any version a job row can reach: a fill for a buried job never lands.
+_TOMBSTONE_VERSION = 2**53
+
+
+def bury_status(settings: Settings, job_ids: list[str]) -> None:
+    """Before a job's rows are deleted: no cached status survives, and no slow reader can put one back.
+
+    Unlike every other cache write this one must succeed (CacheUnavailable otherwise): a cached status
+    would otherwise keep serving a deleted document's text until its TTL ran out.
+    """
+    if not settings.status_cache or not job_ids:
+        return
+    marker = json.dumps({"v": _TOMBSTONE_VERSION})
+    ttl = int(max(settings.status_ttl_final, settings.status_ttl_active) * 1000)
+    try:
+        with get_client(settings).pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.set(_status_key(job_id), marker, px=ttl)
+            pipe.execute()
+    except RedisError as e:
+        raise CacheUnavailable(f"the status cache could not be cleared: {e}") from e
+
+
 def mark_changed(settings: Settings, job_id: str, version: int) -> None:
     """Called after every committed status change: the next read goes to MySQL and refills."""
     _set_if_newer(settings, job_id, version, {"v": version}, settings.status_ttl_active)
+
+
+# --- API key records ------------------------------------------------------------------------------
+
+
+def _key_key(key_id: str) -> str:
+    return f"ocr:apikey:{key_id}"
+
+
+def read_key(settings: Settings, key_id: str) -> dict[str, Any] | None:
+    """A key's cached record (hash, role, revoked), or None on a miss or Redis trouble."""
+    try:
+        raw = get_client(settings).get(_key_key(key_id))
+    except RedisError as e:
+        warn_unavailable("apikey.read", e)
+        return None
+    try:
+        record = json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def fill_key(settings: Settings, key_id: str, record: dict[str, Any], ttl: float) -> None:
+    try:
+        get_client(settings).set(_key_key(key_id), json.dumps(record), px=int(ttl * 1000))
+    except RedisError as e:
+        warn_unavailable("apikey.write", e)
+
+
+def forget_key(settings: Settings, key_id: str) -> None:
+    """After a revocation: the next request reads MySQL. If Redis is away, the entry's TTL bounds the delay."""
+    try:
+        get_client(settings).delete(_key_key(key_id))
+    except RedisError as e:
+        warn_unavailable("apikey.forget", e)

@@ -56,6 +56,11 @@ class Settings:
     rate_limit_refill_per_second: float
     rate_limit_fail_closed: bool
     trusted_proxies: tuple[str, ...]
+    auth: bool
+    auth_cache_seconds: float
+    internal_token: str
+    inbox_owner: str
+    retention_days: int
 
     @property
     def database_url(self) -> str:
@@ -85,6 +90,12 @@ class _Reader:
         if path.is_file():
             return path.read_text().strip()
         return self.text(env_name, default)
+
+    def optional_secret(self, env_name: str, secret_name: str) -> str:
+        path = self.secrets_dir / secret_name
+        if path.is_file():
+            return path.read_text().strip()
+        return self.env.get(env_name, "").strip()
 
     def _typed(self, name: str, default: T, parse: Callable[[str], T], kind: str) -> T:
         raw = self.env.get(name)
@@ -181,6 +192,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_refill_per_second=r.number("RATE_LIMIT_REFILL_PER_SECOND", 1.0),
         rate_limit_fail_closed=r.flag("RATE_LIMIT_FAIL_CLOSED", False),
         trusted_proxies=r.networks("TRUSTED_PROXIES", "127.0.0.1/32,::1/128"),
+        # API keys on upload, status, list and documents; off only for a trusted private network.
+        auth=r.flag("AUTH", True),
+        # How long a key's record is trusted from Redis: the bound on how late a revocation can take effect.
+        auth_cache_seconds=r.number("AUTH_CACHE_SECONDS", 30.0),
+        # Shared by MinIO's webhook target, upload's hand-off and ocr-process; only ocr-process requires it.
+        internal_token=r.optional_secret("INTERNAL_TOKEN", "internal-token"),
+        # The key id that owns files dropped under the inbox outside any inbox/<key id>/ folder.
+        inbox_owner=env.get("INBOX_OWNER", "").strip(),
+        retention_days=r.integer("RETENTION_DAYS", 0),
     )
     if r.problems:
         raise ConfigError("invalid configuration: " + "; ".join(r.problems))

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.mysql import DATETIME, MEDIUMTEXT
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateColumn
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -60,6 +60,23 @@ def _dt() -> DateTime:
     return DateTime().with_variant(DATETIME(fsp=6), "mysql")
 
 
+class ApiKey(Base):
+    """A client's credential: only the SHA-256 of its secret is kept; the secret is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))  # "admin" or "user"
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
+    # Written when the key is read from MySQL (a cache refill), so it is exact to AUTH_CACHE_SECONDS.
+    last_used_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
+
+    __table_args__ = ({"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"},)
+
+
 class Document(Base):
     __tablename__ = "documents"
 
@@ -74,8 +91,16 @@ class Document(Base):
     # sha256 of bucket/key/etag: a unique handle on one object version (the key is too long to index).
     source_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
+    # The API key that owns the document; null only with AUTH=off or for rows made before keys existed
+    # (those are seen by admin keys alone).
+    owner_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The job whose result the document shows (listing, search). A re-process moves it to the new job
+    # only once that job completes, so the previous result stays until then.
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
     __table_args__ = (
+        # list for one owner (every user key's listing): the owner's documents already in list order.
+        Index("ix_documents_owner_created_id", "owner_id", "created_at", "id"),
         # list: pages in created_at order with id as tie-breaker, keyset cursors, date_from/date_to ranges.
         Index("ix_documents_created_id", "created_at", "id"),
         # list ?content_type=: exact type already in list order (no sort); a family (image/*) is a range.
@@ -88,7 +113,8 @@ class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), unique=True)
+    # Not unique: a re-process adds a job to the same document.
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
     status: Mapped[JobStatus] = mapped_column(
         Enum(JobStatus, values_callable=lambda e: [m.value for m in e], native_enum=False, length=16),
         default=JobStatus.PENDING,
@@ -109,6 +135,8 @@ class Job(Base):
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The key that started this job (upload, drop owner or re-process).
+    owner_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
@@ -211,5 +239,16 @@ def create_schema(settings: Settings) -> None:
                 for index in table.indexes:
                     if index.name not in indexes:
                         index.create(conn)
+            _upgrade_for_owners(conn)
     except OperationalError as e:
         raise DatabaseUnavailable(f"cannot create schema: {e.orig or e}") from e
+
+
+def _upgrade_for_owners(conn: Connection) -> None:
+    """A database from before re-processing: one job per document was unique, and documents lacked job_id."""
+    for index in inspect(conn).get_unique_constraints("jobs"):
+        if index["column_names"] == ["document_id"] and index["name"]:
+            # ix_jobs_document_id (created above) keeps the foreign key indexed once this one is gone.
+            conn.execute(sql_text(f"ALTER TABLE jobs DROP INDEX `{index['name']}`"))
+    conn.execute(sql_text(
+        "UPDATE documents d JOIN jobs j ON j.document_id = d.id SET d.job_id = j.id WHERE d.job_id IS NULL"))

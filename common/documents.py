@@ -12,10 +12,10 @@ from typing import BinaryIO
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from common import gateway, jobs, storage
+from common import apikeys, gateway, jobs, storage
 from common.config import Settings
 from common.db import Document, Job, JobStatus, session_scope, utcnow
-from common.errors import FileTooLarge, JobNotFound, PipelineError
+from common.errors import DropOwnerUnknown, FileTooLarge, JobNotFound, PipelineError
 from common.events import ObjectCreated
 from common.logging import get_logger
 
@@ -27,6 +27,13 @@ class Accepted:
     job_id: str
     document_id: str
     status: str
+
+    def status_url(self, base_url: str) -> str:
+        return f"{base_url}/function/status/{self.job_id}"
+
+    def to_dict(self, base_url: str) -> dict[str, str]:
+        return {"job_id": self.job_id, "document_id": self.document_id, "status": self.status,
+                "status_url": self.status_url(base_url)}
 
 
 def _source_hash(identity: str) -> str:
@@ -49,6 +56,7 @@ def accept_upload(
     media_type: str,
     lang: str,
     request_id: str | None,
+    owner_id: str | None,
 ) -> Accepted:
     """Record document + pending job, then store the original; 202 is only answered once it is stored.
 
@@ -70,11 +78,12 @@ def accept_upload(
             source="upload",
             source_hash=_source_hash(f"upload:{document_id}"),
             created_at=utcnow(),
+            owner_id=owner_id,
         )
         session.add(document)
         session.flush()
-        job = jobs.create(session, document, lang, settings.job_max_attempts, request_id)
-        job_id = job.id
+        job = jobs.create(session, document, lang, settings.job_max_attempts, request_id, owner_id)
+        document.job_id = job_id = job.id
     metadata = {"job-id": job_id, "document-id": document_id, "lang": lang}
     if request_id:
         metadata["request-id"] = request_id
@@ -91,6 +100,26 @@ def accept_upload(
              content_type=media_type)
     gateway.submit_job(settings, job_id, request_id)
     return Accepted(job_id=job_id, document_id=document_id, status=JobStatus.PENDING.value)
+
+
+def drop_owner(settings: Settings, key: str) -> str | None:
+    """Who owns a dropped object: the key named by its inbox/<key id>/ folder, else INBOX_OWNER.
+
+    A first folder shaped like a key id must name a live key: a file put in a revoked or mistyped
+    key's folder is refused rather than handed to someone else.
+    """
+    if not settings.auth:
+        return None
+    inside = key[len(settings.inbox_prefix):] if key.startswith(settings.inbox_prefix) else ""
+    folder, slash, _ = inside.partition("/")
+    if slash and apikeys.KEY_ID.fullmatch(folder):
+        if apikeys.is_live(settings, folder):
+            return folder
+        raise DropOwnerUnknown(f"{key!r} is in the folder of key {folder}, which does not exist or was revoked")
+    if settings.inbox_owner:
+        return settings.inbox_owner
+    raise DropOwnerUnknown(f"{key!r} is in no key's folder ({settings.inbox_prefix}<key id>/) and INBOX_OWNER is not "
+                           "set, so nobody would own it")
 
 
 def job_for_object(settings: Settings, obj: ObjectCreated) -> str:
@@ -112,6 +141,7 @@ def job_for_object(settings: Settings, obj: ObjectCreated) -> str:
     version = obj.version_id or obj.etag
     identity = _source_hash(f"drop:{obj.bucket}/{obj.key}@{version}")
     lang = obj.metadata.get("lang") or settings.default_lang
+    owner_id = drop_owner(settings, obj.key)
     try:
         with session_scope(settings) as session:
             document = Document(
@@ -125,10 +155,12 @@ def job_for_object(settings: Settings, obj: ObjectCreated) -> str:
                 source="drop",
                 source_hash=identity,
                 created_at=utcnow(),
+                owner_id=owner_id,
             )
             session.add(document)
             session.flush()
-            job = jobs.create(session, document, lang, settings.job_max_attempts, obj.request_id)
+            job = jobs.create(session, document, lang, settings.job_max_attempts, obj.request_id, owner_id)
+            document.job_id = job.id
             log.info("document.accepted", document_id=document.id, job_id=job.id, source="drop", key=obj.key)
             return job.id
     except IntegrityError:

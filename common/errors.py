@@ -30,6 +30,12 @@ class BadRequest(PipelineError):
     http_status = 400
 
 
+def unknown_parameters(unknown: list[str], accepted: list[str], kind: str = "query parameter") -> BadRequest:
+    """A typo such as `language=deu` must not silently fall back to a default: name it and the choices."""
+    return BadRequest(f"unknown {kind}{'s' if len(unknown) > 1 else ''} {', '.join(sorted(unknown))}; "
+                      f"accepted: {', '.join(sorted(accepted))}")
+
+
 class MissingFile(BadRequest):
     code = "missing_file"
 
@@ -40,6 +46,36 @@ class EmptyFile(BadRequest):
 
 class InvalidLanguage(BadRequest):
     code = "invalid_language"
+
+
+class CredentialsInUrl(BadRequest):
+    """Keys in URLs end up in access logs, proxies and browser history, so they are refused outright."""
+
+    code = "credentials_in_url"
+
+
+# Bearer, as RFC 6750: a client learns how to authenticate from the 401 itself.
+_CHALLENGE = 'Bearer realm="ocr-pipeline"'
+
+
+class Unauthenticated(PipelineError):
+    code = "unauthenticated"
+    http_status = 401
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": _CHALLENGE})
+
+
+class InvalidApiKey(Unauthenticated):
+    code = "invalid_api_key"
+
+    def __init__(self, message: str) -> None:
+        PipelineError.__init__(self, message, headers={"WWW-Authenticate": _CHALLENGE + ', error="invalid_token"'})
+
+
+class Forbidden(PipelineError):
+    code = "forbidden"
+    http_status = 403
 
 
 class FileTooLarge(PipelineError):
@@ -59,6 +95,24 @@ class NotFound(PipelineError):
 
 class JobNotFound(NotFound):
     code = "job_not_found"
+
+
+class DocumentNotFound(NotFound):
+    code = "document_not_found"
+
+
+class DocumentBusy(PipelineError):
+    """A re-process while the document's newest job is still pending or processing."""
+
+    code = "document_busy"
+    http_status = 409
+
+
+class DropOwnerUnknown(PipelineError):
+    """A dropped object whose folder names no live key, with no INBOX_OWNER to fall back on."""
+
+    code = "drop_owner_unknown"
+    http_status = 422
 
 
 class JobNotCompleted(PipelineError):
@@ -98,6 +152,14 @@ class StorageUnavailable(ServiceUnavailable):
 
 class DatabaseUnavailable(ServiceUnavailable):
     code = "database_unavailable"
+
+
+class CacheUnavailable(ServiceUnavailable):
+    code = "cache_unavailable"
+
+
+class QueueUnavailable(ServiceUnavailable):
+    code = "queue_unavailable"
 
 
 class ObjectMissing(PipelineError):

@@ -24,6 +24,9 @@ def submit_job(settings: Settings, job_id: str, request_id: str | None) -> bool:
     if not settings.gateway_url:
         return False
     headers = {"Content-Type": "application/json"}
+    if settings.internal_token:
+        # ocr-process takes only calls that carry the internal token (see common/auth.py).
+        headers["Authorization"] = f"Bearer {settings.internal_token}"
     if request_id:
         headers["X-Request-Id"] = request_id
     try:

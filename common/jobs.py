@@ -41,7 +41,8 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def create(session: Session, document: Document, lang: str, max_attempts: int, request_id: str | None) -> Job:
+def create(session: Session, document: Document, lang: str, max_attempts: int, request_id: str | None,
+           owner_id: str | None) -> Job:
     """A pending job for a document, inside the caller's transaction (document and job land together)."""
     now = utcnow()
     job = Job(
@@ -53,6 +54,7 @@ def create(session: Session, document: Document, lang: str, max_attempts: int, r
         max_attempts=max_attempts,
         pages_done=0,
         request_id=request_id,
+        owner_id=owner_id,
         created_at=now,
         updated_at=now,
     )
@@ -246,6 +248,9 @@ def complete(settings: Settings, claim: Claim, outputs: dict[str, str] | None = 
         ).scalars().all()
         _finish(job, changed, JobStatus.COMPLETED, utcnow(), text="\n\f\n".join(texts),
                 page_count=len(texts), pages_done=len(texts), outputs=json.dumps(outputs or {}))
+        # The document now shows this result; a re-process's earlier job keeps its own, reachable by its id.
+        session.execute(update(Document).where(Document.id == job.document_id).values(job_id=job.id)
+                        .execution_options(synchronize_session=False))
         return True
 
 
@@ -278,13 +283,44 @@ def fail_unclaimed(settings: Settings, job_id: str, error: PipelineError) -> Non
         _finish(job, changed, JobStatus.FAILED, utcnow(), error_code=error.code, error_message=error.message)
 
 
-def get(settings: Settings, job_id: str) -> tuple[Job, Document]:
+def cancel_for_document(settings: Settings, document_id: str) -> list[str]:
+    """Fail every unfinished job of a document with `cancelled`, and return all its job ids.
+
+    Clearing the claim token fences off a worker still running such a job: its next page, its
+    completion and its failure all find the claim gone and write nothing.
+    """
+    with _transaction(settings) as (session, changed):
+        found = list(session.execute(
+            select(Job).where(Job.document_id == document_id).with_for_update()).scalars())
+        now = utcnow()
+        for job in found:
+            if not job.status.is_final:
+                _finish(job, changed, JobStatus.FAILED, now, error_code="cancelled",
+                        error_message="the document was deleted")
+        return [job.id for job in found]
+
+
+def was_cancelled(settings: Settings, job_id: str) -> bool:
+    """Whether a job was cancelled by its document's deletion (its row may already be gone too)."""
     with session_scope(settings) as session:
-        row = session.execute(
-            select(Job, Document).join(Document, Document.id == Job.document_id).where(Job.id == job_id)
-        ).one_or_none()
+        job = session.get(Job, job_id)
+        return job is None or job.error_code == "cancelled"
+
+
+def not_found(job_id: str) -> JobNotFound:
+    """The one answer for a job that does not exist and for someone else's: ids leak nothing."""
+    return JobNotFound(f"job {job_id} does not exist")
+
+
+def get(settings: Settings, job_id: str, owner: str | None = None) -> tuple[Job, Document]:
+    """A job and its document; with `owner`, only if that key owns the document."""
+    statement = select(Job, Document).join(Document, Document.id == Job.document_id).where(Job.id == job_id)
+    if owner is not None:
+        statement = statement.where(Document.owner_id == owner)
+    with session_scope(settings) as session:
+        row = session.execute(statement).one_or_none()
         if row is None:
-            raise JobNotFound(f"job {job_id} does not exist")
+            raise not_found(job_id)
         return row[0], row[1]
 
 

@@ -19,6 +19,8 @@ silently lists everything; a parameter given twice is refused too; an empty valu
   `[a, b)`, `[b, c)` never share a document. An empty window (date_from not before date_to) is a 400.
 - `sort`: `created_at_desc` (default) or `created_at_asc`; ties on created_at are broken by document id
   in the same direction, so the order is total and stable.
+- `owner`: a key id; admin keys only (a user key always lists its own documents, and may name only
+  itself here). Without it an admin key lists every owner's documents.
 - `q`: full-text search in the recognised text. Every searchable word must occur (words are letters,
   digits and `_`; operators and quotes are plain separators). Words the InnoDB full-text index does
   not hold (shorter than 3 characters, longer than 84, or on its default stop-word list such as "the")
@@ -54,9 +56,10 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
 from sqlalchemy.dialects.mysql import match
 from sqlalchemy.orm import Session
 
+from common.apikeys import KEY_ID, Principal
 from common.config import Settings
 from common.db import Document, Job, JobStatus, session_scope
-from common.errors import BadRequest
+from common.errors import BadRequest, Forbidden, unknown_parameters
 from common.status import iso
 
 DEFAULT_LIMIT = 10
@@ -65,7 +68,7 @@ MAX_LIMIT = 100
 MAX_OFFSET = 1_000_000_000
 SORTS = ("created_at_desc", "created_at_asc")
 PARAMETERS = frozenset(
-    {"limit", "offset", "cursor", "filename", "content_type", "status", "date_from", "date_to", "sort", "q"}
+    {"limit", "offset", "cursor", "filename", "content_type", "status", "date_from", "date_to", "sort", "q", "owner"}
 )
 
 # InnoDB full-text defaults, identical on MariaDB 10.11 and MySQL 8 (innodb_ft_min_token_size,
@@ -125,6 +128,7 @@ class ListQuery:
     created_from: datetime | None = None  # inclusive, naive UTC
     created_before: datetime | None = None  # exclusive, naive UTC
     search: Search | None = None
+    owner: str | None = None  # a key id; None lists every owner's documents (admins only)
     after: Position | None = None  # set by a cursor: keyset paging instead of offset
 
     @property
@@ -142,18 +146,19 @@ class ListQuery:
             "from": self.created_from.isoformat() if self.created_from else None,
             "before": self.created_before.isoformat() if self.created_before else None,
             "q": list(self.search.words) if self.search else None,
+            "owner": self.owner,
         }
         return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
-    def from_params(cls, params: Mapping[str, str]) -> "ListQuery":
-        """Parse and validate query parameters; each problem is a BadRequest naming its parameter."""
+    def from_params(cls, params: Mapping[str, str], caller: Principal) -> "ListQuery":
+        """Parse and validate query parameters; each problem is a BadRequest naming its parameter.
+
+        A user key's listing is always limited to its own documents.
+        """
         unknown = sorted(set(params) - PARAMETERS)
         if unknown:
-            raise BadRequest(
-                f"unknown query parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-                f"accepted: {', '.join(sorted(PARAMETERS))}"
-            )
+            raise unknown_parameters(unknown, sorted(PARAMETERS))
         values = {name: _single(params, name) for name in sorted(PARAMETERS)}
         created_from = _moment(values["date_from"], "date_from", end_of_day=False)
         created_before = _moment(values["date_to"], "date_to", end_of_day=True)
@@ -172,6 +177,7 @@ class ListQuery:
             created_from=created_from,
             created_before=created_before,
             search=_search(values["q"]),
+            owner=_owner(values["owner"], caller),
         )
         if values["cursor"] is None:
             return query
@@ -212,6 +218,16 @@ def _status(raw: str | None) -> JobStatus | None:
     if raw is None:
         return None
     return JobStatus(_choice(raw, "status", tuple(s.value for s in JobStatus), ""))
+
+
+def _owner(raw: str | None, caller: Principal) -> str | None:
+    if raw is not None and not KEY_ID.fullmatch(raw):
+        raise BadRequest(f"owner must be a key id (12 hex digits), got {raw[:40]!r}")
+    if caller.is_admin:
+        return raw
+    if raw is not None and raw != caller.key_id:
+        raise Forbidden("only admin keys may list another key's documents")
+    return caller.key_id
 
 
 def _filename(raw: str | None) -> str | None:
@@ -331,6 +347,8 @@ def decode_cursor(raw: str, query: ListQuery) -> Position:
 def _filters(query: ListQuery) -> list[ColumnElement[bool]]:
     """The WHERE of both the page and its count (the cursor's keyset is added to the page only)."""
     conditions: list[ColumnElement[bool]] = []
+    if query.owner is not None:
+        conditions.append(Document.owner_id == query.owner)
     if query.filename is not None:
         conditions.append(Document.filename.contains(query.filename, autoescape=True))
     if query.content_type is not None:
@@ -368,13 +386,13 @@ def page_statement(session: Session, query: ListQuery) -> Select[Any]:
     """The page's SELECT (one row more than the limit), with the join order the filter calls for."""
     columns: list[Any] = [
         Document.id, Document.filename, Document.content_type, Document.size_bytes, Document.source,
-        Document.created_at, Job.id.label("job_id"), Job.status, Job.page_count,
+        Document.created_at, Document.owner_id, Job.id.label("job_id"), Job.status, Job.page_count,
     ]
     order = (Document.created_at.desc(), Document.id.desc()) if query.descending else (
         Document.created_at.asc(), Document.id.asc())
     statement = (
         select(*columns)
-        .join(Job, Job.document_id == Document.id)
+        .join(Job, Job.id == Document.job_id)
         .where(*_filters(query))
         .order_by(*order)
         .limit(query.limit + 1)  # one more than shown: whether a next page exists, without a count
@@ -388,20 +406,14 @@ def page_statement(session: Session, query: ListQuery) -> Select[Any]:
 
 
 def count_statement(query: ListQuery) -> Select[Any]:
-    """COUNT over the filter, reading only the tables the filter needs.
+    """COUNT over the filter, joining jobs only when the filter needs them.
 
-    Every document has exactly one job and every job one document (both rows are written in one
-    transaction; jobs.document_id is unique), so either table alone counts the same rows.
+    A document shows one job (documents.job_id); older jobs of a re-processed document must not
+    count, so jobs are always reached through that pointer.
     """
-    on_jobs = query.status is not None or query.search is not None
-    on_documents = any(v is not None for v in (query.filename, query.content_type, query.created_from,
-                                                  query.created_before))
-    if on_jobs and not on_documents:
-        statement = select(func.count()).select_from(Job)
-    elif on_jobs:
-        statement = select(func.count()).select_from(Document).join(Job, Job.document_id == Document.id)
-    else:
-        statement = select(func.count()).select_from(Document)
+    statement = select(func.count()).select_from(Document)
+    if query.status is not None or query.search is not None:
+        statement = statement.join(Job, Job.id == Document.job_id)
     return statement.where(*_filters(query))
 
 
@@ -451,6 +463,7 @@ def list_documents(settings: Settings, query: ListQuery) -> dict[str, Any]:
             "status": row.status.value,
             "page_count": row.page_count,
             "created_at": iso(row.created_at),
+            "owner_id": row.owner_id,
         }
         if query.search is not None:
             item["snippet"] = snippet_of(texts.get(row.job_id) or "", query.search.words)

@@ -13,9 +13,13 @@ SEARCHABLE_PDF = "searchable_pdf"
 HOCR = "hocr"
 
 
-def result_key(settings: Settings, job_id: str, name: str) -> str:
+def result_prefix(settings: Settings, job_id: str) -> str:
     # Outside the notified prefixes, so storing results never starts another job.
-    return f"{settings.results_prefix}{job_id}/{name}"
+    return f"{settings.results_prefix}{job_id}/"
+
+
+def result_key(settings: Settings, job_id: str, name: str) -> str:
+    return result_prefix(settings, job_id) + name
 
 
 def store(settings: Settings, job_id: str, artifacts: Path, timeout: float) -> dict[str, str]:

@@ -58,6 +58,7 @@ def process_event(settings: Settings, body: bytes, engine: OcrEngine) -> list[Ou
             if e.retryable:
                 retry = e
             else:
+                log.warning("event.rejected", key=obj.key, error_code=e.code, error=e.message)
                 outcomes.append(Outcome(job_id=obj.job_id, result="rejected", error_code=e.code))
     for job_id in job_ids:
         try:
@@ -95,7 +96,12 @@ def process_job(settings: Settings, job_id: str, engine: OcrEngine) -> Outcome:
                 if not jobs.record_page(settings, claim, page):
                     return Outcome(job_id=job_id, result="duplicate")
             stored = outputs.store(settings, job_id, artifacts, timeout=settings.ocr_page_timeout)
-        jobs.complete(settings, claim, stored)
+        if not jobs.complete(settings, claim, stored):
+            # The claim was lost meanwhile (the document deleted, or the lease taken over): results
+            # stored under this job's prefix must not outlive it.
+            if jobs.was_cancelled(settings, job_id):
+                storage.remove_prefix(settings, outputs.result_prefix(settings, job_id))
+            return Outcome(job_id=job_id, result="duplicate")
         return Outcome(job_id=job_id, result="completed")
     except PipelineError as e:
         log.warning("job.error", error_code=e.code, error=e.message, retryable=e.retryable)

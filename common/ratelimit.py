@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import math
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from dataclasses import dataclass
 import flask
 from redis.exceptions import RedisError
 
+from common.apikeys import Principal
 from common.cache import get_client, warn_unavailable
 from common.config import Settings
 from common.errors import RateLimited
@@ -95,15 +95,14 @@ def _trusted(address: str, proxies: tuple[str, ...]) -> bool:
     return any(ip in ipaddress.ip_network(p, strict=False) for p in proxies)
 
 
-def client_key(request: flask.Request, settings: Settings) -> str:
-    """An API key when given (hashed: keys never reach Redis or logs), else the client's address.
+def client_key(request: flask.Request, settings: Settings, principal: Principal | None = None) -> str:
+    """The authenticated key when there is one, else the client's address.
 
     X-Forwarded-For counts only when the peer is a trusted proxy (the gateway), and then only its
     right-most untrusted entry: everything left of that was written by the client and can be forged.
     """
-    api_key = request.headers.get("X-Api-Key")
-    if api_key:
-        return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:32]
+    if principal is not None and principal.key_id:
+        return "key:" + principal.key_id
     address = request.remote_addr or "unknown"
     if _trusted(address, settings.trusted_proxies):
         for hop in reversed([h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]):
@@ -113,11 +112,11 @@ def client_key(request: flask.Request, settings: Settings) -> str:
     return "ip:" + address
 
 
-def enforce(request: flask.Request, settings: Settings, service: str) -> Decision | None:
+def enforce(request: flask.Request, settings: Settings, service: str, principal: Principal | None) -> Decision | None:
     """Raise RateLimited over the limit; None when limits are off for this function (capacity 0)."""
     if settings.rate_limit_capacity <= 0:
         return None
-    decision = take(settings, service, client_key(request, settings))
+    decision = take(settings, service, client_key(request, settings, principal))
     if not decision.allowed:
         raise RateLimited(
             f"rate limit of {decision.limit} requests per bucket refilled at "

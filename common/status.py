@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from common import cache, jobs, storage
+from common.apikeys import Principal
 from common.config import Settings
 from common.db import Document, Job, JobStatus, Page
 from common.errors import BadRequest, JobNotFound
@@ -38,16 +39,24 @@ def parse_include(value: str | None) -> frozenset[str]:
     return chosen | {"pages"} if "words" in chosen else chosen
 
 
-def job_status(settings: Settings, job_id: str, include: frozenset[str] = frozenset()) -> StatusRead:
-    """Redis first, MySQL on a miss (refilling Redis); Redis trouble only ever means a miss."""
+def job_status(settings: Settings, job_id: str, caller: Principal,
+               include: frozenset[str] = frozenset()) -> StatusRead:
+    """Redis first, MySQL on a miss (refilling Redis); Redis trouble only ever means a miss.
+
+    Someone else's job is answered like a missing one, and along the same path: a cached entry of
+    another owner is not served, and MySQL is asked as on a miss, so the timing does not tell either.
+    """
     try:
         uuid.UUID(job_id)
     except ValueError as e:
         raise JobNotFound(f"job {job_id!r} does not exist (job ids are UUIDs)") from e
+    owner = caller.owner_filter
     body = cache.read_status(settings, job_id) if settings.status_cache else None
+    if body is not None and owner is not None and body.get("owner_id") != owner:
+        body = None
     outcome = "hit" if body is not None else ("miss" if settings.status_cache else "off")
     if body is None:
-        job, document = jobs.get(settings, job_id)
+        job, document = jobs.get(settings, job_id, owner)
         body = _body(job, document)
         if settings.status_cache:
             cache.fill_status(settings, job_id, job.version, body, job.status.is_final)
@@ -85,6 +94,7 @@ def _body(job: Job, document: Document) -> dict[str, Any]:
         "content_type": document.content_type,
         "size_bytes": document.size_bytes,
         "source": document.source,
+        "owner_id": document.owner_id,
         "status": job.status.value,
         "lang": job.lang,
         "attempts": job.attempts,

@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 import urllib3
 from minio import Minio
+from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 from minio.notificationconfig import NotificationConfig, PrefixFilterRule, QueueConfig
 
@@ -152,3 +153,27 @@ def download_to(settings: Settings, bucket: str, key: str, path: Path) -> None:
         get_client(settings).fget_object(bucket, key, str(path))
     except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
         raise _translate(e, f"{bucket}/{key}") from e
+
+
+def remove_objects(settings: Settings, bucket: str, keys: list[str]) -> None:
+    """Delete objects (absent ones are no error, so a retried deletion goes through)."""
+    if not keys:
+        return
+    try:
+        # The client sends the batch lazily: the errors must be iterated for the request to be made.
+        errors = list(get_client(settings).remove_objects(bucket, [DeleteObject(k) for k in keys]))
+    except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
+        raise _translate(e, f"deleting from {bucket}") from e
+    if errors:
+        raise StorageUnavailable(f"deleting from {bucket}: {len(errors)} objects could not be deleted "
+                                 f"({errors[0].code})")
+
+
+def remove_prefix(settings: Settings, prefix: str) -> None:
+    """Delete every object under a prefix of the bucket (a job's results)."""
+    try:
+        keys = [str(o.object_name) for o in
+                get_client(settings).list_objects(settings.s3_bucket, prefix=prefix, recursive=True)]
+    except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
+        raise _translate(e, f"listing {prefix}") from e
+    remove_objects(settings, settings.s3_bucket, keys)

@@ -9,11 +9,14 @@ from typing import IO
 import flask
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
-from common.errors import BadRequest, FileTooLarge, MissingFile, PipelineError
+from common.errors import BadRequest, FileTooLarge, MissingFile, PipelineError, unknown_parameters
 from common.media import media_type_of
 
 # Uploads above this size go to a temporary file rather than memory.
 _SPOOL_BYTES = 8 * 1024 * 1024
+# What an upload may carry besides the file: the query string, and the multipart form's other fields.
+QUERY_PARAMETERS = ["filename", "lang"]
+FORM_FIELDS = ["file", "lang"]
 # Room for multipart boundaries and form fields around the file itself.
 _MULTIPART_OVERHEAD = 64 * 1024
 
@@ -46,11 +49,17 @@ def _spool(stream: IO[bytes], limit: int) -> tuple[IO[bytes], int]:
 
 def read_upload(request: flask.Request, limit: int) -> UploadedFile:
     """The file of a multipart form (field `file`) or of a raw body; type decided from its first bytes."""
+    unknown = sorted(set(request.args) - set(QUERY_PARAMETERS))
+    if unknown:  # before a byte of the body is read
+        raise unknown_parameters(unknown, QUERY_PARAMETERS)
     if request.content_length is not None and request.content_length > limit + _MULTIPART_OVERHEAD:
         raise _too_large(limit)
     try:
         if request.mimetype == "multipart/form-data":
             request.max_content_length = limit + _MULTIPART_OVERHEAD
+            unknown = sorted((set(request.form) | set(request.files)) - set(FORM_FIELDS))
+            if unknown:
+                raise unknown_parameters(unknown, FORM_FIELDS, kind="form field")
             part = request.files.get("file")
             if part is None:
                 raise MissingFile("the multipart form has no field named 'file'")

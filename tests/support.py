@@ -92,8 +92,10 @@ class Gateway:
     def __init__(self, base_url: str, api_key: str | None = None) -> None:
         self.base = base_url.rstrip("/")
         self.http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=120), retries=False)
-        # Rate limits are per client: a key of its own keeps one test's requests out of another's bucket.
-        self.default_headers = {"X-Api-Key": api_key} if api_key else {}
+        # A key of its own per test: its own documents, and its own rate-limit buckets.
+        self.default_headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # The public part of the key (ocr_<id>_<secret>): names the caller's inbox/<key id>/ folder.
+        self.key_id = api_key.split("_")[1] if api_key else None
 
     def request(self, method: str, path: str, **kw: Any) -> Reply:
         kw["headers"] = {**self.default_headers, **(kw.get("headers") or {})}

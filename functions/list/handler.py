@@ -5,12 +5,14 @@ from __future__ import annotations
 import flask
 
 from common.api import http_function, json_response, require_method
+from common.apikeys import Principal
 from common.config import Settings
 from common.listing import ListQuery, list_documents
 
 
 @http_function("list")
-def handle(request: flask.Request, settings: Settings) -> flask.Response:
+def handle(request: flask.Request, settings: Settings, caller: Principal) -> flask.Response:
     require_method(request, "GET")
-    # request.args is a MultiDict: ListQuery refuses unknown and repeated parameters by name.
-    return json_response(list_documents(settings, ListQuery.from_params(request.args)))
+    # request.args is a MultiDict: ListQuery refuses unknown and repeated parameters by name, and keeps a
+    # user key to its own documents.
+    return json_response(list_documents(settings, ListQuery.from_params(request.args, caller)))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import flask
 
 from common.api import http_function, json_response, require_method
+from common.apikeys import Principal
 from common.config import Settings
 from common.pipeline import default_engine, process_event
 
 
-@http_function("ocr-process", rate_limited=False)
-def handle(request: flask.Request, settings: Settings) -> flask.Response:
+@http_function("ocr-process", access="internal")
+def handle(request: flask.Request, settings: Settings, caller: Principal) -> flask.Response:
     require_method(request, "POST")
     outcomes = process_event(settings, request.get_data(), default_engine(settings))
     return json_response({"outcomes": [o.to_dict() for o in outcomes]})

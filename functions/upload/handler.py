@@ -5,6 +5,7 @@ from __future__ import annotations
 import flask
 
 from common.api import http_function, json_response, require_method
+from common.apikeys import Principal
 from common.config import Settings
 from common.documents import accept_upload, safe_filename
 from common.ocr import validate_lang
@@ -12,7 +13,7 @@ from common.upload_body import read_upload
 
 
 @http_function("upload")
-def handle(request: flask.Request, settings: Settings) -> flask.Response:
+def handle(request: flask.Request, settings: Settings, caller: Principal) -> flask.Response:
     require_method(request, "POST")
     upload = read_upload(request, settings.max_upload_bytes)
     lang = validate_lang(request.values.get("lang") or settings.default_lang)
@@ -25,16 +26,7 @@ def handle(request: flask.Request, settings: Settings) -> flask.Response:
             upload.media_type,
             lang,
             request.headers.get("X-Request-Id") or request.headers.get("X-Call-Id"),
+            caller.key_id,
         )
     base = settings.public_url or request.host_url.rstrip("/")
-    status_url = f"{base}/function/status/{accepted.job_id}"
-    return json_response(
-        {
-            "job_id": accepted.job_id,
-            "document_id": accepted.document_id,
-            "status": accepted.status,
-            "status_url": status_url,
-        },
-        202,
-        headers={"Location": status_url},
-    )
+    return json_response(accepted.to_dict(base), 202, headers={"Location": accepted.status_url(base)})

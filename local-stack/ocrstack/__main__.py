@@ -15,7 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ocrstack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "env"])
+    parser.add_argument("command", choices=["up", "down", "status", "env", "admin-key"])
     parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".state")
     args = parser.parse_args(argv)
     stack = LocalStack(args.state_dir, StackPorts.default(), REPO_ROOT)
@@ -34,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
                 except ServiceError as stop_error:
                     print(f"error while stopping: {stop_error}", file=sys.stderr)
             return 1
-        print(f"\nready: upload with  curl -F file=@docs/examples/hello.png {stack.gateway_url}/function/upload")
+        print("\nready. Every call needs an API key; the stack's admin key is in credentials.json:")
+        print("  export KEY=$(./local-stack/admin-key)")
+        print(f'  curl -H "Authorization: Bearer $KEY" -F file=@docs/examples/hello.png {stack.gateway_url}/function/upload')
+        print("more keys: ./local-stack/ocr-pipeline keys create --name alice")
         print(f"MinIO:  http://{stack.s3_endpoint} (console 127.0.0.1:{stack.ports.minio_console}); "
               f"credentials in {args.state_dir / 'credentials.json'}")
         print(f"logs:   {args.state_dir / 'logs'} and {args.state_dir / 'gateway' / 'logs'}")
@@ -47,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 1
         print("stopped")
+        return 0
+    if args.command == "admin-key":
+        if "admin_api_key" not in stack.credentials:
+            print("error: no admin key yet; run ./local-stack/up first", file=sys.stderr)
+            return 1
+        print(stack.admin_key)
         return 0
     if args.command == "env":
         # Shell exports of the functions' environment, for running a function or a script by hand.

@@ -286,11 +286,12 @@ class MinIO(Service):
     name = "minio"
 
     def __init__(self, state_dir: Path, port: int, console_port: int, access_key: str, secret_key: str,
-                 webhook_endpoint: str, binary: Path | None = None) -> None:
+                 webhook_endpoint: str, webhook_token: str, binary: Path | None = None) -> None:
         super().__init__(state_dir, port)
         self.console_port = console_port
         self.access_key, self.secret_key = access_key, secret_key
         self.webhook_endpoint = webhook_endpoint
+        self.webhook_token = webhook_token
         self.binary = binary or tools_bin() / "minio"
 
     def command(self) -> list[str]:
@@ -314,6 +315,8 @@ class MinIO(Service):
             MINIO_NOTIFY_WEBHOOK_ENDPOINT_OCR=self.webhook_endpoint,
             MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_OCR=str(events),
             MINIO_NOTIFY_WEBHOOK_QUEUE_LIMIT_OCR="100000",
+            # Sent as `Authorization: Bearer <token>`: ocr-process refuses events without it.
+            MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_OCR=self.webhook_token,
             MINIO_UPDATE="off",
             MINIO_BROWSER_REDIRECT="off",
         )

@@ -7,9 +7,11 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from common.config import Settings
 from ocrstack.services import (
     WEBHOOK_ARN, MariaDB, MinIO, Redis, Service, ServiceError, free_port, http_ok, port_open,
 )
@@ -63,6 +65,28 @@ class Gateway(Service):
         return http_ok(f"http://127.0.0.1:{self.port}/healthz")
 
 
+class Retention(Service):
+    """The scheduled retention run (`python -m common retention --every`), which deletes documents older
+    than RETENTION_DAYS; with the default 0 it only logs that retention is off."""
+
+    name = "retention"
+    interval_seconds = 3600
+
+    def __init__(self, state_dir: Path, repo_root: Path, function_env: Callable[[], dict[str, str]]) -> None:
+        super().__init__(state_dir, 0)
+        self.repo_root = repo_root
+        self.function_env = function_env
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "common", "retention", "--every", str(self.interval_seconds)]
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ, PYTHONPATH=str(self.repo_root), **self.function_env())
+
+    def ready(self) -> bool:
+        return True
+
+
 class LocalStack:
     """MariaDB, Redis, MinIO and the gateway on private ports, all data and logs under one state folder."""
 
@@ -75,22 +99,47 @@ class LocalStack:
         self.mariadb = MariaDB(self.state_dir, ports.mysql, self.credentials["mysql_password"])
         self.redis = Redis(self.state_dir, ports.redis)
         self.minio = MinIO(self.state_dir, ports.minio, ports.minio_console, self.credentials["s3_access_key"],
-                           self.credentials["s3_secret_key"], f"{self.gateway_url}/async-function/ocr-process")
+                           self.credentials["s3_secret_key"], f"{self.gateway_url}/async-function/ocr-process",
+                           self.credentials["internal_token"])
         self.gateway = Gateway(self.state_dir, ports.gateway, self.repo_root, self.redis.url)
+        self.retention = Retention(self.state_dir, self.repo_root, self.function_env)
 
     def _credentials(self) -> dict[str, str]:
-        """Generated once per state folder and kept beside the data, so a restart finds the same ones."""
+        """Generated once per state folder and kept beside the data (mode 0600), so a restart finds the same
+        ones; a state folder from an older version gets the entries it lacks."""
         path = self.state_dir / "credentials.json"
-        if path.exists():
-            return dict(json.loads(path.read_text()))
-        creds = {
-            "mysql_password": secrets.token_urlsafe(18),
-            "s3_access_key": "ocr" + secrets.token_hex(6),
-            "s3_secret_key": secrets.token_urlsafe(24),
+        creds: dict[str, str] = dict(json.loads(path.read_text())) if path.exists() else {}
+        wanted = {
+            "mysql_password": lambda: secrets.token_urlsafe(18),
+            "s3_access_key": lambda: "ocr" + secrets.token_hex(6),
+            "s3_secret_key": lambda: secrets.token_urlsafe(24),
+            "internal_token": lambda: secrets.token_urlsafe(32),
         }
-        path.touch(mode=0o600)
-        path.write_text(json.dumps(creds, indent=2))
+        missing = {name: make() for name, make in wanted.items() if name not in creds}
+        if missing:
+            creds.update(missing)
+            self._write_credentials(creds)
         return creds
+
+    def _write_credentials(self, creds: dict[str, str]) -> None:
+        path = self.state_dir / "credentials.json"
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(json.dumps(creds, indent=2))
+
+    def ensure_admin_key(self, settings: Settings) -> None:
+        """One admin key per state folder, made on the first start; its secret lives only in credentials.json."""
+        from common import apikeys
+
+        if "admin_api_key" in self.credentials:
+            return
+        created = apikeys.create(settings, "local-stack admin", apikeys.Role.ADMIN)
+        self.credentials.update(admin_api_key=created.token, admin_key_id=created.info.id)
+        self._write_credentials(self.credentials)
+
+    @property
+    def admin_key(self) -> str:
+        return self.credentials["admin_api_key"]
 
     @property
     def gateway_url(self) -> str:
@@ -118,6 +167,9 @@ class LocalStack:
             "GATEWAY_URL": self.gateway_url,
             # Local processes would otherwise look for secrets in the OpenFaaS mount point.
             "SECRETS_DIR": str(self.state_dir / "secrets"),
+            "INTERNAL_TOKEN": self.credentials["internal_token"],
+            # Files dropped straight under inbox/ belong to the stack's admin key; inbox/<key id>/ to that key.
+            "INBOX_OWNER": self.credentials.get("admin_key_id", ""),
         }
 
     def start(self) -> None:
@@ -133,6 +185,7 @@ class LocalStack:
         self.prepare_data()
         self.start_gateway()
         print(f"  gateway  up on {self.gateway_url} ({time.monotonic() - started:.1f} s)", flush=True)
+        self.retention.start()
 
     def prepare_data(self) -> None:
         """Schema and bucket with its notification rule; both idempotent."""
@@ -145,6 +198,7 @@ class LocalStack:
         try:
             settings = load_settings(self.function_env())
             create_schema(settings)
+            self.ensure_admin_key(settings)
             dispose_engines()
             ensure_bucket(settings, webhook_arn=WEBHOOK_ARN)
         except PipelineError as e:
@@ -161,7 +215,7 @@ class LocalStack:
         self.gateway.stop()
 
     def _services(self) -> tuple[Service, ...]:
-        return (self.mariadb, self.redis, self.minio, self.gateway)
+        return (self.mariadb, self.redis, self.minio, self.gateway, self.retention)
 
     def stop(self) -> None:
         """Stop in reverse order of start; parts already stopped are skipped."""

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import delete, text
 from sqlalchemy.dialects import mysql
 
+from common.apikeys import TRUSTED
 from common.config import Settings
 from common.db import Document, Job, JobStatus, session_scope
 from common.listing import ListQuery, list_documents, page_statement
@@ -73,7 +74,7 @@ def insert(settings: Settings, rows: list[Row]) -> list[Row]:
 
 
 def listing(settings: Settings, **params: Any) -> dict[str, Any]:
-    return list_documents(settings, ListQuery.from_params({k: str(v) for k, v in params.items()}))
+    return list_documents(settings, ListQuery.from_params({k: str(v) for k, v in params.items()}, TRUSTED))
 
 
 def names(page: dict[str, Any]) -> list[str]:

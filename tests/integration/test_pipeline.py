@@ -30,7 +30,7 @@ def _words(text: str) -> str:
 def _job_of_key(settings: Settings, key: str) -> str | None:
     with session_scope(settings) as session:
         return session.execute(
-            select(Job.id).join(Document, Document.id == Job.document_id).where(Document.object_key == key)
+            select(Job.id).join(Document, Document.job_id == Job.id).where(Document.object_key == key)
         ).scalar_one_or_none()
 
 
@@ -115,7 +115,7 @@ def test_completed_job_links_a_searchable_pdf_and_hocr(gateway: Gateway, tmp_pat
 
 def test_dropped_object_is_ingested_and_processed(gateway: Gateway, s3: Any, settings: Settings) -> None:
     """A file put under the inbox prefix by an S3 client gets a document and a job from the notification alone."""
-    key = f"{settings.inbox_prefix}drop {uuid.uuid4().hex[:8]} büro+notes.png"
+    key = f"{settings.inbox_prefix}{gateway.key_id}/drop {uuid.uuid4().hex[:8]} büro+notes.png"
     data = image_bytes(["DROPPED into the bucket"])
     s3.put_object(settings.s3_bucket, key, io.BytesIO(data), len(data), content_type="image/png")
 
@@ -146,14 +146,15 @@ def _minio_event(bucket: str, key: str, size: int, etag: str) -> bytes:
 def test_bad_dropped_object_fails_its_job_with_a_code(gateway: Gateway, s3: Any, settings: Settings, data: bytes,
                                                       code: str) -> None:
     """An empty or non-document object dropped in the inbox gets a failed job with a code, not a retry loop."""
-    key = f"{settings.inbox_prefix}bad-{uuid.uuid4().hex[:8]}.pdf"
+    key = f"{settings.inbox_prefix}{gateway.key_id}/bad-{uuid.uuid4().hex[:8]}.pdf"
     s3.put_object(settings.s3_bucket, key, io.BytesIO(data), len(data))
     job_id = wait_until(lambda: _job_of_key(settings, key), 60, what="the drop to be registered")
     failed = gateway.wait_final(job_id)
     assert failed["status"] == "failed" and failed["error"]["code"] == code
 
 
-def test_duplicate_concurrent_notifications_yield_one_result(gateway: Gateway, s3: Any, settings: Settings) -> None:
+def test_duplicate_concurrent_notifications_yield_one_result(admin: Gateway, s3: Any, settings: Settings,
+                                                             internal: dict[str, str]) -> None:
     """The same notification delivered twice at once, then once more, gives one document, one job, one page set."""
     # Outside the notified prefixes, so the only deliveries are the ones this test makes.
     key = f"manual/{uuid.uuid4().hex} twice.png"
@@ -162,8 +163,7 @@ def test_duplicate_concurrent_notifications_yield_one_result(gateway: Gateway, s
     event = _minio_event(settings.s3_bucket, key, len(data), etag)
 
     def deliver(_: int) -> tuple[int, Any]:
-        reply = gateway.request("POST", "/function/ocr-process", body=event,
-                                headers={"Content-Type": "application/json"})
+        reply = admin.request("POST", "/function/ocr-process", body=event, headers=internal)
         return reply.status, reply.json()
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -174,7 +174,7 @@ def test_duplicate_concurrent_notifications_yield_one_result(gateway: Gateway, s
     results = [o["result"] for status, body in replies if status == 200 for o in body["outcomes"]]
     assert results.count("completed") == 1
 
-    again = gateway.request("POST", "/function/ocr-process", body=event, headers={"Content-Type": "application/json"})
+    again = admin.request("POST", "/function/ocr-process", body=event, headers=internal)
     assert again.status == 200 and again.json()["outcomes"][0]["result"] == "duplicate"
 
     with session_scope(settings) as session:
@@ -183,13 +183,15 @@ def test_duplicate_concurrent_notifications_yield_one_result(gateway: Gateway, s
         job_id = _job_of_key(settings, key)
         pages = session.execute(select(func.count()).select_from(Page).where(Page.job_id == job_id)).scalar_one()
         assert pages == 1
-    assert gateway.wait_final(str(job_id))["status"] == "completed"
+    # Outside every key's inbox folder: the drop belongs to INBOX_OWNER, the stack's admin key.
+    done = admin.wait_final(str(job_id))
+    assert done["status"] == "completed" and done["owner_id"] == settings.inbox_owner
 
 
 def test_drop_while_gateway_is_down_completes_after_restart(gateway: Gateway, stack: Any, s3: Any,
                                                             settings: Settings) -> None:
     """MinIO keeps a notification in its queue dir while the gateway is down and delivers it after restart."""
-    key = f"{settings.inbox_prefix}outage-{uuid.uuid4().hex[:8]}.png"
+    key = f"{settings.inbox_prefix}{gateway.key_id}/outage-{uuid.uuid4().hex[:8]}.png"
     data = image_bytes(["QUEUED during outage"])
     stack.stop_gateway()
     try:
@@ -206,7 +208,7 @@ def test_accepted_invocation_survives_gateway_restart(gateway: Gateway, stack: A
     stack.stop_gateway()
     stack.start_gateway(queue_workers=0)
     try:
-        key = f"{settings.inbox_prefix}restart-{uuid.uuid4().hex[:8]}.png"
+        key = f"{settings.inbox_prefix}{gateway.key_id}/restart-{uuid.uuid4().hex[:8]}.png"
         data = image_bytes(["SURVIVES a restart"])
         s3.put_object(settings.s3_bucket, key, io.BytesIO(data), len(data), content_type="image/png")
         queue = wait_until(

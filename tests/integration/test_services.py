@@ -49,7 +49,8 @@ def _minio(state_dir: Path) -> MinIO:
         pytest.skip(f"MinIO is not built at {tools_bin() / 'minio'}: run local-stack/bootstrap")
     # Nothing listens on the webhook endpoint: configured by environment, the target must not need it.
     return MinIO(state_dir, free_port(), free_port(), S3_ACCESS_KEY, S3_SECRET_KEY,
-                 webhook_endpoint=f"http://127.0.0.1:{free_port()}/async-function/ocr-process")
+                 webhook_endpoint=f"http://127.0.0.1:{free_port()}/async-function/ocr-process",
+                 webhook_token="unused-token")
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,11 @@
-"""Who a request is charged to: API key first, then the address, trusting X-Forwarded-For only from proxies."""
+"""Who a request is charged to: the authenticated key, else the address, trusting X-Forwarded-For only from proxies."""
 
 from __future__ import annotations
 
 import flask
 import pytest
 
+from common.apikeys import Principal, Role
 from common.config import load_settings
 from common.ratelimit import client_key
 
@@ -13,15 +14,15 @@ SETTINGS = load_settings({"MYSQL_PASSWORD": "x", "S3_ACCESS_KEY": "a", "S3_SECRE
 app = flask.Flask(__name__)
 
 
-def _key(remote: str, headers: dict[str, str]) -> str:
+def _key(remote: str, headers: dict[str, str], principal: Principal | None = None) -> str:
     with app.test_request_context("/", headers=headers, environ_base={"REMOTE_ADDR": remote}):
-        return client_key(flask.request, SETTINGS)
+        return client_key(flask.request, SETTINGS, principal)
 
 
-def test_api_key_wins_and_is_hashed() -> None:
-    """A request with X-Api-Key is charged to the key, which never appears in clear."""
-    key = _key("203.0.113.9", {"X-Api-Key": "secret-key"})
-    assert key.startswith("key:") and "secret-key" not in key
+def test_authenticated_key_id_is_the_bucket_not_a_header() -> None:
+    """A verified key is charged by its id; a client-chosen X-Api-Key value never picks a bucket."""
+    assert _key("203.0.113.9", {}, Principal("0123456789ab", Role.USER)) == "key:0123456789ab"
+    assert _key("203.0.113.9", {"X-Api-Key": "anything-at-all"}) == "ip:203.0.113.9"
 
 
 @pytest.mark.parametrize(

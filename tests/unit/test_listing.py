@@ -9,6 +9,7 @@ from datetime import datetime
 import pytest
 from werkzeug.datastructures import MultiDict
 
+from common.apikeys import TRUSTED
 from common.db import JobStatus
 from common.errors import BadRequest
 from common.listing import (
@@ -26,14 +27,14 @@ POSITION = Position(datetime(2026, 1, 31, 12, 0, 0, 123456), "6c1f1c2e-6d8a-4c51
 def refused(params: dict[str, str] | MultiDict[str, str]) -> str:
     """The message of the BadRequest the parameters are refused with."""
     with pytest.raises(BadRequest) as info:
-        ListQuery.from_params(params)
+        ListQuery.from_params(params, TRUSTED)
     assert info.value.http_status == 400 and info.value.code == "bad_request"
     return info.value.message
 
 
 def test_no_parameters_mean_the_first_ten_newest() -> None:
     """Without parameters the listing is the first 10 documents, newest first, unfiltered."""
-    query = ListQuery.from_params({})
+    query = ListQuery.from_params({}, TRUSTED)
     assert query == ListQuery()
     assert (query.limit, query.offset, query.sort, query.after) == (DEFAULT_LIMIT, 0, "created_at_desc", None)
 
@@ -60,7 +61,7 @@ def test_no_parameters_mean_the_first_ten_newest() -> None:
 )
 def test_valid_parameters_are_read(params: dict[str, str], field: str, expected: object) -> None:
     """Each parameter is parsed to its typed value: dates to naive UTC bounds, media types lower-cased."""
-    assert getattr(ListQuery.from_params(params), field) == expected
+    assert getattr(ListQuery.from_params(params, TRUSTED), field) == expected
 
 
 @pytest.mark.parametrize(
@@ -121,9 +122,9 @@ def test_an_offset_sent_with_a_plus_decoded_as_space_gets_a_hint() -> None:
 
 def test_date_to_as_date_includes_the_whole_day_and_as_datetime_excludes_itself() -> None:
     """date_to=2026-01-31 ends at the next midnight; date_to=<datetime> is an exclusive bound."""
-    by_day = ListQuery.from_params({"date_from": "2026-01-31", "date_to": "2026-01-31"})
+    by_day = ListQuery.from_params({"date_from": "2026-01-31", "date_to": "2026-01-31"}, TRUSTED)
     assert (by_day.created_from, by_day.created_before) == (datetime(2026, 1, 31), datetime(2026, 2, 1))
-    by_time = ListQuery.from_params({"date_to": "2026-01-31T00:00:00-01:00"})
+    by_time = ListQuery.from_params({"date_to": "2026-01-31T00:00:00-01:00"}, TRUSTED)
     assert by_time.created_before == datetime(2026, 1, 31, 1)
 
 
@@ -141,25 +142,25 @@ def test_date_to_as_date_includes_the_whole_day_and_as_datetime_excludes_itself(
 def test_search_words_are_what_the_fulltext_index_holds(q: str, words: tuple[str, ...],
                                                         ignored: tuple[str, ...]) -> None:
     """q keeps words of 3+ characters that are not stop words; the rest is reported as ignored."""
-    search = ListQuery.from_params({"q": q}).search
+    search = ListQuery.from_params({"q": q}, TRUSTED).search
     assert search is not None
     assert (search.words, search.ignored) == (words, ignored)
 
 
 def test_search_operators_cannot_reach_the_boolean_query() -> None:
     """Every word is required and operators typed by the user are only separators."""
-    search = ListQuery.from_params({"q": 'paid -"overdue" <total> ~fee @3 due*'}).search
+    search = ListQuery.from_params({"q": 'paid -"overdue" <total> ~fee @3 due*'}, TRUSTED).search
     assert search is not None
     assert search.boolean_query == "+paid +overdue +total +fee +due"
 
 
 def test_cursor_round_trips_and_is_opaque_url_safe_text() -> None:
     """A cursor decodes, for the same filters, to the position it was made from (microseconds kept)."""
-    query = ListQuery.from_params({"status": "completed", "q": "invoice"})
+    query = ListQuery.from_params({"status": "completed", "q": "invoice"}, TRUSTED)
     cursor = encode_cursor(query, POSITION)
     assert set(cursor) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     assert decode_cursor(cursor, query) == POSITION
-    parsed = ListQuery.from_params({"status": "completed", "q": "invoice", "cursor": cursor, "limit": "50"})
+    parsed = ListQuery.from_params({"status": "completed", "q": "invoice", "cursor": cursor, "limit": "50"}, TRUSTED)
     assert parsed.after == POSITION and parsed.limit == 50
 
 
@@ -177,7 +178,7 @@ def test_cursor_round_trips_and_is_opaque_url_safe_text() -> None:
 )
 def test_cursor_used_with_other_filters_or_sort_is_refused(other: dict[str, str]) -> None:
     """A cursor only continues the listing that issued it: other filters or sort are a 400 naming cursor."""
-    cursor = encode_cursor(ListQuery.from_params({"status": "completed", "q": "invoice"}), POSITION)
+    cursor = encode_cursor(ListQuery.from_params({"status": "completed", "q": "invoice"}, TRUSTED), POSITION)
     message = refused({**other, "cursor": cursor})
     assert "cursor" in message and "filters" in message
 
@@ -213,7 +214,7 @@ def test_cursor_and_offset_cannot_be_combined() -> None:
     cursor = encode_cursor(ListQuery(), POSITION)
     message = refused({"cursor": cursor, "offset": "10"})
     assert "cursor" in message and "offset" in message
-    assert ListQuery.from_params({"cursor": cursor, "offset": "0"}).after == POSITION
+    assert ListQuery.from_params({"cursor": cursor, "offset": "0"}, TRUSTED).after == POSITION
 
 
 def test_snippet_is_a_short_window_around_the_first_hit() -> None:

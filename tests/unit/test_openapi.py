@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from common import errors
+from common.apikeys import TRUSTED
 from common.db import Document, Job, JobStatus, Page
 from common.events import parse_event
 from tests.support import RecordingMapping
@@ -219,7 +220,7 @@ def test_list_query_parameters_are_the_ones_the_listing_reads() -> None:
     """GET /function/list documents exactly the query parameters ListQuery.from_params reads."""
 
     params = RecordingMapping({})
-    ListQuery.from_params(params)
+    ListQuery.from_params(params, TRUSTED)
     document = spec()
     documented = {
         deref(document, p)["name"]

@@ -1,0 +1,86 @@
+"""`python -m common`: the operator's commands (API keys, retention), run against the configured MySQL."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from common import apikeys, library
+from common.apikeys import Role
+from common.config import get_settings
+from common.errors import PipelineError
+from common.logging import setup
+
+
+def _keys(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if args.action == "create":
+        created = apikeys.create(settings, args.name, Role(args.role))
+        if args.json:
+            print(json.dumps({**created.info.to_dict(), "key": created.token}))
+        else:
+            print(f"created {created.info.role} key {created.info.id} ({created.info.name})")
+            print(f"key: {created.token}")
+            print("This is the only time the key is shown; store it now.", file=sys.stderr)
+        return 0
+    if args.action == "list":
+        keys = [k.to_dict() for k in apikeys.list_keys(settings)]
+        if args.json:
+            print(json.dumps(keys))
+        else:
+            for k in keys:
+                state = f"revoked {k['revoked_at']}" if k["revoked_at"] else "active"
+                print(f"{k['id']}  {k['role']:5}  {state:28}  last used {k['last_used_at'] or 'never':20}  {k['name']}")
+        return 0
+    if not apikeys.revoke(settings, args.key_id):
+        print(f"error: no active key {args.key_id}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def _retention(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    while True:
+        try:
+            removed = library.expire(settings)
+            print(f"retention: removed {removed} documents older than {settings.retention_days} days"
+                  if settings.retention_days > 0 else "retention: off (RETENTION_DAYS=0)", flush=True)
+        except PipelineError as e:
+            if not args.every:
+                raise
+            print(f"retention: {e.code}: {e.message}; trying again in {args.every:g} s", file=sys.stderr, flush=True)
+        if not args.every:
+            return 0
+        time.sleep(args.every)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m common", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser("create", help="a new key; its secret is printed once")
+    create.add_argument("--name", required=True, help="who or what the key is for")
+    create.add_argument("--role", choices=[r.value for r in Role], default=Role.USER.value)
+    create.add_argument("--json", action="store_true")
+    listing = key_actions.add_parser("list", help="every key, with its state and last use (never the secret)")
+    listing.add_argument("--json", action="store_true")
+    revoke = key_actions.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    retention = commands.add_parser("retention", help="delete documents older than RETENTION_DAYS")
+    retention.add_argument("--every", type=float, default=0, metavar="SECONDS",
+                           help="run again every SECONDS (the scheduler the local stack and compose start)")
+    args = parser.parse_args(argv)
+    setup("cli")
+    try:
+        return _keys(args) if args.command == "keys" else _retention(args)
+    except PipelineError as e:
+        print(f"error: {e.code}: {e.message}", file=sys.stderr)
+        return 2 if e.code == "bad_request" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""documents: one document of the caller's: GET describes it, DELETE removes it, POST .../reprocess OCRs it again."""
+
+from __future__ import annotations
+
+import flask
+
+from common import library
+from common.api import http_function, json_response, require_method
+from common.apikeys import Principal
+from common.config import Settings
+from common.errors import NotFound, unknown_parameters
+from common.ocr import validate_lang
+
+
+@http_function("documents")
+def handle(request: flask.Request, settings: Settings, caller: Principal) -> flask.Response:
+    parts = [p for p in request.path.split("/") if p]
+    if len(parts) == 1:
+        require_method(request, "GET", "DELETE")
+        if request.args:
+            raise unknown_parameters(sorted(request.args), [])
+        if request.method == "DELETE":
+            library.delete_document(settings, parts[0], caller)
+            return flask.Response(status=204)
+        return json_response(library.describe(settings, parts[0], caller))
+    if len(parts) == 2 and parts[1] == "reprocess":
+        require_method(request, "POST")
+        unknown = sorted(set(request.values) - {"lang"})
+        if unknown:
+            raise unknown_parameters(unknown, ["lang"])
+        lang = validate_lang(request.values.get("lang") or settings.default_lang)
+        request_id = request.headers.get("X-Request-Id") or request.headers.get("X-Call-Id")
+        accepted = library.reprocess(settings, parts[0], caller, lang, request_id)
+        base = settings.public_url or request.host_url.rstrip("/")
+        return json_response(accepted.to_dict(base), 202, headers={"Location": accepted.status_url(base)})
+    raise NotFound("use /function/documents/<document_id> (GET, DELETE) or "
+                   "/function/documents/<document_id>/reprocess (POST)")
