@@ -110,7 +110,7 @@ def main() -> None:
         print(f"starting a local stack in {folder / 'stack'} ...", flush=True)
         stack.start()
         try:
-            gateway = Gateway(stack.gateway_url)
+            gateway = Gateway(stack.gateway_url, api_key=stack.admin_key)
             texts: list[str] = []
             pipeline(gateway, pdf, texts)  # warm-up: language data and function imports
             raw = min(raw_tesseract(paths, workers) for _ in range(args.rounds))

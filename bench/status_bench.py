@@ -1,10 +1,12 @@
-"""Status reads through the function server: Redis cache hit against the MySQL path, side by side.
+"""Status reads through the function server: Redis cache hit against the MySQL path, and the cost of the
+API key check, side by side.
 
 Run: ./local-stack/bootstrap && PYTHONPATH=.:local-stack .venv/bin/python bench/status_bench.py [--requests 3000]
 
-Starts its own stack on free ports, then two extra `status` function servers on the same backing
-services: one with the cache on (every read after the first is a hit), one with STATUS_CACHE=false
-(every read goes to MySQL). Rate limits are off for both, so the figures are the read path alone.
+Starts its own stack on free ports, then three extra `status` function servers on the same backing
+services: the cache on (every read after the first is a hit), the same with AUTH=off (no key check),
+and STATUS_CACHE=false (every read goes to MySQL). Rate limits are off, so the figures are the read path
+alone. Figures are printed as they are measured.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import urllib3
 
@@ -56,9 +59,9 @@ def start_status_server(env: dict[str, str], log: Path) -> tuple[subprocess.Pope
     raise SystemExit(f"status server did not start; see {log}")
 
 
-def hammer(url: str, requests: int, concurrency: int) -> tuple[float, list[float], str]:
+def hammer(url: str, requests: int, concurrency: int, headers: dict[str, str]) -> tuple[float, list[float], str]:
     """Requests/s and per-request latencies (ms) with `concurrency` keep-alive clients."""
-    http = urllib3.PoolManager(maxsize=concurrency)
+    http = urllib3.PoolManager(maxsize=concurrency, headers=headers)
     latencies: list[float] = []
     cache_header = ""
 
@@ -78,9 +81,10 @@ def hammer(url: str, requests: int, concurrency: int) -> tuple[float, list[float
     return requests / (time.perf_counter() - started), latencies, cache_header
 
 
-def hammer_wrk(url: str, seconds: int, concurrency: int) -> tuple[float, float, float]:
+def hammer_wrk(url: str, seconds: int, concurrency: int, headers: dict[str, str]) -> tuple[float, float, float]:
     """Requests/s, p50 and p99 (ms) measured by wrk: a C client, so the server, not the client, is measured."""
-    out = subprocess.run(["wrk", "-t2", f"-c{concurrency}", f"-d{seconds}s", "--latency", url],
+    extra = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
+    out = subprocess.run(["wrk", f"-t{min(2, concurrency)}", f"-c{concurrency}", f"-d{seconds}s", "--latency", *extra, url],
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
@@ -97,11 +101,32 @@ def percentile(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100)[int(p) - 1]
 
 
+def key_check_cost(settings: Any, token: str, rounds: int = 2000) -> tuple[float, float]:
+    """p50 and p99 (ms) of authenticate() alone on a cached key, in this process: the check's own price."""
+    import flask
+
+    from common import auth
+
+    app = flask.Flask("bench")
+    with app.test_request_context("/", headers={"Authorization": f"Bearer {token}"}):
+        for _ in range(50):
+            auth.authenticate(flask.request, settings)
+        took = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            auth.authenticate(flask.request, settings)
+            took.append((time.perf_counter() - t) * 1000)
+    return percentile(took, 50), percentile(took, 99)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
+
+    from common import apikeys
+    from common.config import load_settings
 
     with tempfile.TemporaryDirectory(prefix="status-bench-") as tmp:
         folder = Path(tmp)
@@ -110,45 +135,63 @@ def main() -> None:
         print(f"starting a local stack in {folder / 'stack'} ...", flush=True)
         stack.start()
         try:
-            gateway = Gateway(stack.gateway_url)
+            settings = load_settings(stack.function_env())
+            token = apikeys.create(settings, "status-bench").token
+            key = {"Authorization": f"Bearer {token}"}
+            gateway = Gateway(stack.gateway_url, api_key=token)
             job_id = gateway.upload(image_bytes(["STATUS bench"]), "bench.png").json()["job_id"]
             gateway.wait_final(job_id)
             base = dict(os.environ, **stack.function_env(), PYTHONPATH=str(REPO), RATE_LIMIT_CAPACITY="0",
                         LOG_LEVEL="WARNING")
-            cached, cached_url = start_status_server(dict(base, STATUS_CACHE="true"), folder / "cached.log")
-            servers.append(cached)
-            direct, direct_url = start_status_server(dict(base, STATUS_CACHE="false"), folder / "direct.log")
-            servers.append(direct)
-            results = {
-                "cache hit (Redis)": hammer(f"{cached_url}/{job_id}", args.requests, args.concurrency),
-                "cache off (MySQL)": hammer(f"{direct_url}/{job_id}", args.requests, args.concurrency),
+            variants = {
+                "cache hit, key": (dict(base, STATUS_CACHE="true"), key),
+                "cache hit, AUTH=off": (dict(base, STATUS_CACHE="true", AUTH="off"), {}),
+                "MySQL, key": (dict(base, STATUS_CACHE="false"), key),
             }
-            wrk = None
+            urls = {}
+            for n, (name, (env, _)) in enumerate(variants.items()):
+                proc, urls[name] = start_status_server(env, folder / f"server-{n}.log")
+                servers.append(proc)
+
+            p50, p99 = key_check_cost(settings, token)
+            print(f"\nthe key check alone (common.auth.authenticate, key cached in Redis): p50 {p50:.3f} ms, "
+                  f"p99 {p99:.3f} ms", flush=True)
+
+            print(f"\nGET status of one completed job, {args.requests} requests, {args.concurrency} concurrent "
+                  "clients (Python client: it shares the 2 cores and caps the rate)", flush=True)
+            print(f"{'':22}{'X-Cache':>9}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}", flush=True)
+            results = {}
+            for name, (_, headers) in variants.items():
+                rps, lat, header = results[name] = hammer(f"{urls[name]}/{job_id}", args.requests, args.concurrency,
+                                                          headers)
+                print(f"{name:22}{header:>9}{rps:>10.0f}{percentile(lat, 50):>9.2f}{percentile(lat, 99):>9.2f}",
+                      flush=True)
+            print(f"hit / MySQL throughput: {results['cache hit, key'][0] / results['MySQL, key'][0]:.2f}x", flush=True)
+
             if shutil.which("wrk"):
-                wrk = {"cache hit (Redis)": hammer_wrk(f"{cached_url}/{job_id}", 10, args.concurrency),
-                       "cache off (MySQL)": hammer_wrk(f"{direct_url}/{job_id}", 10, args.concurrency)}
+                print(f"\nthe same with wrk (C client), 10 s each, {args.concurrency} connections", flush=True)
+                print(f"{'':22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}", flush=True)
+                wrk = {}
+                for name, (_, headers) in variants.items():
+                    rps, w50, w99 = wrk[name] = hammer_wrk(f"{urls[name]}/{job_id}", 10, args.concurrency, headers)
+                    print(f"{name:22}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}", flush=True)
+                print(f"hit / MySQL throughput: {wrk['cache hit, key'][0] / wrk['MySQL, key'][0]:.2f}x", flush=True)
+                # One connection: latency without queueing behind other requests on the 2 cores, so the
+                # difference is what the key check itself adds to a request at the function.
+                print("\none connection (wrk -c1, 10 s each): what the key check adds to one request", flush=True)
+                single = {}
+                for name in ("cache hit, key", "cache hit, AUTH=off"):
+                    rps, w50, w99 = single[name] = hammer_wrk(f"{urls[name]}/{job_id}", 10, 1, variants[name][1])
+                    print(f"{name:22}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}", flush=True)
+                print(f"key check at the function: {single['cache hit, key'][1] - single['cache hit, AUTH=off'][1]:+.2f} "
+                      "ms at p50", flush=True)
+            else:
+                print("wrk not installed (apt-get install wrk): only the Python client's figures")
         finally:
             for proc in servers:
                 proc.terminate()
                 proc.wait(timeout=10)
             stack.stop()
-
-    print()
-    print(f"GET status of one completed job, {args.requests} requests, {args.concurrency} concurrent clients")
-    print(f"{'':20}{'X-Cache':>9}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
-    for name, (rps, lat, header) in results.items():
-        print(f"{name:20}{header:>9}{rps:>10.0f}{percentile(lat, 50):>9.2f}{percentile(lat, 99):>9.2f}")
-    hit, miss = results["cache hit (Redis)"][0], results["cache off (MySQL)"][0]
-    print(f"hit / MySQL throughput: {hit / miss:.2f}x  (Python client: it shares the 2 cores and caps the rate)")
-    if wrk:
-        print()
-        print(f"the same with wrk (C client), 10 s each, {args.concurrency} connections")
-        print(f"{'':20}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
-        for name, (rps, p50, p99) in wrk.items():
-            print(f"{name:20}{rps:>10.0f}{p50:>9.2f}{p99:>9.2f}")
-        print(f"hit / MySQL throughput: {wrk['cache hit (Redis)'][0] / wrk['cache off (MySQL)'][0]:.2f}x")
-    else:
-        print("wrk not installed (apt-get install wrk): only the Python client's figures")
 
 
 if __name__ == "__main__":

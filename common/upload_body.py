@@ -57,12 +57,12 @@ def read_upload(request: flask.Request, limit: int) -> UploadedFile:
     try:
         if request.mimetype == "multipart/form-data":
             request.max_content_length = limit + _MULTIPART_OVERHEAD
-            unknown = sorted((set(request.form) | set(request.files)) - set(FORM_FIELDS))
-            if unknown:
-                raise unknown_parameters(unknown, FORM_FIELDS, kind="form field")
             part = request.files.get("file")
             if part is None:
                 raise MissingFile("the multipart form has no field named 'file'")
+            unknown = sorted((set(request.form) | set(request.files)) - set(FORM_FIELDS))
+            if unknown:
+                raise unknown_parameters(unknown, FORM_FIELDS, kind="form field")
             data, size = _spool(part.stream, limit)
             filename = part.filename
         else:

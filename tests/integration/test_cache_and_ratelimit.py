@@ -14,6 +14,7 @@ import pytest
 
 from common import cache, ratelimit
 from common.config import Settings
+from common.apikeys import TRUSTED
 from common.status import job_status
 from tests.support import Gateway
 from tests.support import image_bytes, scanned_pdf
@@ -136,6 +137,6 @@ def test_status_answers_from_mysql_when_redis_is_down(gateway: Gateway, settings
     gateway.wait_final(job_id)
     broken = dataclasses.replace(settings, redis_url=stopped_redis)
     started = time.monotonic()
-    read = job_status(broken, job_id)
+    read = job_status(broken, job_id, TRUSTED)
     assert read.cache == "miss" and read.body["status"] == "completed"
     assert time.monotonic() - started < 5  # bounded by the short Redis timeouts, not a hang

@@ -34,6 +34,7 @@ class Row:
     status: JobStatus = JobStatus.COMPLETED
     text: str | None = None
     document_id: str = ""
+    owner_id: str | None = None
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +62,19 @@ def insert(settings: Settings, rows: list[Row]) -> list[Row]:
             session.add(Document(
                 id=document_id, filename=row.filename, content_type=row.content_type, size_bytes=1000,
                 bucket="documents", object_key=f"uploads/{document_id}/{row.filename}", source="upload",
-                source_hash=uuid.uuid4().hex + uuid.uuid4().hex, created_at=row.created_at,
+                source_hash=uuid.uuid4().hex + uuid.uuid4().hex, created_at=row.created_at, owner_id=row.owner_id,
             ))
             session.flush()
+            job_id = str(uuid.uuid4())
             session.add(Job(
-                id=str(uuid.uuid4()), document_id=document_id, status=row.status, lang="eng", attempts=0,
+                id=job_id, document_id=document_id, status=row.status, lang="eng", attempts=0,
                 version=0, max_attempts=3, pages_done=0, text=row.text, created_at=row.created_at,
                 updated_at=row.created_at,
             ))
-            stored.append(Row(row.filename, row.created_at, row.content_type, row.status, row.text, document_id))
+            session.flush()
+            session.get(Document, document_id).job_id = job_id  # type: ignore[union-attr]
+            stored.append(Row(row.filename, row.created_at, row.content_type, row.status, row.text, document_id,
+                              row.owner_id))
     return stored
 
 
@@ -288,7 +293,8 @@ def test_common_and_rare_status_plans_give_the_listed_order(db: Settings) -> Non
 def test_list_over_http_filters_pages_and_refuses_bad_parameters(gateway: Gateway, settings: Settings) -> None:
     """Through the gateway: a filtered cursor walk, and 400 JSON naming a bad or unknown parameter."""
     marker = uuid.uuid4().hex[:12]
-    rows = insert(settings, [Row(f"http-{marker}-{i}.png", T0 + timedelta(minutes=i), "image/png") for i in range(5)])
+    rows = insert(settings, [Row(f"http-{marker}-{i}.png", T0 + timedelta(minutes=i), "image/png",
+                                 owner_id=gateway.key_id) for i in range(5)])
     query = {"filename": marker, "content_type": "image/*", "limit": "3"}
     first = gateway.request("GET", "/function/list?" + urlencode(query))
     assert first.status == 200, first.body

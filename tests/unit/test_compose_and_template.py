@@ -23,7 +23,10 @@ from tests.support import RecordingMapping
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template" / "python3-ocr"
 DOCKERFILE = TEMPLATE / "Dockerfile"
-FUNCTIONS = ["upload", "ocr-process", "status", "list"]
+# Every function stack.yml deploys; each must have its compose service (the tests below look them up).
+FUNCTIONS = list(yaml.safe_load((REPO / "stack.yml").read_text())["functions"])
+# Compose services that run common/ outside a function: the one-shot setup and the retention loop.
+TOOLS = ["setup", "retention"]
 
 
 # --- reading the files ---------------------------------------------------------------------------
@@ -83,6 +86,12 @@ def service_env(service: Mapping[str, Any]) -> dict[str, str]:
     if isinstance(environment, list):
         environment = dict(item.split("=", 1) for item in environment)
     return {str(k): str(v) for k, v in environment.items()}
+
+
+def secret_variables() -> dict[str, str]:
+    """{OpenFaaS secret name: the variable common/config.py reads instead outside OpenFaaS}."""
+    source = (REPO / "common" / "config.py").read_text()
+    return {secret: variable for variable, secret in re.findall(r'secret\("(\w+)", "([\w-]+)"', source)}
 
 
 def settings_variables(secrets_dir: Path) -> tuple[set[str], set[str]]:
@@ -239,7 +248,19 @@ def test_functions_start_after_setup_and_the_backing_services() -> None:
         assert services["gateway"]["depends_on"][function]["condition"] == "service_healthy"
 
 
-@pytest.mark.parametrize("function", FUNCTIONS + ["setup"])
+def test_every_function_of_stack_yml_has_a_compose_service_behind_the_gateway() -> None:
+    """Each stack.yml function is a compose service, routed by the gateway to its container and waited on as healthy.
+
+    Without --upstream the gateway would start the function as a process inside its own container."""
+    services = compose()["services"]
+    command = services["gateway"]["command"]
+    for function in FUNCTIONS:
+        assert function in services, f"{function} has no compose service"
+        assert f"--upstream={function}=http://{function}:8080" in command, function
+        assert services["gateway"]["depends_on"][function]["condition"] == "service_healthy", function
+
+
+@pytest.mark.parametrize("function", FUNCTIONS + TOOLS)
 def test_required_settings_are_set_for_each_function(function: str, tmp_path: Path) -> None:
     """Every setting without a default (the secrets) is given to the function by the compose file."""
     _, required = settings_variables(tmp_path)
@@ -248,16 +269,17 @@ def test_required_settings_are_set_for_each_function(function: str, tmp_path: Pa
     assert not missing, f"{function} lacks {sorted(missing)}"
 
 
-@pytest.mark.parametrize("function", FUNCTIONS + ["setup"])
+@pytest.mark.parametrize("function", FUNCTIONS + TOOLS)
 def test_settings_load_from_each_functions_compose_environment(function: str, tmp_path: Path) -> None:
     """load_settings accepts the environment compose gives the function, and it points at the compose services."""
     env = {**service_env(compose()["services"][function]), "SECRETS_DIR": str(tmp_path)}
     settings = load_settings(env)
     assert (settings.mysql_host, settings.s3_endpoint) == ("mysql", "minio:9000")
     assert settings.redis_url.startswith("redis://redis:")
+    assert settings.auth, "API keys are on by default"
 
 
-@pytest.mark.parametrize("function", FUNCTIONS + ["setup"])
+@pytest.mark.parametrize("function", FUNCTIONS + TOOLS)
 def test_functions_get_no_setting_the_code_does_not_read(function: str, tmp_path: Path) -> None:
     """Upper-case variables given to a function are all read by common.config (a misspelt name would be ignored)."""
     read, _ = settings_variables(tmp_path)
@@ -282,6 +304,56 @@ def test_functions_are_built_from_the_template_with_their_handler(function: str)
     context = REPO / build.get("context", ".")
     for source in copy_sources(dockerfile(), build["args"]):
         assert (context / source).exists(), f"COPY source {source} missing from the compose build context"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_functions_get_the_secrets_stack_yml_gives_them_and_no_other(function: str) -> None:
+    """Compose passes, as variables, exactly the secrets stack.yml mounts for the function (internal-token included)."""
+    variables = secret_variables()
+    assert {"mysql-password", "internal-token"} <= set(variables)
+    given = set(service_env(compose()["services"][function]))
+    mounted = set(stack()["functions"][function].get("secrets") or [])
+    assert mounted <= set(variables), f"{function} mounts secrets config.py does not read"
+    assert {variables[name] for name in mounted} <= given
+    assert not {variables[name] for name in set(variables) - mounted} & given, f"{function} gets a secret it lacks"
+
+
+def test_ocr_process_and_the_callers_of_its_queue_share_minios_webhook_token() -> None:
+    """MinIO's webhook target sends the same INTERNAL_TOKEN ocr-process checks and upload and documents send."""
+    services = compose()["services"]
+    token = service_env(services["minio"])["MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_OCR"]
+    assert token and " " not in token
+    for function in FUNCTIONS:
+        if "internal-token" in (stack()["functions"][function].get("secrets") or []):
+            assert service_env(services[function])["INTERNAL_TOKEN"] == token, function
+    assert "internal-token" in stack()["functions"]["ocr-process"]["secrets"]
+
+
+def test_ocr_process_gets_the_inbox_owner() -> None:
+    """INBOX_OWNER reaches the function that registers drops (an empty value means drops outside inbox/<key id>/ are
+    refused)."""
+    assert "INBOX_OWNER" in service_env(compose()["services"]["ocr-process"])
+
+
+def test_retention_runs_the_retention_command_with_the_function_environment(tmp_path: Path) -> None:
+    """The retention service loops `python -m common retention --every N` with RETENTION_DAYS, after setup."""
+    service = compose()["services"]["retention"]
+    command = service["command"]
+    assert command[:4] == ["python", "-m", "common", "retention"] and "--every" in command
+    assert int(command[command.index("--every") + 1]) > 0
+    env = service_env(service)
+    assert load_settings({**env, "SECRETS_DIR": str(tmp_path)}).retention_days == int(env["RETENTION_DAYS"])
+    assert service["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    assert service["build"]["dockerfile"] == "local-stack/Dockerfile"
+
+
+def test_setup_tells_how_to_make_the_first_admin_key() -> None:
+    """setup checks for an active admin key and names the command that makes one; the header comment does too."""
+    script = " ".join(compose()["services"]["setup"]["command"])
+    wanted = "python -m common keys create --name admin --role admin"
+    assert "list_keys" in script and wanted in script
+    compile(compose()["services"]["setup"]["command"][-1], "setup", "exec")
+    assert wanted in (REPO / "docker-compose.yml").read_text().split("services:")[0]
 
 
 def test_minio_notifies_the_gateways_async_ocr_process_through_a_disk_queue() -> None:

@@ -6,8 +6,10 @@ import inspect
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jsonschema
@@ -15,10 +17,11 @@ import openapi_spec_validator
 import pytest
 import yaml
 
-from common import errors
+from common import auth, errors, library, listing
 from common.apikeys import TRUSTED
 from common.db import Document, Job, JobStatus, Page
 from common.events import parse_event
+from common.upload_body import FORM_FIELDS, QUERY_PARAMETERS
 from tests.support import RecordingMapping
 from common.listing import ListQuery
 from common.status import _body as status_body
@@ -28,13 +31,20 @@ REPO = Path(__file__).resolve().parents[2]
 SPEC_PATH = REPO / "docs" / "openapi.yaml"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
-# The path each function is reached at through the gateway.
+# The paths each function is reached at through the gateway.
 FUNCTION_PATHS = {
-    "upload": "/function/upload",
-    "status": "/function/status/{job_id}",
-    "list": "/function/list",
-    "ocr-process": "/function/ocr-process",
+    "upload": ["/function/upload"],
+    "status": ["/function/status/{job_id}", "/function/status"],
+    "list": ["/function/list"],
+    "documents": ["/function/documents/{document_id}", "/function/documents/{document_id}/reprocess"],
+    "ocr-process": ["/function/ocr-process"],
 }
+ALL_FUNCTION_PATHS = [path for paths in FUNCTION_PATHS.values() for path in paths]
+# The API key schemes every public function takes (either one), and the internal token of ocr-process.
+KEY_SECURITY: list[dict[str, list[str]]] = [{"bearerApiKey": []}, {"headerApiKey": []}]
+INTERNAL_SECURITY: list[dict[str, list[str]]] = [{"internalToken": []}]
+KEY_ID = "3f9c2a7b1d04"
+NOW = datetime(2026, 1, 31, 12, 0, 0)
 
 
 def spec() -> dict[str, Any]:
@@ -122,6 +132,52 @@ def schema_validator(document: dict[str, Any], name: str) -> jsonschema.protocol
     return jsonschema.Draft202012Validator(root)
 
 
+def handler_source(name: str) -> str:
+    return (REPO / "functions" / name / "handler.py").read_text()
+
+
+def is_internal(name: str) -> bool:
+    """Whether the function takes the internal token (http_function(..., access="internal")) rather than a key."""
+    return 'access="internal"' in handler_source(name)
+
+
+def function_operations(document: dict[str, Any], name: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, method, operation in operations(document):
+        if path in FUNCTION_PATHS[name]:
+            yield path, method, operation
+
+
+def security_of(document: dict[str, Any], operation: dict[str, Any]) -> list[dict[str, list[str]]]:
+    """The security requirement that applies to an operation: its own, else the document's."""
+    requirement: list[dict[str, list[str]]] = operation.get("security", document.get("security", []))
+    return requirement
+
+
+def sample_document(owner_id: str | None = KEY_ID) -> Document:
+    return Document(id="6c1f1c2e-6d8a-4c51-9a5e-2f1f8e0b6a11", filename="scan.pdf", content_type="application/pdf",
+                    size_bytes=1234, bucket="documents", object_key="uploads/x/scan.pdf", source="upload",
+                    source_hash="0" * 64, created_at=NOW, owner_id=owner_id,
+                    job_id="0b7f5f0e-1f0e-4e8e-9a55-1d2f3c4b5a69")
+
+
+class FakeSession:
+    """Answers each execute() with the next canned result, in the order the code under test asks."""
+
+    def __init__(self, *results: Any) -> None:
+        self.results = list(results)
+
+    def execute(self, _statement: Any) -> Any:
+        return self.results.pop(0)
+
+
+def fake_scope(session: FakeSession) -> Any:
+    @contextmanager
+    def scope(_settings: Any) -> Iterator[FakeSession]:
+        yield session
+
+    return scope
+
+
 # --- validity ------------------------------------------------------------------------------------
 
 
@@ -133,15 +189,17 @@ def test_document_is_valid_openapi_3_1() -> None:
 
 
 def test_every_function_is_documented_with_the_method_its_handler_takes() -> None:
-    """Each functions/<name>/handler.py is described at its gateway path, with the method it requires."""
+    """Each functions/<name>/handler.py is described at its gateway paths, with the methods it requires."""
     document = spec()
-    for name, path in FUNCTION_PATHS.items():
-        handler = (REPO / "functions" / name / "handler.py").read_text()
-        methods = re.search(r"require_method\(request, ([^)]*)\)", handler)
-        assert methods is not None, f"{name} names no method"
-        wanted = {m.strip().strip("'\"").lower() for m in methods.group(1).split(",")}
-        assert path in document["paths"], f"{path} is not documented"
-        assert set(document["paths"][path]) & HTTP_METHODS == wanted
+    assert set(FUNCTION_PATHS) == {p.name for p in (REPO / "functions").iterdir() if (p / "handler.py").is_file()}
+    for name, paths in FUNCTION_PATHS.items():
+        calls = re.findall(r"require_method\(request, ([^)]*)\)", handler_source(name))
+        assert calls, f"{name} names no method"
+        wanted = {m.strip().strip("'\"").lower() for call in calls for m in call.split(",")}
+        for path in paths:
+            assert path in document["paths"], f"{path} is not documented"
+        documented = {m for path in paths for m in set(document["paths"][path]) & HTTP_METHODS}
+        assert documented == wanted, name
 
 
 # --- error codes ---------------------------------------------------------------------------------
@@ -176,22 +234,76 @@ def test_job_error_codes_cover_the_literal_ones() -> None:
 
 
 def test_every_function_documents_the_errors_its_wrapper_can_give() -> None:
-    """Each function lists 405, and 500 with config_invalid and internal_error; rate-limited ones also 429."""
+    """Each operation lists 405, 500 with config_invalid and internal_error, and 401 with its challenge;
+    key-checked ones also 429 and credentials_in_url under 400 (internal ones are never rate limited)."""
     document = spec()
-    for name, path in FUNCTION_PATHS.items():
-        handler = (REPO / "functions" / name / "handler.py").read_text()
-        (operation,) = [op for p, _, op in operations(document) if p == path]
-        codes = error_codes_by_status(document, operation)
-        assert codes[405] == {"method_not_allowed"}
-        assert codes[500] == {"config_invalid", "internal_error"}
-        if "rate_limited=False" not in handler:
-            assert codes[429] == {"rate_limited"}
-            assert "Retry-After" in deref(document, operation["responses"]["429"])["headers"]
-        else:
-            assert 429 not in codes
+    for name in FUNCTION_PATHS:
+        for path, method, operation in function_operations(document, name):
+            where = f"{method.upper()} {path}"
+            codes = error_codes_by_status(document, operation)
+            assert codes[405] == {"method_not_allowed"}, where
+            assert codes[500] == {"config_invalid", "internal_error"}, where
+            assert "WWW-Authenticate" in deref(document, operation["responses"]["401"])["headers"], where
+            if is_internal(name):
+                assert codes[401] == {"unauthenticated"}, where
+                assert 429 not in codes, where
+                assert "credentials_in_url" not in codes.get(400, set()), where
+            else:
+                assert codes[401] == {"unauthenticated", "invalid_api_key"}, where
+                assert codes[429] == {"rate_limited"}, where
+                assert "Retry-After" in deref(document, operation["responses"]["429"])["headers"], where
+                assert "credentials_in_url" in codes[400], where
 
 
-@pytest.mark.parametrize("path", list(FUNCTION_PATHS.values()))
+def test_security_schemes_are_a_bearer_key_an_x_api_key_header_and_the_internal_token() -> None:
+    """The schemes common/auth.py accepts: Bearer or X-Api-Key for keys, Bearer for the internal token."""
+    schemes = spec()["components"]["securitySchemes"]
+    assert schemes["bearerApiKey"]["type"] == "http" and schemes["bearerApiKey"]["scheme"] == "bearer"
+    assert (schemes["headerApiKey"]["type"], schemes["headerApiKey"]["in"], schemes["headerApiKey"]["name"]) == (
+        "apiKey", "header", "X-Api-Key")
+    assert schemes["internalToken"]["type"] == "http" and schemes["internalToken"]["scheme"] == "bearer"
+
+
+def test_each_function_requires_the_credential_its_wrapper_checks() -> None:
+    """Key functions fall under the global key requirement (either scheme); ocr-process and its queue
+    under the internal token."""
+    document = spec()
+    assert document["security"] == KEY_SECURITY
+    for name in FUNCTION_PATHS:
+        wanted = INTERNAL_SECURITY if is_internal(name) else KEY_SECURITY
+        for path, method, operation in function_operations(document, name):
+            assert security_of(document, operation) == wanted, f"{method.upper()} {path}"
+    assert security_of(document, document["paths"]["/async-function/ocr-process"]["post"]) == INTERNAL_SECURITY
+
+
+def test_no_documented_parameter_carries_a_credential() -> None:
+    """No operation invites a key in the URL (auth.py refuses those names) or takes one as a plain header parameter."""
+    document = spec()
+    for path, method, operation in operations(document):
+        for parameter in [*document["paths"][path].get("parameters", []), *operation.get("parameters", [])]:
+            parameter = deref(document, parameter)
+            assert parameter["name"].lower() not in auth._CREDENTIAL_PARAMETERS, f"{method.upper()} {path}"
+            assert parameter["name"].lower() not in {"authorization", "x-api-key"}, f"{method.upper()} {path}"
+
+
+def test_forbidden_is_documented_where_an_owner_can_be_named() -> None:
+    """forbidden (a user key naming another owner) belongs to the list's `owner` parameter."""
+    document = spec()
+    listing_op = document["paths"]["/function/list"]["get"]
+    assert error_codes_by_status(document, listing_op)[403] == {"forbidden"}
+
+
+def test_upload_documents_exactly_the_parameters_and_fields_it_accepts() -> None:
+    """upload's query parameters and multipart fields are the ones read_upload accepts (it refuses all others)."""
+    document = spec()
+    operation = document["paths"]["/function/upload"]["post"]
+    query = {deref(document, p)["name"] for p in operation["parameters"] if deref(document, p)["in"] == "query"}
+    assert query == set(QUERY_PARAMETERS)
+    form = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert set(form["properties"]) == set(FORM_FIELDS) and form["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("path", ALL_FUNCTION_PATHS)
 def test_every_function_response_declares_x_request_id(path: str) -> None:
     """Every answer of a function documents the X-Request-Id header."""
     document = spec()
@@ -203,12 +315,16 @@ def test_every_function_response_declares_x_request_id(path: str) -> None:
 
 
 def test_rate_limited_successes_declare_the_rate_limit_headers() -> None:
-    """upload, status and list document RateLimit-Limit/Remaining/Reset on their success answers; status X-Cache."""
+    """Every key-checked operation documents RateLimit-Limit/Remaining/Reset on its success answers; status X-Cache."""
     document = spec()
     wanted = {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
-    for path, success in (("/function/upload", "202"), ("/function/status/{job_id}", "200"), ("/function/list", "200")):
-        response = deref(document, document["paths"][path]["get" if path != "/function/upload" else "post"]["responses"][success])
-        assert wanted <= set(response["headers"]), path
+    for name in FUNCTION_PATHS:
+        if is_internal(name):
+            continue
+        for path, method, operation in function_operations(document, name):
+            for status, response in operation["responses"].items():
+                if str(status).startswith("2"):
+                    assert wanted <= set(deref(document, response)["headers"]), f"{method.upper()} {path} {status}"
     status = deref(document, document["paths"]["/function/status/{job_id}"]["get"]["responses"]["200"])
     assert "X-Cache" in status["headers"]
 
@@ -230,14 +346,13 @@ def test_list_query_parameters_are_the_ones_the_listing_reads() -> None:
     assert documented == params.read
 
 
+@pytest.mark.parametrize("owner_id", [KEY_ID, None])
 @pytest.mark.parametrize("state", list(JobStatus))
-def test_status_body_matches_the_documented_schema(state: JobStatus) -> None:
-    """What the status function returns for a job in each state validates against the JobStatus schema."""
-    now = datetime(2026, 1, 31, 12, 0, 0)
+def test_status_body_matches_the_documented_schema(state: JobStatus, owner_id: str | None) -> None:
+    """What the status function returns for a job in each state, owned or not, validates against JobStatus."""
+    now = NOW
     final = state in (JobStatus.COMPLETED, JobStatus.FAILED)
-    document = Document(id="6c1f1c2e-6d8a-4c51-9a5e-2f1f8e0b6a11", filename="scan.pdf",
-                        content_type="application/pdf", size_bytes=1234, bucket="documents",
-                        object_key="uploads/x/scan.pdf", source="upload", source_hash="0" * 64, created_at=now)
+    document = sample_document(owner_id)
     job = Job(id="0b7f5f0e-1f0e-4e8e-9a55-1d2f3c4b5a69", document_id=document.id, status=state, lang="deu+eng",
               attempts=1, version=3, max_attempts=3, page_count=2 if final else None, pages_done=2 if final else 0,
               text="hello\n\f\nworld" if state == JobStatus.COMPLETED else None,
@@ -255,6 +370,44 @@ def test_status_body_matches_the_documented_schema(state: JobStatus) -> None:
     assert body["pages"][0]["words"] == words and body["pages"][1]["words"] == []
     schema_validator(spec(), "JobStatus").validate(body)
     assert set(body) <= set(spec()["components"]["schemas"]["JobStatus"]["properties"])
+    assert body["owner_id"] == owner_id
+
+
+def test_list_body_matches_the_documented_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page list_documents builds (a searched one, in offset mode) validates against DocumentPage."""
+    row = SimpleNamespace(id="6c1f1c2e-6d8a-4c51-9a5e-2f1f8e0b6a11", job_id="0b7f5f0e-1f0e-4e8e-9a55-1d2f3c4b5a69",
+                          filename="scan.pdf", content_type="application/pdf", size_bytes=1234, source="drop",
+                          status=JobStatus.COMPLETED, page_count=2, created_at=NOW, owner_id=KEY_ID)
+    unowned = SimpleNamespace(**{**vars(row), "id": "7d2f2d3e-6d8a-4c51-9a5e-2f1f8e0b6a12", "owner_id": None})
+    session = FakeSession(
+        SimpleNamespace(all=lambda: [row, unowned]),  # the page
+        SimpleNamespace(scalar_one=lambda: 2),  # the count (offset mode)
+        SimpleNamespace(all=lambda: [(row.job_id, "an invoice of March"), (unowned.job_id, None)]),  # searched texts
+    )
+    monkeypatch.setattr(listing, "session_scope", fake_scope(session))
+    monkeypatch.setattr(listing, "page_statement", lambda _session, _query: "page")
+    monkeypatch.setattr(listing, "count_statement", lambda _query: "count")
+    query = ListQuery.from_params({"q": "invoice the", "owner": KEY_ID}, TRUSTED)
+    body = listing.list_documents(None, query)  # type: ignore[arg-type]
+    assert [item["owner_id"] for item in body["items"]] == [KEY_ID, None]
+    schema_validator(spec(), "DocumentPage").validate(body)
+    item_schema = spec()["components"]["schemas"]["DocumentListItem"]
+    assert all(set(item) <= set(item_schema["properties"]) for item in body["items"])
+
+
+def test_document_description_matches_the_documented_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What GET /function/documents/<id> answers (a re-processed document: one job pending, one failed) validates."""
+    document = sample_document()
+    pending = Job(id="1c8e6f1f-2f1f-4f9f-8a66-2e3f4d5c6b7a", document_id=document.id, status=JobStatus.PENDING,
+                  lang="deu", created_at=NOW, finished_at=None, error_code=None, error_message=None)
+    failed = Job(id=document.job_id, document_id=document.id, status=JobStatus.FAILED, lang="eng", created_at=NOW,
+                 finished_at=NOW, error_code="pdf_encrypted", error_message="the PDF is encrypted")
+    monkeypatch.setattr(library, "_owned_document", lambda _settings, _id, _caller: document)
+    monkeypatch.setattr(library, "session_scope",
+                        fake_scope(FakeSession(SimpleNamespace(scalars=lambda: iter([pending, failed])))))
+    body = library.describe(None, document.id, TRUSTED)  # type: ignore[arg-type]
+    assert [job["job_id"] for job in body["jobs"]] == [pending.id, failed.id]
+    schema_validator(spec(), "DocumentDetail").validate(body)
 
 
 def test_a_minio_notification_matches_the_documented_event_schema() -> None:

@@ -37,7 +37,10 @@ _DOCS_PAGE = """<!doctype html>
 <body>
   <div id="swagger-ui"></div>
   <script src="/docs/static/swagger-ui-bundle.js"></script>
-  <script>window.ui = SwaggerUIBundle({url: "/openapi.yaml", dom_id: "#swagger-ui"});</script>
+  <script>
+    // persistAuthorization: a key entered under "Authorize" survives a reload (kept in this browser's localStorage).
+    window.ui = SwaggerUIBundle({url: "/openapi.yaml", dom_id: "#swagger-ui", persistAuthorization: true});
+  </script>
 </body>
 </html>
 """
