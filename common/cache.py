@@ -62,20 +62,24 @@ def _status_key(job_id: str) -> str:
     return f"ocr:status:{job_id}"
 
 
-def read_status(settings: Settings, job_id: str) -> dict[str, Any] | None:
-    """The cached status body, or None on a miss, a bare marker, or Redis trouble."""
+def _read_object(settings: Settings, key: str, what: str) -> dict[str, Any] | None:
+    """A JSON object stored under key; None on a miss, anything unreadable, or Redis trouble."""
     try:
-        raw = get_client(settings).get(_status_key(job_id))
+        raw = get_client(settings).get(key)
     except RedisError as e:
-        warn_unavailable("status.read", e)
-        return None
-    if raw is None:
+        warn_unavailable(what, e)
         return None
     try:
-        entry = json.loads(raw)
+        value = json.loads(raw) if raw is not None else None
     except ValueError:
         return None
-    body = entry.get("body") if isinstance(entry, dict) else None
+    return value if isinstance(value, dict) else None
+
+
+def read_status(settings: Settings, job_id: str) -> dict[str, Any] | None:
+    """The cached status body, or None on a miss, a bare marker, or Redis trouble."""
+    entry = _read_object(settings, _status_key(job_id), "status.read")
+    body = entry.get("body") if entry is not None else None
     return body if isinstance(body, dict) else None
 
 
@@ -131,16 +135,7 @@ def _key_key(key_id: str) -> str:
 
 def read_key(settings: Settings, key_id: str) -> dict[str, Any] | None:
     """A key's cached record (hash, role, revoked), or None on a miss or Redis trouble."""
-    try:
-        raw = get_client(settings).get(_key_key(key_id))
-    except RedisError as e:
-        warn_unavailable("apikey.read", e)
-        return None
-    try:
-        record = json.loads(raw) if raw is not None else None
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
+    return _read_object(settings, _key_key(key_id), "apikey.read")
 
 
 def fill_key(settings: Settings, key_id: str, record: dict[str, Any], ttl: float) -> None:

@@ -14,7 +14,7 @@ from common.db import Document, Job, Page, session_scope, utcnow
 from common.documents import Accepted
 from common.errors import DocumentBusy, DocumentNotFound, QueueUnavailable
 from common.logging import get_logger
-from common.status import iso
+from common.status import document_fields, iso
 
 log = get_logger()
 
@@ -42,12 +42,7 @@ def describe(settings: Settings, document_id: str, caller: Principal) -> dict[st
         history = list(session.execute(
             select(Job).where(Job.document_id == document.id).order_by(Job.created_at.desc())).scalars())
     return {
-        "document_id": document.id,
-        "filename": document.filename,
-        "content_type": document.content_type,
-        "size_bytes": document.size_bytes,
-        "source": document.source,
-        "owner_id": document.owner_id,
+        **document_fields(document),
         "created_at": iso(document.created_at),
         "job_id": document.job_id,
         "jobs": [{"job_id": job.id, "status": job.status.value, "lang": job.lang, "created_at": iso(job.created_at),

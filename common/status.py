@@ -86,15 +86,22 @@ def _page(page: Page, with_words: bool) -> dict[str, Any]:
     return out
 
 
-def _body(job: Job, document: Document) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "job_id": job.id,
+def document_fields(document: Document) -> dict[str, Any]:
+    """What every answer about a document says of it (status, the documents function)."""
+    return {
         "document_id": document.id,
         "filename": document.filename,
         "content_type": document.content_type,
         "size_bytes": document.size_bytes,
         "source": document.source,
         "owner_id": document.owner_id,
+    }
+
+
+def _body(job: Job, document: Document) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "job_id": job.id,
+        **document_fields(document),
         "status": job.status.value,
         "lang": job.lang,
         "attempts": job.attempts,
