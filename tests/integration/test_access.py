@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,9 @@ pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _cli(stack: Any, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(stack: Any, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The project's command line, as an operator runs it against the stack's database."""
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), **stack.function_env())
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), **stack.function_env(), **(extra_env or {}))
     return subprocess.run([sys.executable, "-m", "common", *args], env=env, capture_output=True, text=True,
                           timeout=60, cwd=REPO_ROOT)
 
@@ -312,3 +313,29 @@ def test_no_key_token_or_hash_ever_reaches_a_log_or_an_error_body(stack: Any, se
         content = log_file.read_text(errors="replace")
         for s in secrets:
             assert s not in content, f"{log_file.name} holds a secret"
+
+
+def test_an_admin_may_delete_another_keys_document(gateway: Gateway, admin: Gateway) -> None:
+    """The owner or an admin deletes; the admin's delete leaves the owner with a 404."""
+    done = _completed(gateway, ["ADMIN removes this"], "admin.png")
+    assert admin.request("DELETE", f"/function/documents/{done['document_id']}").status == 204
+    assert gateway.status(done["job_id"]).status == 404
+
+
+def test_retention_deletes_only_documents_older_than_retention_days(gateway: Gateway, settings: Settings,
+                                                                   s3: Any, stack: Any) -> None:
+    """A document older than RETENTION_DAYS goes with all its traces; a newer one stays; the stack runs the job."""
+    old = _completed(gateway, ["OLD enough to expire"], "old.png")
+    new = _completed(gateway, ["NEW enough to stay"], "new.png")
+    with session_scope(settings) as session:
+        document = session.get(Document, old["document_id"])
+        assert document is not None
+        key = document.object_key
+        document.created_at = utcnow() - timedelta(days=31)
+    expired = _cli(stack, "retention", extra_env={"RETENTION_DAYS": "30"})
+    assert expired.returncode == 0, expired.stderr
+    assert "removed" in expired.stdout
+    assert _traces(settings, s3, old["document_id"], [old["job_id"]], [key]) == []
+    assert gateway.status(new["job_id"]).json()["status"] == "completed"
+    assert "retention: off" in _cli(stack, "retention").stdout  # RETENTION_DAYS=0, the default
+    assert stack.status()["retention"]  # the scheduled run the local stack starts
