@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import random
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -32,7 +32,7 @@ _MEASURE = """
 import json, resource, sys, time
 from pathlib import Path
 from common.logging import setup
-from common.ocr import OcrLimits, TesseractEngine
+from common.engine.ocr import OcrLimits, TesseractEngine
 setup("engine-bench", "WARNING")
 path, workers = Path(sys.argv[1]), int(sys.argv[2])
 engine = TesseractEngine(OcrLimits(max_pages=1000, max_page_pixels=10**8, page_timeout=300, dpi=300, workers=workers))
@@ -79,7 +79,7 @@ def error_rate(images: list[Image.Image], folder: Path, tag: str, clean_up: bool
     seconds per page; `clean_up` is the engine's OCR_CLEAN_UP (median filter + autocontrast)."""
     from rapidfuzz.distance import Levenshtein
 
-    from common.ocr import OcrLimits, TesseractEngine
+    from common.engine.ocr import OcrLimits, TesseractEngine
 
     engine = TesseractEngine(OcrLimits(max_pages=10, max_page_pixels=10**8, page_timeout=300, dpi=300, workers=2,
                                        clean_up=clean_up))

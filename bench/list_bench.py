@@ -29,10 +29,10 @@ sys.path[:0] = [str(REPO), str(REPO / "local-stack")]
 from sqlalchemy import func, insert, select, text  # noqa: E402
 from sqlalchemy.dialects import mysql  # noqa: E402
 
-from common.apikeys import TRUSTED
+from common.adapters.db import Document, Job, create_schema, dispose_engines, session_scope  # noqa: E402
 from common.config import Settings, load_settings  # noqa: E402
-from common.db import Document, Job, JobStatus, create_schema, dispose_engines, session_scope  # noqa: E402
-from common.listing import ListQuery, count_statement, list_documents, page_statement  # noqa: E402
+from common.models import TRUSTED, JobStatus
+from common.rules.listing import ListQuery, count_statement, list_documents, page_statement  # noqa: E402
 from ocrstack.services import MariaDB, free_port  # noqa: E402
 
 BATCH = 2_000

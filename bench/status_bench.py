@@ -105,7 +105,7 @@ def key_check_cost(settings: Any, token: str, rounds: int = 2000) -> tuple[float
     """p50 and p99 (ms) of authenticate() alone on a cached key, in this process: the check's own price."""
     import flask
 
-    from common import auth
+    from common.web import auth
 
     app = flask.Flask("bench")
     with app.test_request_context("/", headers={"Authorization": f"Bearer {token}"}):
@@ -125,8 +125,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
 
-    from common import apikeys
     from common.config import load_settings
+    from common.rules import apikeys
 
     with tempfile.TemporaryDirectory(prefix="status-bench-") as tmp:
         folder = Path(tmp)

@@ -7,11 +7,11 @@ import json
 import sys
 import time
 
-from common import apikeys, library
-from common.apikeys import Role
 from common.config import get_settings
 from common.errors import PipelineError
 from common.logging import setup
+from common.models import Role
+from common.rules import apikeys, library
 
 
 def _keys(args: argparse.Namespace) -> int:

@@ -43,8 +43,8 @@ def scanned_pdf(pages: list[list[str]]) -> bytes:
 @contextmanager
 def private_database(folder: Path, password: str) -> Iterator[Any]:
     """A MariaDB of the test's own on a free port, with the schema; yields its Settings, stops it after."""
+    from common.adapters.db import create_schema, get_engine
     from common.config import load_settings
-    from common.db import create_schema, get_engine
     from ocrstack.services import MariaDB, free_port
 
     database = MariaDB(folder, free_port(), password=password)

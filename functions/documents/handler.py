@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import flask
 
-from common import library
-from common.api import http_function, json_response, require_method
-from common.apikeys import Principal
 from common.config import Settings
+from common.engine.languages import validate_lang
 from common.errors import NotFound, unknown_parameters
-from common.ocr import validate_lang
+from common.models import Principal
+from common.rules import library
+from common.web.api import http_function, json_response, require_method
 
 
 @http_function("documents")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import flask
 
-from common.api import http_function, json_response, require_method
-from common.apikeys import Principal
 from common.config import Settings
-from common.listing import ListQuery, list_documents
+from common.models import Principal
+from common.rules.listing import ListQuery, list_documents
+from common.web.api import http_function, json_response, require_method
 
 
 @http_function("list")

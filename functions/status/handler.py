@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import flask
 
-from common.api import http_function, json_response, require_method
-from common.apikeys import Principal
 from common.config import Settings
 from common.errors import BadRequest, JobNotCompleted
-from common.status import job_status, parse_include
+from common.models import Principal
+from common.rules.status import job_status, parse_include
+from common.web.api import http_function, json_response, require_method
 
 
 @http_function("status")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import flask
 
-from common.api import http_function, json_response, require_method
-from common.apikeys import Principal
 from common.config import Settings
-from common.documents import accept_upload, safe_filename
-from common.ocr import validate_lang
-from common.upload_body import read_upload
+from common.engine.languages import validate_lang
+from common.models import Principal
+from common.rules.documents import accept_upload, safe_filename
+from common.web.api import http_function, json_response, require_method
+from common.web.upload_body import read_upload
 
 
 @http_function("upload")

@@ -13,7 +13,15 @@ from pathlib import Path
 
 from common.config import Settings
 from ocrstack.services import (
-    WEBHOOK_ARN, MariaDB, MinIO, Redis, Service, ServiceError, free_port, http_ok, port_open,
+    WEBHOOK_ARN,
+    MariaDB,
+    MinIO,
+    Redis,
+    Service,
+    ServiceError,
+    free_port,
+    http_ok,
+    port_open,
 )
 
 
@@ -129,7 +137,7 @@ class LocalStack:
 
     def ensure_admin_key(self, settings: Settings) -> None:
         """One admin key per state folder, made on the first start; its secret lives only in credentials.json."""
-        from common import apikeys
+        from common.rules import apikeys
 
         if "admin_api_key" in self.credentials:
             return
@@ -189,10 +197,9 @@ class LocalStack:
 
     def prepare_data(self) -> None:
         """Schema and bucket with its notification rule; both idempotent."""
+        from common.adapters.db import create_schema, dispose_engines
+        from common.adapters.storage import ensure_bucket
         from common.config import load_settings
-        from common.db import create_schema, dispose_engines
-        from common.storage import ensure_bucket
-
         from common.errors import PipelineError
 
         try:

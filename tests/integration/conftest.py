@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from common import apikeys
 from common.config import Settings, load_settings
+from common.rules import apikeys
 from tests.support import Gateway
 
 
@@ -41,6 +41,6 @@ def internal(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def s3(settings: Settings) -> Any:
-    from common.storage import get_client
+    from common.adapters.storage import get_client
 
     return get_client(settings)

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from common import apikeys, cache
+from common.adapters import cache
+from common.adapters.db import ApiKey, Document, Job, Page, session_scope, utcnow
 from common.config import Settings
-from common.db import ApiKey, Document, Job, Page, session_scope, utcnow
 from common.errors import InvalidApiKey
+from common.rules import apikeys
 from tests.integration.conftest import new_key
 from tests.support import Gateway, image_bytes, scanned_pdf, wait_until
 

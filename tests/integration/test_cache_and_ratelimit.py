@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from common import cache, ratelimit
+from common.adapters import cache
 from common.config import Settings
-from common.apikeys import TRUSTED
-from common.status import job_status
-from tests.support import Gateway
-from tests.support import image_bytes, scanned_pdf
+from common.models import TRUSTED
+from common.rules.status import job_status
+from common.web import ratelimit
+from tests.support import Gateway, image_bytes, scanned_pdf
 
 pytestmark = pytest.mark.integration
 

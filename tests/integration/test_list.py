@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import delete, text
 from sqlalchemy.dialects import mysql
 
-from common.apikeys import TRUSTED
+from common.adapters.db import Document, Job, session_scope
 from common.config import Settings
-from common.db import Document, Job, JobStatus, session_scope
-from common.listing import ListQuery, list_documents, page_statement
+from common.models import TRUSTED, JobStatus
+from common.rules.listing import ListQuery, list_documents, page_statement
 from tests.support import Gateway, private_database
 
 pytestmark = pytest.mark.integration

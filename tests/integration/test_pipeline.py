@@ -15,10 +15,9 @@ from urllib.parse import quote_plus
 import pytest
 from sqlalchemy import func, select
 
+from common.adapters.db import Document, Job, Page, session_scope
 from common.config import Settings
-from common.db import Document, Job, Page, session_scope
-from tests.support import Gateway
-from tests.support import image_bytes, scanned_pdf, wait_until
+from tests.support import Gateway, image_bytes, scanned_pdf, wait_until
 
 pytestmark = pytest.mark.integration
 

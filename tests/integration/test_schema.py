@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from common.db import create_schema, get_engine
+from common.adapters.db import create_schema, get_engine
 from tests.support import private_database
 
 pytestmark = pytest.mark.integration

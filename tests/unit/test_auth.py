@@ -9,10 +9,11 @@ import flask
 import pytest
 import structlog
 
-from common import api, auth
-from common.apikeys import TRUSTED, Principal, Role, looks_like_token, verify
 from common.config import Settings, get_settings, load_settings
 from common.errors import ConfigError, CredentialsInUrl, InvalidApiKey, Unauthenticated
+from common.models import TRUSTED, Principal, Role
+from common.rules.apikeys import looks_like_token, verify
+from common.web import api, auth
 
 SETTINGS = load_settings({"MYSQL_PASSWORD": "x", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b",
                           "INTERNAL_TOKEN": "internal-secret"})

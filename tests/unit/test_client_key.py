@@ -5,9 +5,9 @@ from __future__ import annotations
 import flask
 import pytest
 
-from common.apikeys import Principal, Role
 from common.config import load_settings
-from common.ratelimit import client_key
+from common.models import Principal, Role
+from common.web.ratelimit import client_key
 
 SETTINGS = load_settings({"MYSQL_PASSWORD": "x", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b",
                           "TRUSTED_PROXIES": "127.0.0.1,10.0.0.0/8"})

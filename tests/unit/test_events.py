@@ -7,7 +7,7 @@ import json
 import pytest
 
 from common.errors import InvalidEvent
-from common.events import parse_event
+from common.rules.events import parse_event
 
 
 def _record(name: str = "s3:ObjectCreated:Put", key: str = "inbox/a+b%C3%BC.png", **obj: object) -> dict:

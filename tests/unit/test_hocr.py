@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import hocr
+from common.engine import hocr
 
 PAGE = b"""<?xml version="1.0" encoding="UTF-8"?>
 <html><head><title></title></head>

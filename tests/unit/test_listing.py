@@ -9,17 +9,9 @@ from datetime import datetime
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from common.apikeys import TRUSTED
-from common.db import JobStatus
 from common.errors import BadRequest
-from common.listing import (
-    DEFAULT_LIMIT,
-    ListQuery,
-    Position,
-    decode_cursor,
-    encode_cursor,
-    snippet_of,
-)
+from common.models import TRUSTED, JobStatus
+from common.rules.listing import DEFAULT_LIMIT, ListQuery, Position, decode_cursor, encode_cursor, snippet_of
 
 POSITION = Position(datetime(2026, 1, 31, 12, 0, 0, 123456), "6c1f1c2e-6d8a-4c51-9a5e-2f1f8e0b6a11")
 

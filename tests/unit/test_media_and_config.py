@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from common.config import load_settings
-from common.documents import safe_filename
+from common.engine.media import sniff_media_type
 from common.errors import ConfigError
-from common.media import sniff_media_type
+from common.rules.documents import safe_filename
 
 
 @pytest.mark.parametrize(("fmt", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("TIFF", "image/tiff"),

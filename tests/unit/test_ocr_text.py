@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from common.engine.languages import validate_lang
+from common.engine.ocr import OcrLimits, TesseractEngine, _cleaned_up, _rewritten
 from common.errors import CorruptDocument, ImageTooLarge, InvalidLanguage, PdfEncrypted, TooManyPages
-from common.ocr import OcrLimits, TesseractEngine, _cleaned_up, _rewritten, validate_lang
 from tests.support import render_page, scanned_pdf
 
 LIMITS = OcrLimits(max_pages=5, max_page_pixels=10_000_000, page_timeout=60, dpi=150, workers=2)

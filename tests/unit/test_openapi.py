@@ -17,15 +17,17 @@ import openapi_spec_validator
 import pytest
 import yaml
 
-from common import auth, errors, library, listing
-from common.apikeys import TRUSTED
-from common.db import Document, Job, JobStatus, Page
-from common.events import parse_event
-from common.upload_body import FORM_FIELDS, QUERY_PARAMETERS
+from common import errors
+from common.adapters.db import Document, Job, Page
+from common.models import TRUSTED, JobStatus
+from common.rules import library, listing
+from common.rules.events import parse_event
+from common.rules.listing import ListQuery
+from common.rules.status import _body as status_body
+from common.rules.status import _page as status_page
+from common.web import auth
+from common.web.upload_body import FORM_FIELDS, QUERY_PARAMETERS
 from tests.support import RecordingMapping
-from common.listing import ListQuery
-from common.status import _body as status_body
-from common.status import _page as status_page
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC_PATH = REPO / "docs" / "openapi.yaml"
@@ -111,7 +113,7 @@ def error_classes() -> dict[str, type[errors.PipelineError]]:
 
 
 def source_files() -> list[Path]:
-    return [p for p in [*(REPO / "common").glob("*.py"), *(REPO / "functions").glob("*/handler.py")]
+    return [p for p in [*(REPO / "common").rglob("*.py"), *(REPO / "functions").glob("*/handler.py")]
             if p.name != "errors.py"]
 
 

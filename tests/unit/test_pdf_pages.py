@@ -11,9 +11,9 @@ import pikepdf
 import pytest
 from PIL import Image
 
+from common.engine.ocr import OcrLimits, TesseractEngine
+from common.engine.pdf import PdfDocument
 from common.errors import ImageTooLarge
-from common.ocr import OcrLimits, TesseractEngine
-from common.pdf import PdfDocument
 from tests.support import render_page
 
 LIMITS = OcrLimits(max_pages=5, max_page_pixels=10_000_000, page_timeout=60, dpi=300, workers=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.errors import BadRequest
-from common.status import parse_include
+from common.rules.status import parse_include
 
 
 @pytest.mark.parametrize(("value", "chosen"), [

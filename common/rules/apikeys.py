@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import re
@@ -13,10 +12,11 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from common import cache
+from common.adapters import cache
+from common.adapters.db import ApiKey, session_scope, utcnow
 from common.config import Settings
-from common.db import ApiKey, session_scope, utcnow
 from common.errors import BadRequest, InvalidApiKey
+from common.models import Principal, Role
 
 # `ocr_` + key id + `_` + secret. The prefix makes a leaked key easy to recognise (secret scanners,
 # log greps); the id is public (it names the owner in listings and inbox folders), the secret is not.
@@ -24,32 +24,6 @@ TOKEN_PREFIX = "ocr_"
 KEY_ID = re.compile(r"[0-9a-f]{12}")
 _TOKEN = re.compile(r"ocr_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 MAX_NAME_CHARS = 100
-
-
-class Role(str, enum.Enum):
-    ADMIN = "admin"
-    USER = "user"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a verified key, or the whole trusted network when AUTH=off."""
-
-    key_id: str | None
-    role: Role
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == Role.ADMIN
-
-    @property
-    def owner_filter(self) -> str | None:
-        """The owner every read must be limited to; None means all documents (admins)."""
-        return None if self.is_admin else self.key_id
-
-
-# AUTH=off: everyone is trusted with everything, and new documents have no owner.
-TRUSTED = Principal(key_id=None, role=Role.ADMIN)
 
 
 @dataclass(frozen=True)

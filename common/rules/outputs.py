@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import hocr, storage
+from common.adapters import storage
 from common.config import Settings
-from common.ocr import SEARCHABLE_PDF_NAME
-from common.process import run
+from common.engine import hocr
+from common.engine.artifacts import SEARCHABLE_PDF_NAME
+from common.engine.run import run
 
 SEARCHABLE_PDF = "searchable_pdf"
 HOCR = "hocr"

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import flask
 from redis.exceptions import RedisError
 
-from common.apikeys import Principal
-from common.cache import get_client, warn_unavailable
+from common.adapters.cache import get_client, warn_unavailable
 from common.config import Settings
 from common.errors import RateLimited
+from common.models import Principal
 
 # One script call reads, refills and spends, so replicas never race on a read-modify-write.
 # Redis TIME, not the callers' clocks: replicas on different hosts agree on "now".

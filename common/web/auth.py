@@ -6,10 +6,10 @@ import hmac
 
 import flask
 
-from common import apikeys
-from common.apikeys import TRUSTED, Principal
 from common.config import Settings
 from common.errors import ConfigError, CredentialsInUrl, Forbidden, Unauthenticated
+from common.models import TRUSTED, Principal
+from common.rules import apikeys
 
 # Query parameter names under which clients commonly put credentials.
 _CREDENTIAL_PARAMETERS = frozenset({"api_key", "apikey", "key", "token", "access_token", "x-api-key"})

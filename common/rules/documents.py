@@ -12,12 +12,14 @@ from typing import BinaryIO
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from common import apikeys, gateway, jobs, storage
+from common.adapters import handoff, storage
+from common.adapters.db import Document, Job, session_scope, utcnow
 from common.config import Settings
-from common.db import Document, Job, JobStatus, session_scope, utcnow
 from common.errors import DropOwnerUnknown, FileTooLarge, JobNotFound, PipelineError
-from common.events import ObjectCreated
 from common.logging import get_logger
+from common.models import JobStatus
+from common.rules import apikeys, jobs
+from common.rules.events import ObjectCreated
 
 log = get_logger()
 
@@ -98,7 +100,7 @@ def accept_upload(
             stored.etag = etag
     log.info("document.accepted", document_id=document_id, job_id=job_id, source="upload", size_bytes=size,
              content_type=media_type)
-    gateway.submit_job(settings, job_id, request_id)
+    handoff.submit_job(settings, job_id, request_id)
     return Accepted(job_id=job_id, document_id=document_id, status=JobStatus.PENDING.value)
 
 

@@ -6,14 +6,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import documents, jobs, outputs, storage
+from common.adapters import storage
+from common.adapters.db import Document
 from common.config import Settings
-from common.db import Document
+from common.engine.languages import validate_lang
+from common.engine.media import media_type_of
+from common.engine.ocr import OcrEngine, OcrLimits, TesseractEngine
 from common.errors import PipelineError
-from common.events import parse_event
 from common.logging import bind_context, get_logger
-from common.media import media_type_of
-from common.ocr import OcrEngine, OcrLimits, TesseractEngine, validate_lang
+from common.rules import documents, jobs, outputs
+from common.rules.events import parse_event
 
 log = get_logger()
 

@@ -7,14 +7,15 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from common import cache, gateway, jobs, outputs, storage
-from common.apikeys import TRUSTED, Principal
+from common.adapters import cache, handoff, storage
+from common.adapters.db import Document, Job, Page, session_scope, utcnow
 from common.config import Settings
-from common.db import Document, Job, Page, session_scope, utcnow
-from common.documents import Accepted
 from common.errors import DocumentBusy, DocumentNotFound, QueueUnavailable
 from common.logging import get_logger
-from common.status import document_fields, iso
+from common.models import TRUSTED, Principal
+from common.rules import jobs, outputs
+from common.rules.documents import Accepted
+from common.rules.status import document_fields, iso
 
 log = get_logger()
 
@@ -74,7 +75,7 @@ def reprocess(settings: Settings, document_id: str, caller: Principal, lang: str
                           caller.key_id or document.owner_id)
         job_id = job.id
     # No object is written, so no bucket notification follows: the hand-off is the only way in.
-    if not gateway.submit_job(settings, job_id, request_id):
+    if not handoff.submit_job(settings, job_id, request_id):
         error = QueueUnavailable("the job could not be queued (the gateway's async queue did not answer); "
                                  "re-process again later")
         jobs.fail_unclaimed(settings, job_id, error)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -24,12 +23,13 @@ from sqlalchemy import (
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.mysql import DATETIME, MEDIUMTEXT
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.schema import CreateColumn
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.schema import CreateColumn
 
 from common.config import Settings
 from common.errors import DatabaseUnavailable
+from common.models import JobStatus
 
 # Long texts: MEDIUMTEXT on MySQL/MariaDB (16 MiB) instead of TEXT's 64 KiB.
 LongText = Text().with_variant(MEDIUMTEXT(), "mysql")
@@ -38,17 +38,6 @@ LongText = Text().with_variant(MEDIUMTEXT(), "mysql")
 def utcnow() -> datetime:
     """Naive UTC with microseconds: what DATETIME(6) stores, so comparisons stay exact."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-class JobStatus(str, enum.Enum):
-    PENDING = "pending"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-    @property
-    def is_final(self) -> bool:
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
 
 
 class Base(DeclarativeBase):

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from common import cache, jobs, storage
-from common.apikeys import Principal
+from common.adapters import cache, storage
+from common.adapters.db import Document, Job, Page
 from common.config import Settings
-from common.db import Document, Job, JobStatus, Page
 from common.errors import BadRequest, JobNotFound
+from common.models import JobStatus, Principal
+from common.rules import jobs
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -15,12 +15,12 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.orm import Session
 
-from common import cache
+from common.adapters import cache
+from common.adapters.db import Document, Job, Page, session_scope, utcnow
 from common.config import Settings
-from common.db import Document, Job, JobStatus, Page, session_scope, utcnow
 from common.errors import JobInProgress, JobNotFound, PipelineError
 from common.logging import get_logger
-from common.ocr import PageResult
+from common.models import JobStatus, PageResult
 
 log = get_logger()
 

@@ -9,8 +9,8 @@ from typing import IO
 import flask
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
+from common.engine.media import media_type_of
 from common.errors import BadRequest, FileTooLarge, MissingFile, PipelineError, unknown_parameters
-from common.media import media_type_of
 
 # Uploads above this size go to a temporary file rather than memory.
 _SPOOL_BYTES = 8 * 1024 * 1024

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+from common.models import Word
+
 # Elements tesseract writes for a line of text: plain lines and the kinds its layout analysis names.
 _LINE_CLASSES = frozenset({"ocr_line", "ocr_textfloat", "ocr_header", "ocr_caption"})
 _BBOX = re.compile(r"bbox (\d+) (\d+) (\d+) (\d+)")
@@ -18,20 +20,6 @@ _WCONF = re.compile(r"x_wconf (\d+(?:\.\d+)?)")
 _BODY = re.compile(rb"<body>(.*)</body>", re.DOTALL)
 # The page's title names tesseract's input file, a temporary path of the worker: not for clients.
 _IMAGE_NAME = re.compile(rb"image \"[^\"]*\"; ")
-
-
-@dataclass(frozen=True)
-class Word:
-    text: str
-    confidence: float
-    left: int
-    top: int
-    width: int
-    height: int
-
-    def to_dict(self) -> dict[str, str | float | int]:
-        return {"text": self.text, "confidence": self.confidence, "left": self.left, "top": self.top,
-                "width": self.width, "height": self.height}
 
 
 @dataclass(frozen=True)

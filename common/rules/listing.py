@@ -56,11 +56,12 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
 from sqlalchemy.dialects.mysql import match
 from sqlalchemy.orm import Session
 
-from common.apikeys import KEY_ID, Principal
+from common.adapters.db import Document, Job, session_scope
 from common.config import Settings
-from common.db import Document, Job, JobStatus, session_scope
 from common.errors import BadRequest, Forbidden, unknown_parameters
-from common.status import iso
+from common.models import JobStatus, Principal
+from common.rules.apikeys import KEY_ID
+from common.rules.status import iso
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100

@@ -9,33 +9,28 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import pdf2image
-import pytesseract
 from pdf2image.exceptions import PDFInfoNotInstalledError, PDFPageCountError, PDFSyntaxError
 from PIL import Image, ImageFilter, ImageOps, ImageSequence, UnidentifiedImageError
 
+from common.engine import hocr
+from common.engine.artifacts import SEARCHABLE_PDF_NAME
+from common.engine.pdf import PageJpeg, PdfDocument, lay_text_over
+from common.engine.run import run
 from common.errors import (
     CorruptDocument,
     ImageTooLarge,
-    InvalidLanguage,
     OcrError,
     OcrTimeout,
     PdfEncrypted,
     TooManyPages,
 )
-from common import hocr
-from common.hocr import Word
-from common.pdf import PageJpeg, PdfDocument, lay_text_over
-from common.process import run
+from common.models import PageResult
 
-
-# The merged result's file name in an artifacts folder; an engine may write it whole itself.
-SEARCHABLE_PDF_NAME = "searchable.pdf"
 
 # A page with fewer letters and digits in its text layer than this is treated as scanned: scanners
 # often add a few stray characters (page numbers, OCR-less stamps) to image-only pages.
@@ -58,19 +53,6 @@ class OcrLimits:
     clean_up: bool = False  # median filter + autocontrast before OCR (OCR_CLEAN_UP)
 
 
-@dataclass(frozen=True)
-class PageResult:
-    number: int
-    text: str
-    confidence: float | None
-    method: str  # "ocr" or "text_layer"
-    width: int | None  # pixels of the OCRed raster; None for text taken from the PDF's layer
-    height: int | None
-    duration_ms: int
-    rotation: int = 0  # degrees the page was turned clockwise before OCR
-    words: list[Word] = field(default_factory=list)  # OCRed words with their boxes in the raster's pixels
-
-
 class OcrEngine(Protocol):
     """What ocr-process needs from an engine; a test can pass a whole fake one."""
 
@@ -78,24 +60,6 @@ class OcrEngine(Protocol):
         self, path: Path, media_type: str, lang: str, on_page_count: Callable[[int], None],
         artifacts: Path | None = None,
     ) -> Iterator[PageResult]: ...
-
-
-@lru_cache(maxsize=1)
-def installed_languages() -> frozenset[str]:
-    """Traineddata tesseract can load here; 'osd' is orientation data, not a language to read."""
-    return frozenset(lang for lang in pytesseract.get_languages(config="") if lang != "osd")
-
-
-def validate_lang(lang: str) -> str:
-    """`eng` or `deu+eng`: each part must be installed, else a 400 that lists what is."""
-    parts = [p for p in lang.split("+") if p]
-    available = installed_languages()
-    unknown = [p for p in parts if p not in available]
-    if not parts or unknown:
-        raise InvalidLanguage(
-            f"language {lang!r} is not installed; available: {', '.join(sorted(available))}"
-        )
-    return "+".join(parts)
 
 
 _EXIF_ORIENTATION = 0x0112

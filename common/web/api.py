@@ -10,11 +10,11 @@ from typing import Any
 
 import flask
 
-from common import auth, ratelimit
-from common.apikeys import Principal
 from common.config import Settings, get_settings
 from common.errors import MethodNotAllowed, PipelineError, Unauthenticated
 from common.logging import bind_context, clear_context, get_logger, setup
+from common.models import Principal
+from common.web import auth, ratelimit
 
 Handler = Callable[[flask.Request, Settings, Principal], flask.Response]
 

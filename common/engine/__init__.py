@@ -1,0 +1,1 @@
+"""OCR: tesseract, PDF structure, images, hOCR, media types, and the one way to run a program."""

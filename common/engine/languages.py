@@ -1,0 +1,28 @@
+"""Which OCR languages are installed: the one check upload and re-process need, without loading the engine."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from common.engine.run import run
+from common.errors import InvalidLanguage
+
+
+@lru_cache(maxsize=1)
+def installed_languages() -> frozenset[str]:
+    """Traineddata tesseract can load here; 'osd' is orientation data, not a language to read."""
+    listing = run(["tesseract", "--list-langs"], timeout=30).decode(errors="replace").splitlines()
+    # The first line names the tessdata folder ("List of available languages in ..."); one name per line after.
+    return frozenset(line.strip() for line in listing[1:] if line.strip() and line.strip() != "osd")
+
+
+def validate_lang(lang: str) -> str:
+    """`eng` or `deu+eng`: each part must be installed, else a 400 that lists what is."""
+    parts = [p for p in lang.split("+") if p]
+    available = installed_languages()
+    unknown = [p for p in parts if p not in available]
+    if not parts or unknown:
+        raise InvalidLanguage(
+            f"language {lang!r} is not installed; available: {', '.join(sorted(available))}"
+        )
+    return "+".join(parts)

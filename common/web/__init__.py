@@ -1,0 +1,1 @@
+"""The HTTP edge: the handler wrapper, authentication, rate limits, reading uploads."""
