@@ -1,7 +1,7 @@
 """The OCR engine alone: born-digital pages against OCR of the same pages, and peak memory as PDFs grow.
 
-Run: ./local-stack/bootstrap && .venv/bin/pip install -r requirements-bench.txt &&
-     PYTHONPATH=.:local-stack .venv/bin/python bench/engine_bench.py
+Run from the repository root: ./local-stack/bootstrap && .venv/bin/pip install -r requirements-bench.txt &&
+     .venv/bin/python -m bench.engine_bench
 
 Needs no services: it drives common.ocr directly, each measurement in a fresh Python process so peak
 RSS belongs to that document alone.
@@ -20,12 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "bench")]
+from typing import Any
 
-from PIL import Image, ImageFilter  # noqa: E402
+from PIL import Image, ImageFilter
 
-from pages import page_lines, scanned_page, scanned_pdf  # noqa: E402
+from bench.pages import page_lines, scanned_page, scanned_pdf
 
 # Runs in a child process: recognise one PDF, report pages, seconds, methods and peak RSS.
 _MEASURE = """
@@ -51,11 +50,11 @@ print(json.dumps({
 """
 
 
-def measure(pdf: Path, workers: int, folder: Path) -> dict[str, float]:
+def measure(pdf: Path, workers: int, folder: Path) -> dict[str, Any]:
     artifacts = folder / f"artifacts-{pdf.stem}"
     artifacts.mkdir(exist_ok=True)
     out = subprocess.run([sys.executable, "-c", _MEASURE, str(pdf), str(workers), str(artifacts)],
-                         env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True)
     return dict(json.loads(out.stdout))
 
 
@@ -119,7 +118,6 @@ def main() -> None:
     parser.add_argument("--cer-pages", type=int, default=3, help="pages for the error-rate comparison")
     args = parser.parse_args()
     workers = os.cpu_count() or 1
-    sys.path.insert(0, str(REPO))
     from common.logging import setup
 
     setup("engine-bench", "WARNING")  # the engine's debug lines would bury the table

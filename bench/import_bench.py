@@ -1,10 +1,10 @@
 """What each function costs to start: seconds to import its handler, and the process's RSS after it.
 
-Run: ./local-stack/bootstrap && PYTHONPATH=.:local-stack .venv/bin/python bench/import_bench.py [--rounds 5]
+Run from the repository root: ./local-stack/bootstrap && .venv/bin/python -m bench.import_bench [--rounds 5]
 
 Each round imports one handler in a fresh interpreter (as a cold function replica does) and reports
 the best of the rounds, printed as measured. A function that never runs OCR should not pay for
-loading the OCR engine (pikepdf, Pillow, pdf2image).
+loading the OCR engine (pikepdf, Pillow).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 took = time.perf_counter() - started
-engine = sorted(m for m in ("pikepdf", "PIL", "pdf2image", "pytesseract") if m in sys.modules)
+engine = sorted(m for m in ("pikepdf", "PIL") if m in sys.modules)
 print(json.dumps({"seconds": took, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "engine": engine}))
 """

@@ -1,6 +1,6 @@
 """List queries on a large table: first page, deep offset against cursor at the same depth, filters, search.
 
-Run: PYTHONPATH=.:local-stack .venv/bin/python bench/list_bench.py [--documents 100000] [--runs 30]
+Run from the repository root: .venv/bin/python -m bench.list_bench [--documents 100000] [--runs 30]
 
 Starts its own MariaDB (free port, temporary folder, stopped at the end), creates the schema, bulk-loads
 documents + jobs with OCR-like text, then times `common.listing.list_documents` in this process (query
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -23,17 +22,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "local-stack")]
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.dialects import mysql
 
-from sqlalchemy import func, insert, select, text  # noqa: E402
-from sqlalchemy.dialects import mysql  # noqa: E402
-
-from common.adapters.db import Document, Job, create_schema, dispose_engines, session_scope  # noqa: E402
-from common.config import Settings, load_settings  # noqa: E402
+from common.adapters.db import Document, Job, create_schema, dispose_engines, session_scope
+from common.config import Settings, load_settings
 from common.models import TRUSTED, JobStatus
-from common.rules.listing import ListQuery, count_statement, list_documents, page_statement  # noqa: E402
-from ocrstack.services import MariaDB, free_port  # noqa: E402
+from common.rules.listing import ListQuery, count_statement, list_documents, page_statement
+from ocrstack.services import MariaDB, free_port
 
 BATCH = 2_000
 START = datetime(2025, 1, 1)

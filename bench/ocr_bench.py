@@ -1,6 +1,6 @@
 """OCR throughput: the whole pipeline (upload to completed) against the raw tesseract CLI on the same pages.
 
-Run: ./local-stack/bootstrap && PYTHONPATH=.:local-stack .venv/bin/python bench/ocr_bench.py [--pages 8]
+Run from the repository root: ./local-stack/bootstrap && .venv/bin/python -m bench.ocr_bench [--pages 8]
 
 Starts its own stack on free ports in a temporary folder and stops it at the end.
 """
@@ -19,12 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "local-stack"), str(REPO / "bench")]
+from bench.pages import page_lines, scanned_page
+from ocrstack.stack import LocalStack, StackPorts
+from tests.support import Gateway
 
-from ocrstack.stack import LocalStack, StackPorts  # noqa: E402
-from pages import page_lines, scanned_page  # noqa: E402
-from tests.support import Gateway  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def raw_tesseract(paths: list[Path], workers: int) -> float:

@@ -1,7 +1,7 @@
 """Status reads through the function server: Redis cache hit against the MySQL path, and the cost of the
 API key check, side by side.
 
-Run: ./local-stack/bootstrap && PYTHONPATH=.:local-stack .venv/bin/python bench/status_bench.py [--requests 3000]
+Run from the repository root: ./local-stack/bootstrap && .venv/bin/python -m bench.status_bench [--requests 3000]
 
 Starts its own stack on free ports, then three extra `status` function servers on the same backing
 services: the cache on (every read after the first is a hit), the same with AUTH=off (no key check),
@@ -27,11 +27,10 @@ from typing import Any
 
 import urllib3
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "local-stack")]
+from ocrstack.stack import LocalStack, StackPorts
+from tests.support import Gateway, image_bytes
 
-from ocrstack.stack import LocalStack, StackPorts  # noqa: E402
-from tests.support import Gateway, image_bytes  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -141,7 +140,7 @@ def main() -> None:
             gateway = Gateway(stack.gateway_url, api_key=token)
             job_id = gateway.upload(image_bytes(["STATUS bench"]), "bench.png").json()["job_id"]
             gateway.wait_final(job_id)
-            base = dict(os.environ, **stack.function_env(), PYTHONPATH=str(REPO), RATE_LIMIT_CAPACITY="0",
+            base = dict(os.environ, **stack.function_env(), RATE_LIMIT_CAPACITY="0",
                         LOG_LEVEL="WARNING")
             variants = {
                 "cache hit, key": (dict(base, STATUS_CACHE="true"), key),

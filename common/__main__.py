@@ -1,7 +1,7 @@
-"""`python -m common ...`: see common/cli.py."""
+"""`python -m common ...`: the same commands as `ocr-pipeline`, for a function image (see common/cli.py)."""
 
 import sys
 
 from common.cli import main
 
-sys.exit(main())
+sys.exit(main(prog="python -m common"))

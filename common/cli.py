@@ -1,4 +1,5 @@
-"""`python -m common`: the operator's commands (API keys, retention), run against the configured MySQL."""
+"""`ocr-pipeline` (or `python -m common`): the operator's commands (init, API keys, retention), run against the
+configured MySQL, Redis and MinIO."""
 
 from __future__ import annotations
 
@@ -7,11 +8,36 @@ import json
 import sys
 import time
 
-from common.config import get_settings
+from common.adapters import db, storage
+from common.config import Settings, get_settings
 from common.errors import PipelineError
 from common.logging import setup
 from common.models import Role
 from common.rules import apikeys, library
+
+# MinIO's ARN for the webhook target `OCR` in the default region (arn:minio:sqs:<region>:<target id>:webhook).
+DEFAULT_WEBHOOK_ARN = "arn:minio:sqs::OCR:webhook"
+FIRST_ADMIN_KEY = "keys create --name admin --role admin"
+
+
+def initialise(settings: Settings, webhook_arn: str = DEFAULT_WEBHOOK_ARN) -> str:
+    """Create or upgrade the schema, then the bucket and its notification rules; safe to repeat.
+
+    Returns what happened to the schema, in words."""
+    change = db.create_schema(settings)
+    storage.ensure_bucket(settings, webhook_arn)
+    return change.describe()
+
+
+def _init(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    print(f"init: schema {initialise(settings, args.webhook_arn)}", flush=True)
+    print(f"init: bucket {settings.s3_bucket} notifies {args.webhook_arn} of objects created under "
+          f"{settings.inbox_prefix} and {settings.upload_prefix}", flush=True)
+    admins = [k.id for k in apikeys.list_keys(settings) if k.role == Role.ADMIN.value and k.revoked_at is None]
+    print(f"init: active admin keys: {', '.join(admins)}" if admins else
+          f"init: no admin key yet; make the first one (its key is shown once) with: {args.prog} {FIRST_ADMIN_KEY}")
+    return 0
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -57,9 +83,13 @@ def _retention(args: argparse.Namespace) -> int:
         time.sleep(args.every)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m common", description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "ocr-pipeline") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    init = commands.add_parser("init", help="create or upgrade the schema, the bucket and its notification rules")
+    init.add_argument("--webhook-arn", default=DEFAULT_WEBHOOK_ARN, metavar="ARN",
+                      help="MinIO's webhook target for new objects (default %(default)s; with MINIO_REGION set, "
+                           "the region goes between the first colons)")
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
     key_actions = keys.add_subparsers(dest="action", required=True)
     create = key_actions.add_parser("create", help="a new key; its secret is printed once")
@@ -74,9 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     retention.add_argument("--every", type=float, default=0, metavar="SECONDS",
                            help="run again every SECONDS (the scheduler the local stack and compose start)")
     args = parser.parse_args(argv)
+    args.prog = prog
     setup("cli")
+    run = {"init": _init, "keys": _keys, "retention": _retention}[args.command]
     try:
-        return _keys(args) if args.command == "keys" else _retention(args)
+        return run(args)
     except PipelineError as e:
         print(f"error: {e.code}: {e.message}", file=sys.stderr)
         return 2 if e.code == "bad_request" else 1

@@ -61,6 +61,7 @@ class Settings:
     internal_token: str
     inbox_owner: str
     retention_days: int
+    db_auto_upgrade: bool
 
     @property
     def database_url(self) -> str:
@@ -70,7 +71,7 @@ class Settings:
         )
 
 
-class _Reader:
+class _EnvReader:
     """Reads typed values and collects every problem, so one start-up error names them all."""
 
     def __init__(self, env: Mapping[str, str], secrets_dir: Path) -> None:
@@ -148,7 +149,7 @@ class _Reader:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build and validate settings; raises ConfigError naming every missing or malformed variable."""
     env = os.environ if env is None else env
-    r = _Reader(env, Path(env.get("SECRETS_DIR", DEFAULT_SECRETS_DIR)))
+    r = _EnvReader(env, Path(env.get("SECRETS_DIR", DEFAULT_SECRETS_DIR)))
     settings = Settings(
         mysql_host=r.text("MYSQL_HOST", "127.0.0.1"),
         mysql_port=r.integer("MYSQL_PORT", 3306, minimum=1),
@@ -201,6 +202,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # The key id that owns files dropped under the inbox outside any inbox/<key id>/ folder.
         inbox_owner=env.get("INBOX_OWNER", "").strip(),
         retention_days=r.integer("RETENTION_DAYS", 0),
+        # A database behind the code: upgraded on a process's first use, or (false) refused until `init` ran.
+        db_auto_upgrade=r.flag("DB_AUTO_UPGRADE", False),
     )
     if r.problems:
         raise ConfigError("invalid configuration: " + "; ".join(r.problems))

@@ -199,3 +199,9 @@ class ImageTooLarge(OcrError):
 
 class OcrTimeout(OcrError):
     code = "ocr_timeout"
+
+
+class AssemblyFailed(OcrError):
+    """Every page was read, but the searchable PDF could not be put together from them."""
+
+    code = "assembly_failed"

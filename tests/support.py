@@ -41,9 +41,10 @@ def scanned_pdf(pages: list[list[str]]) -> bytes:
 
 
 @contextmanager
-def private_database(folder: Path, password: str) -> Iterator[Any]:
-    """A MariaDB of the test's own on a free port, with the schema; yields its Settings, stops it after."""
-    from common.adapters.db import create_schema, get_engine
+def private_database(folder: Path, password: str, revision: str | None = "head") -> Iterator[Any]:
+    """A MariaDB of the test's own on a free port, its schema at `revision` (None: an empty database);
+    yields its Settings, stops it after."""
+    from common.adapters.db import create_schema, dispose_engines
     from common.config import load_settings
     from ocrstack.services import MariaDB, free_port
 
@@ -55,9 +56,10 @@ def private_database(folder: Path, password: str) -> Iterator[Any]:
             "MYSQL_PASSWORD": database.password, "MYSQL_DATABASE": database.database,
             "S3_ACCESS_KEY": "unused", "S3_SECRET_KEY": "unused", "SECRETS_DIR": str(folder / "secrets"),
         })
-        create_schema(settings)
+        if revision is not None:
+            create_schema(settings, revision)
         yield settings
-        get_engine(settings).dispose()
+        dispose_engines()
     finally:
         database.stop()
 

@@ -36,7 +36,7 @@ _warned_at: dict[str, float] = {}
 WARN_INTERVAL_SECONDS = 30.0
 
 
-def get_client(settings: Settings) -> redis.Redis:
+def redis_client(settings: Settings) -> redis.Redis:
     """One pooled client per URL; short timeouts so an unreachable Redis costs milliseconds, not seconds."""
     client = _clients.get(settings.redis_url)
     if client is None:
@@ -65,7 +65,7 @@ def _status_key(job_id: str) -> str:
 def _read_object(settings: Settings, key: str, what: str) -> dict[str, Any] | None:
     """A JSON object stored under key; None on a miss, anything unreadable, or Redis trouble."""
     try:
-        raw = get_client(settings).get(key)
+        raw = redis_client(settings).get(key)
     except RedisError as e:
         warn_unavailable(what, e)
         return None
@@ -85,7 +85,7 @@ def read_status(settings: Settings, job_id: str) -> dict[str, Any] | None:
 
 def _set_if_newer(settings: Settings, job_id: str, version: int, entry: dict[str, Any], ttl: float) -> None:
     try:
-        get_client(settings).eval(
+        redis_client(settings).eval(
             _SET_IF_NEWER, 1, _status_key(job_id), version, json.dumps(entry), int(ttl * 1000)
         )
     except RedisError as e:
@@ -113,7 +113,7 @@ def bury_status(settings: Settings, job_ids: list[str]) -> None:
     marker = json.dumps({"v": _TOMBSTONE_VERSION})
     ttl = int(max(settings.status_ttl_final, settings.status_ttl_active) * 1000)
     try:
-        with get_client(settings).pipeline(transaction=False) as pipe:
+        with redis_client(settings).pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.set(_status_key(job_id), marker, px=ttl)
             pipe.execute()
@@ -140,7 +140,7 @@ def read_key(settings: Settings, key_id: str) -> dict[str, Any] | None:
 
 def fill_key(settings: Settings, key_id: str, record: dict[str, Any], ttl: float) -> None:
     try:
-        get_client(settings).set(_key_key(key_id), json.dumps(record), px=int(ttl * 1000))
+        redis_client(settings).set(_key_key(key_id), json.dumps(record), px=int(ttl * 1000))
     except RedisError as e:
         warn_unavailable("apikey.write", e)
 
@@ -148,6 +148,6 @@ def fill_key(settings: Settings, key_id: str, record: dict[str, Any], ttl: float
 def forget_key(settings: Settings, key_id: str) -> None:
     """After a revocation: the next request reads MySQL. If Redis is away, the entry's TTL bounds the delay."""
     try:
-        get_client(settings).delete(_key_key(key_id))
+        redis_client(settings).delete(_key_key(key_id))
     except RedisError as e:
         warn_unavailable("apikey.forget", e)

@@ -1,4 +1,4 @@
-"""MySQL adapter: the schema, the engine and sessions; the only module that talks to SQLAlchemy's engine."""
+"""MySQL adapter: the models, the engine and sessions; schema changes are the Alembic revisions of migrations/."""
 
 from __future__ import annotations
 
@@ -18,18 +18,20 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
-    inspect,
 )
-from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.mysql import DATETIME, MEDIUMTEXT
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
-from sqlalchemy.schema import CreateColumn
+from sqlalchemy.pool import NullPool
 
+from common.adapters import migrations
 from common.config import Settings
-from common.errors import DatabaseUnavailable
+from common.errors import ConfigError, DatabaseUnavailable
+from common.logging import get_logger
 from common.models import JobStatus
+
+log = get_logger()
 
 # Long texts: MEDIUMTEXT on MySQL/MariaDB (16 MiB) instead of TEXT's 64 KiB.
 LongText = Text().with_variant(MEDIUMTEXT(), "mysql")
@@ -164,20 +166,22 @@ class Page(Base):
 
 
 _engines: dict[str, Engine] = {}
+# Databases whose schema revision this process has checked (see _check_schema).
+_checked: set[str] = set()
+_CONNECT_ARGS = {"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30}
 
 
 def get_engine(settings: Settings) -> Engine:
-    """One pooled engine per process and database, created on first use."""
+    """One pooled engine per process and database, created on first use, its schema revision checked once."""
     url = settings.database_url
     engine = _engines.get(url)
     if engine is None:
-        engine = create_engine(
-            url,
-            pool_pre_ping=True,
-            pool_recycle=3600,
-            connect_args={"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30},
-        )
+        engine = create_engine(url, pool_pre_ping=True, pool_recycle=3600, connect_args=_CONNECT_ARGS)
         _engines[url] = engine
+    if url not in _checked:
+        # Until it passes, every use checks again: a refused process recovers once `init` has run.
+        _check_schema(engine, settings)
+        _checked.add(url)
     return engine
 
 
@@ -186,6 +190,7 @@ def dispose_engines() -> None:
     for engine in _engines.values():
         engine.dispose()
     _engines.clear()
+    _checked.clear()
 
 
 @contextmanager
@@ -206,38 +211,43 @@ def session_scope(settings: Settings) -> Iterator[Session]:
         session.close()
 
 
-def create_schema(settings: Settings) -> None:
-    """Create missing tables, columns and indexes; safe to run on every start.
+def create_schema(settings: Settings, revision: str = "head") -> migrations.Change:
+    """Create the schema or upgrade it to the code's revision (or `revision`): what `ocr-pipeline init` runs.
 
-    The schema has only grown so far (new nullable columns, new indexes), so a database made by an
-    older version is brought up to date by adding what it lacks. A change that rewrites or drops
-    something will need versioned migrations (alembic).
+    Alembic revisions in common/adapters/migrations; a database made before them is recognised and stamped.
     """
-    engine = get_engine(settings)
+    # A connection of its own, outside the pool: the schema check of get_engine must not stand in the way.
+    engine = create_engine(settings.database_url, poolclass=NullPool, connect_args=_CONNECT_ARGS)
     try:
-        Base.metadata.create_all(engine)
-        with engine.begin() as conn:
-            found = inspect(conn)
-            for table in Base.metadata.sorted_tables:
-                columns = {c["name"] for c in found.get_columns(table.name)}
-                for column in table.columns:
-                    if column.name not in columns:
-                        ddl = CreateColumn(column).compile(conn)
-                        conn.execute(sql_text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
-                indexes = {i["name"] for i in found.get_indexes(table.name)}
-                for index in table.indexes:
-                    if index.name not in indexes:
-                        index.create(conn)
-            _upgrade_for_owners(conn)
+        return migrations.upgrade(engine, revision)
     except OperationalError as e:
-        raise DatabaseUnavailable(f"cannot create schema: {e.orig or e}") from e
+        raise DatabaseUnavailable(f"cannot create or upgrade the schema: {e.orig or e}") from e
+    finally:
+        engine.dispose()
 
 
-def _upgrade_for_owners(conn: Connection) -> None:
-    """A database from before re-processing: one job per document was unique, and documents lacked job_id."""
-    for index in inspect(conn).get_unique_constraints("jobs"):
-        if index["column_names"] == ["document_id"] and index["name"]:
-            # ix_jobs_document_id (created above) keeps the foreign key indexed once this one is gone.
-            conn.execute(sql_text(f"ALTER TABLE jobs DROP INDEX `{index['name']}`"))
-    conn.execute(sql_text(
-        "UPDATE documents d JOIN jobs j ON j.document_id = d.id SET d.job_id = j.id WHERE d.job_id IS NULL"))
+def _check_schema(engine: Engine, settings: Settings) -> None:
+    """On a process's first use of a database: one behind the code is upgraded (DB_AUTO_UPGRADE) or refused."""
+    try:
+        with engine.connect() as conn:
+            found = migrations.revision_of(conn)
+            made_before_migrations = found is None and migrations.has_tables(conn)
+    except (OperationalError, InterfaceError) as e:
+        raise DatabaseUnavailable(f"database unavailable: {e.orig or e}") from e
+    if found == migrations.HEAD:
+        return
+    if not migrations.is_behind(found):
+        log.warning("db.schema_newer_than_code", revision=found, code_revision=migrations.HEAD)
+        return
+    if settings.db_auto_upgrade:
+        try:
+            change = migrations.upgrade(engine)
+        except OperationalError as e:
+            raise DatabaseUnavailable(f"cannot upgrade the schema: {e.orig or e}") from e
+        log.info("db.schema_upgraded", before=change.before, after=change.after, adopted=change.adopted)
+        return
+    state = ("made before schema migrations" if made_before_migrations
+             else "empty" if found is None else f"at revision {found}")
+    raise ConfigError(
+        f"the database schema is {state}, and this code needs revision {migrations.HEAD}: run "
+        "`ocr-pipeline init` (or `python -m common init`) with the same settings, or set DB_AUTO_UPGRADE=true")

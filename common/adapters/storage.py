@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -17,13 +18,16 @@ from minio.notificationconfig import NotificationConfig, PrefixFilterRule, Queue
 from common.config import Settings
 from common.errors import ObjectMissing, StorageUnavailable
 
-# Only object creation by content: s3:ObjectCreated:* would also fire on Put/DeleteTagging.
-CREATED_EVENTS = [
+# Only object creation by content: s3:ObjectCreated:* would also fire on Put/DeleteTagging. The bucket
+# rule subscribes to these and ocr-process acts on these alone, so both read this one tuple.
+CREATED_EVENTS = (
     "s3:ObjectCreated:Put",
     "s3:ObjectCreated:Post",
     "s3:ObjectCreated:Copy",
     "s3:ObjectCreated:CompleteMultipartUpload",
-]
+)
+# How S3 carries user metadata in headers and event records; callers see the names without it.
+USER_METADATA_PREFIX = "x-amz-meta-"
 
 _MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "NoSuchVersion"}
 
@@ -34,15 +38,12 @@ _links: dict[str, tuple[float, str]] = {}  # key -> (reuse until, signed link)
 
 @dataclass(frozen=True)
 class StoredObject:
-    bucket: str
-    key: str
-    size: int
-    etag: str
-    content_type: str
+    """What callers read of a stored object: its user metadata, names lower-cased and without the prefix."""
+
     metadata: dict[str, str]
 
 
-def get_client(settings: Settings) -> Minio:
+def minio_client(settings: Settings) -> Minio:
     """One client per process and endpoint; short timeouts so an outage fails fast instead of hanging."""
     client = _clients.get(settings.s3_endpoint)
     if client is None:
@@ -69,13 +70,13 @@ def _translate(e: Exception, what: str) -> Exception:
 
 def ensure_bucket(settings: Settings, webhook_arn: str) -> None:
     """Create the bucket and route object creation under the inbox and upload prefixes to the webhook."""
-    client = get_client(settings)
+    client = minio_client(settings)
     try:
         if not client.bucket_exists(settings.s3_bucket):
             client.make_bucket(settings.s3_bucket)
         rules = [
-            QueueConfig(events=CREATED_EVENTS, config_id=f"ocr-{name}", prefix_filter_rule=PrefixFilterRule(prefix),
-                        queue=webhook_arn)
+            QueueConfig(events=list(CREATED_EVENTS), config_id=f"ocr-{name}",
+                        prefix_filter_rule=PrefixFilterRule(prefix), queue=webhook_arn)
             for name, prefix in (("inbox", settings.inbox_prefix), ("uploads", settings.upload_prefix))
         ]
         client.set_bucket_notification(settings.s3_bucket, NotificationConfig(queue_config_list=rules))
@@ -89,7 +90,7 @@ def put_document(
     """Store an original; returns its ETag. Metadata links the object to its document and job."""
     headers: dict[str, str | list[str] | tuple[str]] = dict(metadata)
     try:
-        result = get_client(settings).put_object(
+        result = minio_client(settings).put_object(
             settings.s3_bucket, key, data, length, content_type=content_type, metadata=headers
         )
     except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
@@ -99,7 +100,7 @@ def put_document(
 
 def put_file(settings: Settings, key: str, path: Path, content_type: str) -> None:
     try:
-        get_client(settings).fput_object(settings.s3_bucket, key, str(path), content_type=content_type)
+        minio_client(settings).fput_object(settings.s3_bucket, key, str(path), content_type=content_type)
     except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
         raise _translate(e, f"storing {key}") from e
 
@@ -134,23 +135,26 @@ def _signer(settings: Settings) -> Minio:
 
 def stat_object(settings: Settings, bucket: str, key: str) -> StoredObject:
     try:
-        info = get_client(settings).stat_object(bucket, key)
+        info = minio_client(settings).stat_object(bucket, key)
     except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
         raise _translate(e, f"{bucket}/{key}") from e
-    return StoredObject(
-        bucket=bucket,
-        key=key,
-        size=int(info.size or 0),
-        etag=str(info.etag or "").strip('"'),
-        content_type=str(info.content_type or "application/octet-stream"),
-        metadata={str(k).lower(): str(v) for k, v in (info.metadata or {}).items()},
-    )
+    return StoredObject(metadata=user_metadata(info.metadata or {}))
+
+
+def user_metadata(headers: Mapping[str, object]) -> dict[str, str]:
+    """User metadata out of headers or an event record's userMetadata: lower-case names, prefix dropped."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        lowered = str(name).lower()
+        if lowered.startswith(USER_METADATA_PREFIX):
+            out[lowered[len(USER_METADATA_PREFIX):]] = str(value)
+    return out
 
 
 def download_to(settings: Settings, bucket: str, key: str, path: Path) -> None:
     """Stream an object to a local file, never holding the whole document in memory."""
     try:
-        get_client(settings).fget_object(bucket, key, str(path))
+        minio_client(settings).fget_object(bucket, key, str(path))
     except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
         raise _translate(e, f"{bucket}/{key}") from e
 
@@ -161,7 +165,7 @@ def remove_objects(settings: Settings, bucket: str, keys: list[str]) -> None:
         return
     try:
         # The client sends the batch lazily: the errors must be iterated for the request to be made.
-        errors = list(get_client(settings).remove_objects(bucket, [DeleteObject(k) for k in keys]))
+        errors = list(minio_client(settings).remove_objects(bucket, [DeleteObject(k) for k in keys]))
     except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
         raise _translate(e, f"deleting from {bucket}") from e
     if errors:
@@ -173,7 +177,7 @@ def remove_prefix(settings: Settings, prefix: str) -> None:
     """Delete every object under a prefix of the bucket (a job's results)."""
     try:
         keys = [str(o.object_name) for o in
-                get_client(settings).list_objects(settings.s3_bucket, prefix=prefix, recursive=True)]
+                minio_client(settings).list_objects(settings.s3_bucket, prefix=prefix, recursive=True)]
     except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
         raise _translate(e, f"listing {prefix}") from e
     remove_objects(settings, settings.s3_bucket, keys)

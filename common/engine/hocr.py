@@ -80,9 +80,18 @@ def parse(raw: bytes) -> HocrPage:
     )
 
 
-def merge(pages: list[Path], out: Path) -> None:
-    """One hOCR document: the first page's head, then every page's ocr_page block in order."""
-    parts = [p.read_bytes() for p in pages]
-    head = parts[0].split(b"<body>", 1)[0]
-    bodies = [_IMAGE_NAME.sub(b"", m.group(1)) for m in (_BODY.search(part) for part in parts) if m]
-    out.write_bytes(head + b"<body>" + b"".join(bodies) + b"</body>\n</html>\n")
+def merge(pages: list[Path], out: Path) -> Path:
+    """One hOCR document: the first page's head, then every page's ocr_page block in order.
+
+    Written a page at a time, so a long document's hOCR is never held whole.
+    """
+    with out.open("wb") as merged:
+        for index, page in enumerate(pages):
+            part = page.read_bytes()
+            if index == 0:
+                merged.write(part.split(b"<body>", 1)[0] + b"<body>")
+            body = _BODY.search(part)
+            if body:
+                merged.write(_IMAGE_NAME.sub(b"", body.group(1)))
+        merged.write(b"</body>\n</html>\n")
+    return out

@@ -9,15 +9,15 @@ import filetype
 from common.errors import EmptyFile, UnsupportedMediaType
 
 # What the OCR engine reads; everything else is refused with the list below in the message.
-SUPPORTED_TYPES = {
-    "application/pdf": "pdf",
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/tiff": "tif",
-    "image/webp": "webp",
-    "image/bmp": "bmp",
-    "image/gif": "gif",
-}
+SUPPORTED_TYPES = frozenset({
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/tiff",
+    "image/webp",
+    "image/bmp",
+    "image/gif",
+})
 
 # filetype needs at most this many leading bytes to recognise any supported type.
 SNIFF_BYTES = 8192

@@ -1,12 +1,9 @@
-"""PDF structure through pikepdf (qpdf): scanned pages whose JPEG can go to tesseract as it is stored,
-and the searchable PDF, built by laying each OCRed page's invisible text over the original page."""
+"""A PDF's structure through pikepdf (qpdf): pages, their sizes, and scanned pages whose JPEG can be read as stored."""
 
 from __future__ import annotations
 
-import io
-import shutil
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +33,7 @@ class PdfDocument:
     """One open PDF shared by the page workers; qpdf objects are not thread-safe, so every use takes the lock."""
 
     def __init__(self, path: Path) -> None:
+        # qpdf says when a password is needed: its exception, not a program's message, marks an encrypted PDF.
         try:
             self._pdf = pikepdf.open(path)
         except pikepdf.PasswordError as e:
@@ -52,6 +50,14 @@ class PdfDocument:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def page_count(self) -> int:
+        with self._lock:
+            try:
+                return len(self._pdf.pages)
+            except pikepdf.PdfError as e:  # a page tree qpdf cannot walk
+                raise CorruptDocument(f"the PDF's pages cannot be read: {e}") from e
 
     def whole_page_jpegs(self, numbers: Iterable[int]) -> dict[int, PageJpeg]:
         """Pages (1-based) among `numbers` that are one JPEG and nothing else: their pixels are the page.
@@ -139,29 +145,3 @@ def _plain_jpeg(image: pikepdf.Object) -> bool:
         and not bool(image.get("/ImageMask", False))
         and all(key not in image for key in ("/SMask", "/Mask", "/Decode", "/DecodeParms"))
     )
-
-
-def lay_text_over(original: Path, layers: Mapping[int, tuple[Path, int]], out: Path) -> None:
-    """The original PDF with each OCRed page's text-only PDF laid over it; other pages stay as they are.
-
-    `layers` maps a page number to (tesseract's text-only page, degrees the page was turned clockwise
-    to be read). A turned page gets the same /Rotate, so it shows upright and its text sits on it.
-    Keeping the original page keeps its image untouched: no re-encoding, colour and size kept.
-    """
-    if not layers:
-        shutil.copyfile(original, out)
-        return
-    texts: list[pikepdf.Pdf] = []  # the overlays' sources must stay open until the save reads them
-    with pikepdf.open(original) as pdf:
-        for number, (layer, rotation) in sorted(layers.items()):
-            page = pdf.pages[number - 1]
-            if rotation:
-                page.obj.Rotate = (int(page.obj.get("/Rotate", 0)) + rotation) % 360
-            # A text layer is a few kilobytes; read whole, it needs no open file until the save.
-            texts.append(pikepdf.open(io.BytesIO(layer.read_bytes())))
-            # Fitted to the crop box: the region pdftoppm renders and a whole-page JPEG covers.
-            page.add_overlay(texts[-1].pages[0], pikepdf.Rectangle(page.cropbox))
-        pdf.save(out)
-    for text in texts:
-        text.close()
-

@@ -1,4 +1,4 @@
-"""The one way to run a child program (pdftotext, ...): timeout, logged stderr, failures as our errors."""
+"""The one way the engine runs a program (tesseract, pdftotext, pdftoppm, pdfunite): a timeout, logs, our errors."""
 
 from __future__ import annotations
 
@@ -12,8 +12,13 @@ from common.logging import get_logger
 log = get_logger()
 
 
-def run(args: Sequence[str], timeout: float, env: dict[str, str] | None = None) -> bytes:
-    """Run to completion and return stdout; a non-zero exit or a timeout raises with the program named."""
+def run(args: Sequence[str], timeout: float, env: dict[str, str] | None = None,
+        failure: type[OcrError] = OcrError) -> bytes:
+    """Run to completion and return stdout; a non-zero exit or a timeout raises with the program named.
+
+    A timeout is OcrTimeout and a program that cannot start OcrError, whoever runs it; `failure` is what
+    a non-zero exit means to the caller (pdftoppm failing on a page: the PDF is corrupt).
+    """
     started = time.monotonic()
     try:
         done = subprocess.run(list(args), capture_output=True, timeout=timeout, env=env, check=False)
@@ -25,5 +30,5 @@ def run(args: Sequence[str], timeout: float, env: dict[str, str] | None = None) 
     log.debug("process.ran", program=args[0], args=list(args[1:]), returncode=done.returncode,
               duration_ms=round((time.monotonic() - started) * 1000, 1), stderr=stderr[-2000:])
     if done.returncode != 0:
-        raise OcrError(f"{args[0]} failed with exit code {done.returncode}: {stderr[-500:]}")
+        raise failure(f"{args[0]} failed with exit code {done.returncode}: {stderr[-500:]}")
     return done.stdout

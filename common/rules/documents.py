@@ -19,7 +19,7 @@ from common.errors import DropOwnerUnknown, FileTooLarge, JobNotFound, PipelineE
 from common.logging import get_logger
 from common.models import JobStatus
 from common.rules import apikeys, jobs
-from common.rules.events import ObjectCreated
+from common.rules.events import JOB_ID_KEY, REQUEST_ID_KEY, ObjectCreated
 
 log = get_logger()
 
@@ -57,7 +57,7 @@ def accept_upload(
     filename: str,
     media_type: str,
     lang: str,
-    request_id: str | None,
+    request_id: str,
     owner_id: str | None,
 ) -> Accepted:
     """Record document + pending job, then store the original; 202 is only answered once it is stored.
@@ -86,9 +86,7 @@ def accept_upload(
         session.flush()
         job = jobs.create(session, document, lang, settings.job_max_attempts, request_id, owner_id)
         document.job_id = job_id = job.id
-    metadata = {"job-id": job_id, "document-id": document_id, "lang": lang}
-    if request_id:
-        metadata["request-id"] = request_id
+    metadata = {JOB_ID_KEY: job_id, "document-id": document_id, "lang": lang, REQUEST_ID_KEY: request_id}
     try:
         etag = storage.put_document(settings, key, data, size, media_type, metadata)
     except PipelineError as e:
@@ -133,7 +131,7 @@ def job_for_object(settings: Settings, obj: ObjectCreated) -> str:
     job_id = obj.job_id
     if job_id is None and obj.key.startswith(settings.upload_prefix):
         # Our own upload whose record lacked user metadata: read it from the object, never register twice.
-        job_id = storage.stat_object(settings, obj.bucket, obj.key).metadata.get("x-amz-meta-job-id")
+        job_id = storage.stat_object(settings, obj.bucket, obj.key).metadata.get(JOB_ID_KEY)
     if job_id:
         with session_scope(settings) as session:
             if session.get(Job, job_id) is not None:

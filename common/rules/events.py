@@ -6,11 +6,12 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
+from common.adapters.storage import CREATED_EVENTS, user_metadata
 from common.errors import InvalidEvent
 
-# Tagging changes also arrive as s3:ObjectCreated:*; only these mean new content.
-_CONTENT_EVENTS = ("Put", "Post", "Copy", "CompleteMultipartUpload")
-_META_PREFIX = "x-amz-meta-"
+# The user metadata `upload` stores with an original, read back from the notification (or the object).
+JOB_ID_KEY = "job-id"
+REQUEST_ID_KEY = "request-id"
 
 
 @dataclass(frozen=True)
@@ -23,44 +24,31 @@ class ObjectCreated:
     etag: str
     content_type: str
     version_id: str | None = None
-    sequencer: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def job_id(self) -> str | None:
         """Set by `upload`; a file dropped straight into the bucket has none."""
-        return self.metadata.get("job-id")
+        return self.metadata.get(JOB_ID_KEY)
 
     @property
     def request_id(self) -> str | None:
-        return self.metadata.get("request-id")
+        return self.metadata.get(REQUEST_ID_KEY)
 
 
 @dataclass(frozen=True)
 class ParsedEvent:
+    """The objects a delivery created with new content, or the jobs a direct retry names."""
+
     objects: list[ObjectCreated]
     job_ids: list[str]
-    ignored: int
-
-
-def _metadata(raw: object) -> dict[str, str]:
-    if not isinstance(raw, dict):
-        return {}
-    out: dict[str, str] = {}
-    for k, v in raw.items():
-        name = str(k).lower()
-        if name.startswith(_META_PREFIX):
-            out[name[len(_META_PREFIX):]] = str(v)
-        else:
-            out[name] = str(v)
-    return out
 
 
 def _record(rec: object) -> ObjectCreated | None:
     if not isinstance(rec, dict):
         raise InvalidEvent("event record is not an object")
-    name = str(rec.get("eventName", ""))
-    if not name.startswith("s3:ObjectCreated:") or name.rsplit(":", 1)[-1] not in _CONTENT_EVENTS:
+    # Tagging changes also arrive as s3:ObjectCreated:*; only the bucket rule's events mean new content.
+    if str(rec.get("eventName", "")) not in CREATED_EVENTS:
         return None
     s3 = rec.get("s3")
     if not isinstance(s3, dict):
@@ -68,6 +56,7 @@ def _record(rec: object) -> ObjectCreated | None:
     bucket = (s3.get("bucket") or {}).get("name")
     obj = s3.get("object") or {}
     raw_key = obj.get("key")
+    raw_metadata = obj.get("userMetadata")
     if not bucket or not raw_key:
         raise InvalidEvent("event record lacks bucket name or object key")
     try:
@@ -82,8 +71,7 @@ def _record(rec: object) -> ObjectCreated | None:
         etag=str(obj.get("eTag") or "").strip('"'),
         content_type=str(obj.get("contentType") or ""),
         version_id=obj.get("versionId") or None,
-        sequencer=obj.get("sequencer") or None,
-        metadata=_metadata(obj.get("userMetadata")),
+        metadata=user_metadata(raw_metadata) if isinstance(raw_metadata, dict) else {},
     )
 
 
@@ -99,16 +87,9 @@ def parse_event(body: bytes) -> ParsedEvent:
         job_id = data["job_id"]
         if not isinstance(job_id, str) or not job_id:
             raise InvalidEvent("job_id must be a non-empty string")
-        return ParsedEvent(objects=[], job_ids=[job_id], ignored=0)
+        return ParsedEvent(objects=[], job_ids=[job_id])
     records = data.get("Records")
     if not isinstance(records, list):
         raise InvalidEvent("event body has no Records list")
-    objects: list[ObjectCreated] = []
-    ignored = 0
-    for rec in records:
-        parsed = _record(rec)
-        if parsed is None:
-            ignored += 1
-        else:
-            objects.append(parsed)
-    return ParsedEvent(objects=objects, job_ids=[], ignored=ignored)
+    parsed = (_record(rec) for rec in records)
+    return ParsedEvent(objects=[obj for obj in parsed if obj is not None], job_ids=[])

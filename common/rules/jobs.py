@@ -31,7 +31,6 @@ class Claim:
 
     job_id: str
     token: str
-    attempt: int
     lang: str
     request_id: str | None
     document: Document
@@ -126,8 +125,7 @@ def claim(settings: Settings, job_id: str) -> Claim | None:
             trail = {"request_id": job.request_id} if job.request_id else {}
             _log_transition(job_id, JobStatus.PROCESSING, attempt=job.attempts, lease_until=lease_until.isoformat(),
                             **trail)
-            return Claim(job_id=job_id, token=token, attempt=job.attempts, lang=job.lang,
-                         request_id=job.request_id, document=document)
+            return Claim(job_id=job_id, token=token, lang=job.lang, request_id=job.request_id, document=document)
         if job.status.is_final:
             log.info("job.claim_skipped", job_id=job_id, status=job.status.value, reason="already_final")
             return None

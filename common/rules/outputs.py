@@ -1,14 +1,10 @@
-"""What a completed job leaves next to its original: one searchable PDF and one hOCR file for all pages."""
+"""What a completed job leaves next to its original: the searchable PDF and the hOCR the engine wrote, stored."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from common.adapters import storage
 from common.config import Settings
-from common.engine import hocr
-from common.engine.artifacts import SEARCHABLE_PDF_NAME
-from common.engine.run import run
+from common.engine.recognition import Outputs
 
 SEARCHABLE_PDF = "searchable_pdf"
 HOCR = "hocr"
@@ -23,23 +19,13 @@ def result_key(settings: Settings, job_id: str, name: str) -> str:
     return result_prefix(settings, job_id) + name
 
 
-def store(settings: Settings, job_id: str, artifacts: Path, timeout: float) -> dict[str, str]:
-    """Merge the per-page files of `artifacts` and store the results.
-
-    A PDF's engine run leaves the searchable PDF whole; an image's pages are joined here (pdfunite streams them).
-    """
+def store(settings: Settings, job_id: str, produced: Outputs) -> dict[str, str]:
+    """Store each output the engine says it wrote; returns {output name: object key} for the job's record."""
     keys: dict[str, str] = {}
-    merged = artifacts / SEARCHABLE_PDF_NAME
-    pdfs = sorted(artifacts.glob("page-*.pdf"))
-    if pdfs and not merged.exists():
-        run(["pdfunite", *map(str, pdfs), str(merged)], timeout=timeout)
-    if merged.exists():
+    if produced.searchable_pdf is not None:
         keys[SEARCHABLE_PDF] = result_key(settings, job_id, "searchable.pdf")
-        storage.put_file(settings, keys[SEARCHABLE_PDF], merged, "application/pdf")
-    hocr_pages = sorted(artifacts.glob("page-*.hocr"))
-    if hocr_pages:
-        merged_hocr = artifacts / "ocr.hocr"
-        hocr.merge(hocr_pages, merged_hocr)
+        storage.put_file(settings, keys[SEARCHABLE_PDF], produced.searchable_pdf, "application/pdf")
+    if produced.hocr is not None:
         keys[HOCR] = result_key(settings, job_id, "ocr.hocr")
-        storage.put_file(settings, keys[HOCR], merged_hocr, "text/vnd.hocr+html; charset=utf-8")
+        storage.put_file(settings, keys[HOCR], produced.hocr, "text/vnd.hocr+html; charset=utf-8")
     return keys

@@ -11,7 +11,8 @@ from common.adapters.db import Document
 from common.config import Settings
 from common.engine.languages import validate_lang
 from common.engine.media import media_type_of
-from common.engine.ocr import OcrEngine, OcrLimits, TesseractEngine
+from common.engine.ocr import OcrLimits, TesseractEngine
+from common.engine.recognition import OcrEngine
 from common.errors import PipelineError
 from common.logging import bind_context, get_logger
 from common.rules import documents, jobs, outputs
@@ -90,14 +91,16 @@ def process_job(settings: Settings, job_id: str, engine: OcrEngine) -> Outcome:
             path = _fetch(settings, claim.document, Path(tmp))
             media_type = _media_type_of(path)
             lang = validate_lang(claim.lang)
-            artifacts = Path(tmp) / "artifacts"
-            artifacts.mkdir()
-            pages = engine.recognise(path, media_type, lang, lambda n: jobs.set_page_count(settings, claim, n),
-                                     artifacts)
-            for page in pages:
-                if not jobs.record_page(settings, claim, page):
-                    return Outcome(job_id=job_id, result="duplicate")
-            stored = outputs.store(settings, job_id, artifacts, timeout=settings.ocr_page_timeout)
+            # The engine writes the document's outputs here and says which it wrote once every page is read.
+            output_dir = Path(tmp) / "outputs"
+            output_dir.mkdir()
+            with engine.recognise(path, media_type, lang, lambda n: jobs.set_page_count(settings, claim, n),
+                                  output_dir) as recognition:
+                # Each page is recorded as it is read: memory stays flat and progress exact.
+                for page in recognition:
+                    if not jobs.record_page(settings, claim, page):
+                        return Outcome(job_id=job_id, result="duplicate")
+            stored = outputs.store(settings, job_id, recognition.outputs)
         if not jobs.complete(settings, claim, stored):
             # The claim was lost meanwhile (the document deleted, or the lease taken over): results
             # stored under this job's prefix must not outlive it.

@@ -35,7 +35,13 @@ def error_response(error: PipelineError) -> flask.Response:
 
 
 def request_id_of(request: flask.Request) -> str:
+    """The client's X-Request-Id, else the gateway's X-Call-Id, else a new one: every request has an id."""
     return request.headers.get("X-Request-Id") or request.headers.get("X-Call-Id") or str(uuid.uuid4())
+
+
+def current_request_id() -> str:
+    """The id of the request being handled: the one its log lines, its answer and anything it stores carry."""
+    return str(flask.g.request_id)
 
 
 def require_method(request: flask.Request, *methods: str) -> None:
@@ -71,6 +77,8 @@ def http_function(
             started = time.monotonic()
             clear_context()
             request_id = request_id_of(request)
+            # Bound once here, so a handler that stores the id stores the one the log lines carry.
+            flask.g.request_id = request_id
             decision: ratelimit.Decision | None = None
             principal: Principal | None = None
             try:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import flask
 from redis.exceptions import RedisError
 
-from common.adapters.cache import get_client, warn_unavailable
+from common.adapters.cache import redis_client, warn_unavailable
 from common.config import Settings
 from common.errors import RateLimited
 from common.models import Principal
@@ -72,7 +72,7 @@ def take(settings: Settings, service: str, client: str, cost: int = 1) -> Decisi
     capacity, rate = settings.rate_limit_capacity, settings.rate_limit_refill_per_second
     key = f"ocr:ratelimit:{service}:{client}"
     try:
-        allowed, tokens, retry_after, reset = get_client(settings).eval(_TAKE, 1, key, capacity, rate, cost)
+        allowed, tokens, retry_after, reset = redis_client(settings).eval(_TAKE, 1, key, capacity, rate, cost)
     except RedisError as e:
         warn_unavailable("ratelimit", e)
         if settings.rate_limit_fail_closed:

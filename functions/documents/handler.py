@@ -9,7 +9,7 @@ from common.engine.languages import validate_lang
 from common.errors import NotFound, unknown_parameters
 from common.models import Principal
 from common.rules import library
-from common.web.api import http_function, json_response, require_method
+from common.web.api import current_request_id, http_function, json_response, require_method
 
 
 @http_function("documents")
@@ -29,8 +29,7 @@ def handle(request: flask.Request, settings: Settings, caller: Principal) -> fla
         if unknown:
             raise unknown_parameters(unknown, ["lang"])
         lang = validate_lang(request.values.get("lang") or settings.default_lang)
-        request_id = request.headers.get("X-Request-Id") or request.headers.get("X-Call-Id")
-        accepted = library.reprocess(settings, parts[0], caller, lang, request_id)
+        accepted = library.reprocess(settings, parts[0], caller, lang, current_request_id())
         base = settings.public_url or request.host_url.rstrip("/")
         return json_response(accepted.to_dict(base), 202, headers={"Location": accepted.status_url(base)})
     raise NotFound("use /function/documents/<document_id> (GET, DELETE) or "

@@ -1,4 +1,4 @@
-"""list: documents with their job status, filtered and searched, paged by offset or cursor (contract: common/listing.py)."""
+"""list: documents with their job status, filtered, searched, paged (contract: common/rules/listing/__init__.py)."""
 
 from __future__ import annotations
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import BinaryIO, cast
+
+from typing import BinaryIO, cast
+
 import flask
 
 from common.config import Settings
 from common.engine.languages import validate_lang
 from common.models import Principal
 from common.rules.documents import accept_upload, safe_filename
-from common.web.api import http_function, json_response, require_method
+from common.web.api import current_request_id, http_function, json_response, require_method
 from common.web.upload_body import read_upload
 
 
@@ -20,12 +24,12 @@ def handle(request: flask.Request, settings: Settings, caller: Principal) -> fla
     with upload.data:
         accepted = accept_upload(
             settings,
-            upload.data,
+            cast(BinaryIO, upload.data),  # a spooled temporary file, binary though typed IO[bytes]
             upload.size,
             safe_filename(upload.filename, "document"),
             upload.media_type,
             lang,
-            request.headers.get("X-Request-Id") or request.headers.get("X-Call-Id"),
+            current_request_id(),
             caller.key_id,
         )
     base = settings.public_url or request.host_url.rstrip("/")

@@ -1,4 +1,5 @@
-"""`python -m ocrstack up|down|status`: the local stack on its default ports, data under one state folder."""
+"""`ocrstack up|down|status|env|admin-key` (or `python -m ocrstack`): the local stack on its default ports, data under
+one state folder."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ocrstack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="ocrstack", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status", "env", "admin-key"])
     parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".state")
     args = parser.parse_args(argv)

@@ -8,7 +8,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.config import Settings
@@ -60,14 +60,10 @@ class Gateway(Service):
         args = [sys.executable, "-m", "ocrstack.gateway", "--host", "127.0.0.1", "--port", str(self.port),
                 "--redis-url", self.redis_url, "--stack", str(self.repo_root / "stack.yml"),
                 "--function-env", str(self.state_dir / "function-env.json"),
-                "--state-dir", str(self.state_dir / "gateway")]
+                "--state-dir", str(self.state_dir / "gateway"), "--repo-root", str(self.repo_root)]
         if self.queue_workers is not None:
             args += ["--queue-workers", str(self.queue_workers)]
         return args
-
-    def environment(self) -> dict[str, str]:
-        path = f"{self.repo_root}{os.pathsep}{self.repo_root / 'local-stack'}"
-        return dict(os.environ, PYTHONPATH=path)
 
     def ready(self) -> bool:
         return http_ok(f"http://127.0.0.1:{self.port}/healthz")
@@ -89,7 +85,7 @@ class Retention(Service):
         return [sys.executable, "-m", "common", "retention", "--every", str(self.interval_seconds)]
 
     def environment(self) -> dict[str, str]:
-        return dict(os.environ, PYTHONPATH=str(self.repo_root), **self.function_env())
+        return dict(os.environ, **self.function_env())
 
     def ready(self) -> bool:
         return True
@@ -196,18 +192,17 @@ class LocalStack:
         self.retention.start()
 
     def prepare_data(self) -> None:
-        """Schema and bucket with its notification rule; both idempotent."""
-        from common.adapters.db import create_schema, dispose_engines
-        from common.adapters.storage import ensure_bucket
+        """What `ocr-pipeline init` does (schema, bucket, notification rules; idempotent), then the admin key."""
+        from common.adapters.db import dispose_engines
+        from common.cli import initialise
         from common.config import load_settings
         from common.errors import PipelineError
 
         try:
             settings = load_settings(self.function_env())
-            create_schema(settings)
+            print(f"  schema   {initialise(settings, webhook_arn=WEBHOOK_ARN)}; bucket and rules set", flush=True)
             self.ensure_admin_key(settings)
             dispose_engines()
-            ensure_bucket(settings, webhook_arn=WEBHOOK_ARN)
         except PipelineError as e:
             raise ServiceError(f"preparing the schema and the bucket failed: {e}") from e
 
@@ -237,6 +232,3 @@ class LocalStack:
 
     def status(self) -> dict[str, bool]:
         return {s.name: s.is_running() for s in self._services()}
-
-    def describe(self) -> dict[str, object]:
-        return {"ports": asdict(self.ports), "state_dir": str(self.state_dir), "gateway_url": self.gateway_url}

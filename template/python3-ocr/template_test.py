@@ -55,7 +55,7 @@ def test_tesseract_has_the_template_languages() -> None:
     assert {"eng", "deu", "fra", "spa", "osd"} <= languages
 
 
-@pytest.mark.parametrize("program", ["pdftoppm", "pdfinfo", "pdftotext"])
+@pytest.mark.parametrize("program", ["pdftoppm", "pdftotext", "pdfunite"])
 def test_poppler_programs_are_installed(program: str) -> None:
-    """pdf2image and the text-layer check need poppler's command-line programs."""
+    """Rendering, the text-layer check and joining image pages run poppler's command-line programs."""
     assert shutil.which(program), f"{program} is not on PATH"

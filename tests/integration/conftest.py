@@ -41,6 +41,6 @@ def internal(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def s3(settings: Settings) -> Any:
-    from common.adapters.storage import get_client
+    from common.adapters.storage import minio_client
 
-    return get_client(settings)
+    return minio_client(settings)

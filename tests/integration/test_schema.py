@@ -1,63 +1,247 @@
-"""create_schema brings a database made by an older version up to date, on a private MariaDB."""
+"""Schema migrations on a private MariaDB: create, upgrade, downgrade, adopt a database made before migrations,
+the revision check each process makes on its first use of the database; and `ocr-pipeline init` on the stack."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import inspect, text
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, inspect, text
 
-from common.adapters.db import create_schema, get_engine
+from common.adapters import migrations
+from common.adapters.db import Base, create_schema, dispose_engines, session_scope
+from common.config import Settings
+from common.errors import ConfigError
 from tests.support import private_database
 
 pytestmark = pytest.mark.integration
 
+DOCUMENT = ("INSERT INTO documents (id, filename, content_type, size_bytes, bucket, object_key, source, source_hash, "
+            "created_at) VALUES ('d1', 'old.png', 'image/png', 1, 'b', 'k', 'upload', 'h1', NOW())")
 
-def test_missing_columns_and_indexes_are_added(tmp_path: Path) -> None:
-    """A database lacking a later column (pages.words) and indexes gets them; running again changes nothing."""
-    with private_database(tmp_path, password="schema-test") as settings:
-        engine = get_engine(settings)
-        with engine.begin() as conn:
-            conn.execute(text("ALTER TABLE pages DROP COLUMN words"))
-            conn.execute(text("DROP INDEX ix_jobs_status ON jobs"))
-            conn.execute(text("DROP INDEX ftx_jobs_text ON jobs"))
 
+def job(job_id: str, status: str = "completed") -> str:
+    return ("INSERT INTO jobs (id, document_id, status, lang, attempts, version, max_attempts, pages_done, created_at, "
+            f"updated_at) VALUES ('{job_id}', 'd1', '{status}', 'eng', 1, 1, 3, 1, NOW(), NOW())")
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    with private_database(tmp_path_factory.mktemp("schema-db"), password="schema-test", revision=None) as settings:
+        yield settings
+
+
+@pytest.fixture
+def settings(database: Settings) -> Iterator[Settings]:
+    """The module's database, emptied: every test starts without a table."""
+    dispose_engines()
+    engine = raw(database)
+    with engine.begin() as conn:
+        conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
+        for table in inspect(conn).get_table_names():
+            conn.execute(text(f"DROP TABLE `{table}`"))
+    engine.dispose()
+    yield database
+    dispose_engines()
+
+
+def raw(settings: Settings) -> Engine:
+    """An engine without the revision check of get_engine, to shape the database the way a test needs."""
+    return create_engine(settings.database_url)
+
+
+def differences(engine: Engine) -> list[object]:
+    """What alembic's autogenerate finds between the database and the models (empty: they agree)."""
+    with engine.connect() as conn:
+        return list(compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata))
+
+
+def previous_release(engine: Engine) -> None:
+    """A database as the last release before migrations left it: no alembic_version, no api_keys, no owners,
+    one unique job per document; built from the models, independently of the revisions."""
+    Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE api_keys"))
+        conn.execute(text("ALTER TABLE jobs ADD UNIQUE INDEX document_id (document_id)"))
+        conn.execute(text("ALTER TABLE jobs DROP INDEX ix_jobs_document_id, DROP COLUMN owner_id"))
+        conn.execute(text("ALTER TABLE documents DROP INDEX ix_documents_owner_created_id, "
+                          "DROP COLUMN owner_id, DROP COLUMN job_id"))
+        conn.execute(text(DOCUMENT))
+        conn.execute(text(job("j1")))
+
+
+def test_head_is_the_newest_revision_and_history_is_one_line() -> None:
+    """migrations.HEAD (what the models describe, checked without alembic on start) is the revisions' only head."""
+    script = ScriptDirectory.from_config(migrations.config())
+    assert script.get_heads() == [migrations.HEAD]
+    assert [r.revision for r in script.walk_revisions()] == [migrations.HEAD, "0001_baseline"]
+
+
+def test_an_empty_database_gets_the_schema_of_the_models_and_a_second_run_changes_nothing(settings: Settings) -> None:
+    """Upgrading an empty database runs every revision; the result is what the models describe."""
+    change = create_schema(settings)
+    assert (change.before, change.after, change.adopted) == (None, migrations.HEAD, False)
+    assert differences(raw(settings)) == []
+    again = create_schema(settings)
+    assert (again.before, again.after) == (migrations.HEAD, migrations.HEAD)
+
+
+def test_a_database_at_the_first_revision_is_upgraded_and_each_document_points_at_its_job(settings: Settings) -> None:
+    """From 0001 (before keys and owners): api_keys and owners appear, documents.job_id is filled, and a document
+    may have a second job (a re-process)."""
+    create_schema(settings, "0001_baseline")
+    engine = raw(settings)
+    with engine.begin() as conn:
+        conn.execute(text(DOCUMENT))
+        conn.execute(text(job("j1")))
+
+    change = create_schema(settings)
+
+    assert (change.before, change.after) == ("0001_baseline", migrations.HEAD)
+    assert differences(engine) == []
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT job_id, owner_id FROM documents WHERE id = 'd1'")).one() == ("j1", None)
+        conn.execute(text(job("j2", "pending")))
+
+
+def test_downgrading_one_step_gives_back_the_first_revision_and_upgrading_again_restores_the_models(
+        settings: Settings) -> None:
+    """head -> 0001 removes keys and owners and makes the job unique per document again; 0001 -> head undoes it."""
+    create_schema(settings)
+    engine = raw(settings)
+
+    change = migrations.downgrade(engine, "-1")
+
+    assert (change.before, change.after) == (migrations.HEAD, "0001_baseline")
+    found = inspect(engine)
+    assert "api_keys" not in found.get_table_names()
+    assert "owner_id" not in {c["name"] for c in found.get_columns("documents")}
+    assert [u["column_names"] for u in found.get_unique_constraints("jobs")] == [["document_id"]]
+    create_schema(settings)
+    assert differences(engine) == []
+
+
+def test_downgrading_is_refused_while_a_document_has_several_jobs(settings: Settings) -> None:
+    """Going back to one job per document would have to drop a re-processed document's jobs: refused, naming it."""
+    create_schema(settings)
+    engine = raw(settings)
+    with engine.begin() as conn:
+        conn.execute(text(DOCUMENT))
+        conn.execute(text(job("j1")))
+        conn.execute(text(job("j2")))
+    with pytest.raises(RuntimeError, match="documents d1 have several"):
+        migrations.downgrade(engine, "-1")
+    with engine.connect() as conn:
+        assert migrations.revision_of(conn) == migrations.HEAD
+
+
+def test_a_database_of_the_release_before_migrations_is_recognised_stamped_and_upgraded(settings: Settings) -> None:
+    """No alembic_version, no api_keys, one unique job per document: stamped 0001, upgraded in place, and each
+    existing document points at its job."""
+    engine = raw(settings)
+    previous_release(engine)
+
+    change = create_schema(settings)
+
+    assert (change.before, change.after, change.adopted) == ("0001_baseline", migrations.HEAD, True)
+    assert "recognised as revision 0001_baseline" in change.describe()
+    assert differences(engine) == []
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT job_id, owner_id FROM documents WHERE id = 'd1'")).one() == ("j1", None)
+        conn.execute(text(job("j2", "pending")))
+
+
+def test_a_database_made_before_migrations_with_keys_and_owners_is_stamped_at_the_code_revision(
+        settings: Settings) -> None:
+    """A database the hand-written upgrades already brought to this schema is only stamped."""
+    engine = raw(settings)
+    Base.metadata.create_all(engine)
+
+    change = create_schema(settings)
+
+    assert (change.before, change.after, change.adopted) == (migrations.HEAD, migrations.HEAD, True)
+    assert differences(engine) == []
+
+
+def test_a_database_made_before_migrations_that_matches_no_release_is_refused_and_left_alone(
+        settings: Settings) -> None:
+    """An older or hand-altered database is not guessed at: the error names what it lacks, nothing is changed."""
+    engine = raw(settings)
+    previous_release(engine)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE pages DROP COLUMN words"))
+
+    with pytest.raises(ConfigError, match=r"for 0001_baseline it lacks pages\.words"):
         create_schema(settings)
-        create_schema(settings)
 
-        found = inspect(engine)
-        assert "words" in {c["name"] for c in found.get_columns("pages")}
-        assert {"ix_jobs_status", "ftx_jobs_text"} <= {i["name"] for i in found.get_indexes("jobs")}
+    found = inspect(engine)
+    assert "alembic_version" not in found.get_table_names()
+    assert "api_keys" not in found.get_table_names()
 
 
-def test_a_database_from_before_owners_gets_keys_owners_and_several_jobs_per_document(tmp_path: Path) -> None:
-    """The schema of the previous release (no api_keys, one unique job per document) is upgraded in place,
-    and each existing document points at its job."""
-    with private_database(tmp_path, password="schema-test") as settings:
-        engine = get_engine(settings)
-        with engine.begin() as conn:
-            conn.execute(text("DROP TABLE api_keys"))
-            conn.execute(text("ALTER TABLE jobs ADD UNIQUE INDEX document_id (document_id)"))
-            conn.execute(text("ALTER TABLE jobs DROP INDEX ix_jobs_document_id, DROP COLUMN owner_id"))
-            conn.execute(text("ALTER TABLE documents DROP INDEX ix_documents_owner_created_id, "
-                              "DROP COLUMN owner_id, DROP COLUMN job_id"))
-            conn.execute(text(
-                "INSERT INTO documents (id, filename, content_type, size_bytes, bucket, object_key, source, "
-                "source_hash, created_at) VALUES ('d1', 'old.png', 'image/png', 1, 'b', 'k', 'upload', 'h1', NOW())"))
-            conn.execute(text(
-                "INSERT INTO jobs (id, document_id, status, lang, attempts, version, max_attempts, pages_done, "
-                "created_at, updated_at) VALUES ('j1', 'd1', 'completed', 'eng', 1, 1, 3, 1, NOW(), NOW())"))
+def test_a_process_refuses_a_database_behind_the_code_unless_auto_upgrade_is_on(settings: Settings) -> None:
+    """On first use a database at an older revision is refused with the command that fixes it; with
+    DB_AUTO_UPGRADE it is upgraded there and then."""
+    create_schema(settings, "0001_baseline")
 
-        create_schema(settings)
-        create_schema(settings)
+    with pytest.raises(ConfigError, match=r"at revision 0001_baseline.*ocr-pipeline init"):
+        with session_scope(settings) as session:
+            session.execute(text("SELECT 1"))
 
-        found = inspect(engine)
-        assert "api_keys" in found.get_table_names()
-        assert not [u for u in found.get_unique_constraints("jobs") if u["column_names"] == ["document_id"]]
-        assert "ix_jobs_document_id" in {i["name"] for i in found.get_indexes("jobs")}
-        with engine.begin() as conn:
-            assert conn.execute(text("SELECT job_id, owner_id FROM documents WHERE id = 'd1'")).one() == ("j1", None)
-            # A second job on the same document is allowed now (a re-process).
-            conn.execute(text(
-                "INSERT INTO jobs (id, document_id, status, lang, attempts, version, max_attempts, pages_done, "
-                "created_at, updated_at) VALUES ('j2', 'd1', 'pending', 'deu', 0, 0, 3, 0, NOW(), NOW())"))
+    with session_scope(dataclasses.replace(settings, db_auto_upgrade=True)) as session:
+        assert session.execute(text("SELECT version_num FROM alembic_version")).scalar() == migrations.HEAD
+
+
+def test_a_process_refuses_an_empty_database_and_one_made_before_migrations(settings: Settings) -> None:
+    """Neither is upgraded behind the operator's back when DB_AUTO_UPGRADE is off (the default)."""
+    with pytest.raises(ConfigError, match="schema is empty"):
+        with session_scope(settings):
+            pass
+    previous_release(raw(settings))
+    with pytest.raises(ConfigError, match="made before schema migrations"):
+        with session_scope(settings):
+            pass
+
+
+def test_upgrades_started_together_take_turns(settings: Settings) -> None:
+    """Two upgraders at once (replicas starting together): one creates the schema, the other finds it done."""
+    changes: list[migrations.Change] = []
+    errors: list[BaseException] = []
+
+    def upgrade() -> None:
+        try:
+            changes.append(create_schema(settings))
+        except BaseException as e:  # noqa: BLE001 (handed to the test thread)
+            errors.append(e)
+
+    threads = [threading.Thread(target=upgrade) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert not errors
+    assert sorted((c.before or "", c.after) for c in changes) == [("", migrations.HEAD),
+                                                                  (migrations.HEAD, migrations.HEAD)]
+
+
+def test_init_command_on_the_running_stack_finds_the_schema_current_and_sets_the_bucket_rules(stack: Any) -> None:
+    """`ocr-pipeline init`, the command compose's setup and the deploy guide run, repeated on a running stack:
+    nothing to upgrade, the rules for both prefixes set again, the stack's admin key listed."""
+    env = {**os.environ, **stack.function_env()}
+    done = subprocess.run([str(Path(sys.executable).with_name("ocr-pipeline")), "init"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"revision {migrations.HEAD}; up to date" in done.stdout
+    assert "notifies arn:minio:sqs::OCR:webhook of objects created under inbox/ and uploads/" in done.stdout
+    assert "init: active admin keys: " in done.stdout

@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from common import cli
 from common.config import load_settings
 from common.errors import ConfigError
 from tests.support import RecordingMapping
@@ -23,6 +25,7 @@ from tests.support import RecordingMapping
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template" / "python3-ocr"
 DOCKERFILE = TEMPLATE / "Dockerfile"
+GATEWAY_DOCKERFILE = REPO / "local-stack" / "Dockerfile"
 # Every function stack.yml deploys; each must have its compose service (the tests below look them up).
 FUNCTIONS = list(yaml.safe_load((REPO / "stack.yml").read_text())["functions"])
 # Compose services that run common/ outside a function: the one-shot setup and the retention loop.
@@ -336,10 +339,10 @@ def test_ocr_process_gets_the_inbox_owner() -> None:
 
 
 def test_retention_runs_the_retention_command_with_the_function_environment(tmp_path: Path) -> None:
-    """The retention service loops `python -m common retention --every N` with RETENTION_DAYS, after setup."""
+    """The retention service loops `ocr-pipeline retention --every N` with RETENTION_DAYS, after setup."""
     service = compose()["services"]["retention"]
     command = service["command"]
-    assert command[:4] == ["python", "-m", "common", "retention"] and "--every" in command
+    assert command[:2] == ["ocr-pipeline", "retention"] and "--every" in command
     assert int(command[command.index("--every") + 1]) > 0
     env = service_env(service)
     assert load_settings({**env, "SECRETS_DIR": str(tmp_path)}).retention_days == int(env["RETENTION_DAYS"])
@@ -347,13 +350,30 @@ def test_retention_runs_the_retention_command_with_the_function_environment(tmp_
     assert service["build"]["dockerfile"] == "local-stack/Dockerfile"
 
 
-def test_setup_tells_how_to_make_the_first_admin_key() -> None:
-    """setup checks for an active admin key and names the command that makes one; the header comment does too."""
-    script = " ".join(compose()["services"]["setup"]["command"])
-    wanted = "python -m common keys create --name admin --role admin"
-    assert "list_keys" in script and wanted in script
-    compile(compose()["services"]["setup"]["command"][-1], "setup", "exec")
+def test_setup_runs_init_which_tells_how_to_make_the_first_admin_key() -> None:
+    """setup is `ocr-pipeline init` (schema, bucket, rules), which names the command that makes the first admin
+    key when there is none; the header comment gives it as compose runs it."""
+    assert compose()["services"]["setup"]["command"][:2] == ["ocr-pipeline", "init"]
+    assert cli.FIRST_ADMIN_KEY == "keys create --name admin --role admin"
+    wanted = f"docker compose run --rm setup ocr-pipeline {cli.FIRST_ADMIN_KEY}"
     assert wanted in (REPO / "docker-compose.yml").read_text().split("services:")[0]
+
+
+@pytest.mark.parametrize("service", TOOLS)
+def test_tools_run_a_command_the_project_installs(service: str) -> None:
+    """setup and retention run `ocr-pipeline`, the console script pyproject.toml declares, in the gateway image,
+    which installs the project."""
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["ocr-pipeline"] == "common.cli:main"
+    assert compose()["services"][service]["command"][0] in scripts
+    assert compose()["services"][service]["build"]["dockerfile"] == "local-stack/Dockerfile"
+    assert any(i.keyword == "RUN" and "pip install --no-deps ." in i.args for i in dockerfile(GATEWAY_DOCKERFILE))
+
+
+def test_gateway_image_copies_only_files_that_exist() -> None:
+    """Every COPY source of local-stack/Dockerfile exists in its build context, the repository root."""
+    for source in copy_sources(dockerfile(GATEWAY_DOCKERFILE), {}):
+        assert (REPO / source).exists(), f"COPY source {source} missing from the repository"
 
 
 def test_minio_notifies_the_gateways_async_ocr_process_through_a_disk_queue() -> None:
@@ -364,7 +384,8 @@ def test_minio_notifies_the_gateways_async_ocr_process_through_a_disk_queue() ->
     assert env["MINIO_NOTIFY_WEBHOOK_ENDPOINT_OCR"] == "http://gateway:8080/async-function/ocr-process"
     queue_dir = env["MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_OCR"]
     assert any(volume.split(":")[1] == queue_dir for volume in minio["volumes"])
-    assert "arn:minio:sqs::OCR:webhook" in " ".join(compose()["services"]["setup"]["command"])
+    assert cli.DEFAULT_WEBHOOK_ARN == "arn:minio:sqs::OCR:webhook"
+    assert cli.DEFAULT_WEBHOOK_ARN in compose()["services"]["setup"]["command"]
 
 
 def test_images_are_pinned() -> None:
@@ -471,19 +492,36 @@ def test_template_build_time_tests_pass_in_the_faas_cli_layout(tmp_path: Path) -
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_template_requirements_pin_the_root_versions() -> None:
-    """template requirements.txt pins exactly what the root requirements.txt pins, for every package it names."""
+def requirement_lines(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
-    def pins(path: Path) -> dict[str, str]:
-        found = {}
-        for line in path.read_text().splitlines():
-            if "==" in line and not line.lstrip().startswith("#"):
-                name, _, version = line.strip().partition("==")
-                found[name.lower()] = version
-        return found
 
-    root, template = pins(REPO / "requirements.txt"), pins(TEMPLATE / "requirements.txt")
-    assert template and {name: root.get(name) for name in template} == template
+def pins(path: Path) -> dict[str, str]:
+    """{normalised package name: version} of a requirements file's own `name==version` lines."""
+    found = {}
+    for line in requirement_lines(path):
+        if "==" in line:
+            name, _, version = line.partition("==")
+            found[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return found
+
+
+def test_function_pins_live_in_the_template_alone() -> None:
+    """The template's requirements.txt is complete by itself (the image installs it with no other file) and the
+    root requirements.txt takes it with -r instead of pinning any of its packages a second time."""
+    template = pins(TEMPLATE / "requirements.txt")
+    assert template and all("==" in line for line in requirement_lines(TEMPLATE / "requirements.txt"))
+    root = requirement_lines(REPO / "requirements.txt")
+    assert "-r template/python3-ocr/requirements.txt" in root
+    assert not set(template) & set(pins(REPO / "requirements.txt"))
+
+
+def test_pyproject_dependencies_are_the_pinned_packages() -> None:
+    """pyproject.toml names exactly the packages the requirement files pin: none unpinned, none left out."""
+    declared = {re.sub(r"[-_.]+", "-", name).lower()
+                for name in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]}
+    pinned = set(pins(TEMPLATE / "requirements.txt")) | set(pins(REPO / "requirements.txt"))
+    assert declared == pinned
 
 
 def test_test_stage_pytest_matches_requirements_dev() -> None:

@@ -34,9 +34,9 @@ def test_several_records_each_become_an_object() -> None:
 @pytest.mark.parametrize("name", ["s3:ObjectCreated:PutTagging", "s3:ObjectCreated:DeleteTagging",
                                   "s3:ObjectRemoved:Delete", "s3:ObjectAccessed:Get"])
 def test_events_that_carry_no_new_content_are_ignored(name: str) -> None:
-    """Tagging changes arrive as ObjectCreated too; they and non-create events are counted, not processed."""
+    """Tagging changes arrive as ObjectCreated too; they and non-create events yield nothing to process."""
     event = parse_event(json.dumps({"Records": [_record(name=name)]}).encode())
-    assert event.objects == [] and event.ignored == 1
+    assert event.objects == [] and event.job_ids == []
 
 
 def test_upload_metadata_links_the_object_to_its_job() -> None:

@@ -17,7 +17,7 @@ COMMON = REPO / "common"
 # rank but must not import each other: the engine never talks to a service, an adapter never OCRs.
 RANKS = {"base": 0, "adapters": 1, "engine": 1, "rules": 2, "web": 3, "cli": 4}
 BASE = {"config", "errors", "logging", "models"}
-ENGINE_MODULES = ("pikepdf", "PIL", "pdf2image")
+ENGINE_MODULES = ("pikepdf", "PIL")
 
 
 def layer_of(module: str) -> str:
@@ -78,7 +78,7 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[2:
 
 @pytest.mark.parametrize("function", ["status", "list", "upload", "documents"])
 def test_functions_that_do_not_ocr_start_without_the_engine(function: str) -> None:
-    """Only ocr-process loads pikepdf, Pillow and pdf2image; the others start lighter and faster."""
+    """Only ocr-process loads pikepdf and Pillow; the others start lighter and faster."""
     loaded = subprocess.run([sys.executable, "-c", _PROBE, str(REPO / "functions" / function / "handler.py"),
                              *ENGINE_MODULES], capture_output=True, text=True, check=True, cwd=REPO)
     assert json.loads(loaded.stdout) == []

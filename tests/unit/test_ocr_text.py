@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from common.engine.languages import validate_lang
-from common.engine.ocr import OcrLimits, TesseractEngine, _cleaned_up, _rewritten
+from common.engine.ocr import OcrLimits, TesseractEngine
+from common.engine.page_ocr import cleaned_up, rewritten
 from common.errors import CorruptDocument, ImageTooLarge, InvalidLanguage, PdfEncrypted, TooManyPages
 from tests.support import render_page, scanned_pdf
 
@@ -76,15 +77,17 @@ def test_mixed_pdf_takes_text_layer_pages_as_is_and_ocrs_scanned_ones(tmp_path: 
     mixed = tmp_path / "mixed.pdf"
     subprocess.run(["pdfunite", str(tmp_path / "digital.pdf"), str(tmp_path / "scanned.pdf"), str(mixed)], check=True)
 
-    artifacts = tmp_path / "artifacts"
-    artifacts.mkdir()
-    pages = list(TesseractEngine(LIMITS).recognise(mixed, "application/pdf", "eng", lambda n: None, artifacts))
+    (tmp_path / "out").mkdir()
+    recognition = TesseractEngine(LIMITS).recognise(mixed, "application/pdf", "eng", lambda n: None, tmp_path / "out")
+    pages = list(recognition)
     assert [p.method for p in pages] == ["text_layer", "ocr"]
     # The searchable PDF is the original with text laid over its scanned page; only that page has hOCR.
-    assert sorted(f.name for f in artifacts.iterdir()) == ["page-00002.hocr", "searchable.pdf"]
+    out = recognition.outputs
+    assert out.searchable_pdf is not None and out.hocr is not None
+    assert out.hocr.read_bytes().count(b"class='ocr_page'") == 1
     assert "born digital page" in " ".join(pages[0].text.lower().split())
     assert "scanned page" in pages[1].text.lower()
-    searchable = subprocess.run(["pdftotext", str(artifacts / "searchable.pdf"), "-"], check=True,
+    searchable = subprocess.run(["pdftotext", str(out.searchable_pdf), "-"], check=True,
                                 capture_output=True, text=True).stdout.lower()
     assert "born digital page" in " ".join(searchable.split()) and "scanned page" in searchable
 
@@ -115,13 +118,13 @@ def test_wholly_born_digital_pdf_is_its_own_searchable_pdf(tmp_path: Path) -> No
     image = tmp_path / "digital.png"
     render_page(["ENTIRELY born digital document text"]).save(image)
     subprocess.run(["tesseract", str(image), str(tmp_path / "digital"), "pdf"], check=True, capture_output=True)
-    artifacts = tmp_path / "artifacts"
-    artifacts.mkdir()
-    pages = list(TesseractEngine(LIMITS).recognise(tmp_path / "digital.pdf", "application/pdf", "eng",
-                                                   lambda n: None, artifacts))
-    assert [p.method for p in pages] == ["text_layer"]
-    assert [f.name for f in artifacts.iterdir()] == ["searchable.pdf"]
-    assert (artifacts / "searchable.pdf").read_bytes() == (tmp_path / "digital.pdf").read_bytes()
+    (tmp_path / "out").mkdir()
+    recognition = TesseractEngine(LIMITS).recognise(tmp_path / "digital.pdf", "application/pdf", "eng",
+                                                    lambda n: None, tmp_path / "out")
+    assert [p.method for p in recognition] == ["text_layer"]
+    assert recognition.outputs.hocr is None  # nothing was OCRed
+    assert recognition.outputs.searchable_pdf is not None
+    assert recognition.outputs.searchable_pdf.read_bytes() == (tmp_path / "digital.pdf").read_bytes()
 
 
 def test_password_protected_pdf_is_pdf_encrypted(tmp_path: Path) -> None:
@@ -161,7 +164,7 @@ def test_clean_up_removes_speckles_and_keeps_the_text(tmp_path: Path) -> None:
         specks.putpixel((x, 1100), 0)  # a row of lone specks below the text
     path = tmp_path / "specks.tif"
     specks.save(path)
-    cleaned = _rewritten(path, "clean", 300, _cleaned_up)
+    cleaned = rewritten(path, "clean", 300, cleaned_up)
     with Image.open(cleaned) as im:
         assert im.crop((0, 1090, 2480, 1110)).getextrema() == (255, 255)
         assert im.getextrema() == (0, 255) and im.info["dpi"] == (300, 300)

@@ -20,9 +20,10 @@ import yaml
 from common import errors
 from common.adapters.db import Document, Job, Page
 from common.models import TRUSTED, JobStatus
-from common.rules import library, listing
+from common.rules import library
 from common.rules.events import parse_event
 from common.rules.listing import ListQuery
+from common.rules.listing import page as listing_page
 from common.rules.status import _body as status_body
 from common.rules.status import _page as status_page
 from common.web import auth
@@ -386,11 +387,11 @@ def test_list_body_matches_the_documented_schema(monkeypatch: pytest.MonkeyPatch
         SimpleNamespace(scalar_one=lambda: 2),  # the count (offset mode)
         SimpleNamespace(all=lambda: [(row.job_id, "an invoice of March"), (unowned.job_id, None)]),  # searched texts
     )
-    monkeypatch.setattr(listing, "session_scope", fake_scope(session))
-    monkeypatch.setattr(listing, "page_statement", lambda _session, _query: "page")
-    monkeypatch.setattr(listing, "count_statement", lambda _query: "count")
+    monkeypatch.setattr(listing_page, "session_scope", fake_scope(session))
+    monkeypatch.setattr(listing_page, "page_statement", lambda _session, _query: "page")
+    monkeypatch.setattr(listing_page, "count_statement", lambda _query: "count")
     query = ListQuery.from_params({"q": "invoice the", "owner": KEY_ID}, TRUSTED)
-    body = listing.list_documents(None, query)  # type: ignore[arg-type]
+    body = listing_page.list_documents(None, query)  # type: ignore[arg-type]
     assert [item["owner_id"] for item in body["items"]] == [KEY_ID, None]
     schema_validator(spec(), "DocumentPage").validate(body)
     item_schema = spec()["components"]["schemas"]["DocumentListItem"]

@@ -13,7 +13,10 @@ from PIL import Image
 
 from common.engine.ocr import OcrLimits, TesseractEngine
 from common.engine.pdf import PdfDocument
+from common.engine.pdf_pages import readable_jpegs
+from common.engine.recognition import Outputs
 from common.errors import ImageTooLarge
+from common.models import PageResult
 from tests.support import render_page
 
 LIMITS = OcrLimits(max_pages=5, max_page_pixels=10_000_000, page_timeout=60, dpi=300, workers=2)
@@ -25,10 +28,15 @@ def pdf_of(image: Image.Image, path: Path) -> Path:
     return path
 
 
-def ocr(path: Path, artifacts: Path | None = None, limits: OcrLimits = LIMITS) -> list:  # type: ignore[type-arg]
-    if artifacts:
-        artifacts.mkdir()
-    return list(TesseractEngine(limits).recognise(path, "application/pdf", "eng", lambda n: None, artifacts))
+def ocr(path: Path, limits: OcrLimits = LIMITS) -> list[PageResult]:
+    return list(TesseractEngine(limits).recognise(path, "application/pdf", "eng", lambda n: None))
+
+
+def ocr_with_outputs(path: Path, output_dir: Path, media_type: str = "application/pdf"
+                     ) -> tuple[list[PageResult], Outputs]:
+    output_dir.mkdir()
+    recognition = TesseractEngine(LIMITS).recognise(path, media_type, "eng", lambda n: None, output_dir)
+    return list(recognition), recognition.outputs
 
 
 def pdftotext(path: Path, *args: str) -> str:
@@ -66,8 +74,8 @@ def test_scan_finer_than_ocr_dpi_is_rendered_at_ocr_dpi(tmp_path: Path) -> None:
     path = pdf_of(render_page(["Fine scan"]), tmp_path / "scan.pdf")
     limits = OcrLimits(max_pages=5, max_page_pixels=10_000_000, page_timeout=60, dpi=150, workers=2)
     with PdfDocument(path) as pdf:
-        assert TesseractEngine(limits)._readable_jpegs(pdf, [1]) == {}
-        assert TesseractEngine(LIMITS)._readable_jpegs(pdf, [1]) != {}
+        assert readable_jpegs(pdf, [1], limits) == {}
+        assert readable_jpegs(pdf, [1], LIMITS) != {}
     [page] = ocr(path, limits=limits)
     assert (page.width, page.height) == (1240, 600) and "fine scan" in page.text.lower()
 
@@ -100,8 +108,9 @@ def test_searchable_pdf_keeps_the_original_image_and_adds_aligned_text(tmp_path:
     """The scan's JPEG is carried over byte for byte (colour kept); the invisible words sit on the printed ones."""
     colour = render_page(["Invoice 2041 from ACME"]).convert("RGB")
     path = pdf_of(colour, tmp_path / "scan.pdf")
-    [page] = ocr(path, tmp_path / "out")
-    searchable = tmp_path / "out" / "searchable.pdf"
+    [page], outputs = ocr_with_outputs(path, tmp_path / "out")
+    searchable = outputs.searchable_pdf
+    assert searchable is not None
     with pikepdf.open(path) as before, pikepdf.open(searchable) as after:
         [(_, original)] = before.pages[0].get_images().items()
         [(_, kept)] = after.pages[0].get_images().items()
@@ -119,9 +128,10 @@ def test_sideways_scan_comes_out_upright_with_its_text(tmp_path: Path) -> None:
     """A page scanned sideways is read after turning it, and the searchable PDF shows it upright."""
     sideways = render_page(["The quick brown fox jumps over the lazy dog."] * 8).rotate(90, expand=True)
     path = pdf_of(sideways, tmp_path / "scan.pdf")
-    [page] = ocr(path, tmp_path / "out")
+    [page], outputs = ocr_with_outputs(path, tmp_path / "out")
     assert page.rotation == 90 and "quick brown fox" in page.text.lower()
-    searchable = tmp_path / "out" / "searchable.pdf"
+    searchable = outputs.searchable_pdf
+    assert searchable is not None
     with pikepdf.open(searchable) as pdf:
         assert int(pdf.pages[0].obj.Rotate) == 90
     # What a viewer shows reads upright without any turn, and the text layer says the same.
@@ -137,11 +147,9 @@ def test_uploaded_jpeg_is_embedded_as_uploaded(tmp_path: Path) -> None:
     """A JPEG photo of a page goes into its searchable PDF byte for byte, at the paper's size."""
     path = tmp_path / "photo.jpg"
     render_page(["Photographed receipt 77"]).convert("RGB").save(path, format="JPEG", quality=90, dpi=(200, 200))
-    artifacts = tmp_path / "out"
-    artifacts.mkdir()
-    [page] = TesseractEngine(LIMITS).recognise(path, "image/jpeg", "eng", lambda n: None, artifacts)
-    assert "photographed receipt 77" in page.text.lower()
-    with pikepdf.open(artifacts / "page-00001.pdf") as pdf:
+    [page], outputs = ocr_with_outputs(path, tmp_path / "out", "image/jpeg")
+    assert "photographed receipt 77" in page.text.lower() and outputs.searchable_pdf is not None
+    with pikepdf.open(outputs.searchable_pdf) as pdf:
         [(_, image)] = pdf.pages[0].get_images().items()
         assert image.read_raw_bytes() == path.read_bytes()
         box = pikepdf.Rectangle(pdf.pages[0].mediabox)

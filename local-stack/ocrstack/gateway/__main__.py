@@ -28,7 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="route a function to a running server instead (containers); repeatable")
     p.add_argument("--function-env", type=Path, help="JSON object of env vars added to every local function")
     p.add_argument("--repo-root", type=Path,
-                   help="PYTHONPATH and working directory of the functions (default: the folder holding `common`)")
+                   help="working directory of the functions, where they import `common` from, and of "
+                        "docs/openapi.yaml (default: the checkout `common` is installed from, else the current "
+                        "directory)")
     p.add_argument("--state-dir", type=Path, default=Path(".state/gateway"))
     p.add_argument("--queue-workers", type=int, default=2, help="0 accepts invocations without running them")
     p.add_argument("--queue-max-attempts", type=int, default=8)
@@ -55,8 +57,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup("gateway")
     specs = function_specs(args)
-    # Functions import `common` as in their image, so they run from the folder that holds it.
-    repo_root = (args.repo_root or Path(common.__file__).resolve().parent.parent).resolve()
+    # Functions import `common` as in their image, so they run from the folder that holds it: the checkout
+    # of an editable install, or the working directory of an image where the package is installed.
+    checkout = Path(common.__file__).resolve().parent.parent
+    default = checkout if (checkout / "stack.yml").is_file() else Path.cwd()
+    repo_root = (args.repo_root or default).resolve()
     provider = Provider(specs, repo_root, args.function_env, args.state_dir / "logs")
     longest = max(spec.exec_timeout for spec in specs.values())
     queue = AsyncQueue(args.redis_url, max_attempts=args.queue_max_attempts,

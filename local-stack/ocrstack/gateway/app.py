@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import importlib.metadata
+import importlib.metadata
 import time
-from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import swagger_ui_bundle
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Summary, disable_created_metrics, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from redis.exceptions import RedisError
 
 from common.logging import bind_context, clear_context, get_logger
@@ -21,7 +25,7 @@ from ocrstack.gateway.queue import AsyncQueue, Invocation, Result, new_call_id
 
 log = get_logger()
 
-VERSION = "0.1.0"
+VERSION = importlib.metadata.version("ocr-pipeline")
 # Headers that describe one hop, not the message (RFC 9110 7.6.1), plus the ones we set ourselves.
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host"}
@@ -51,29 +55,32 @@ def json_error(status: int, code: str, message: str) -> web.Response:
 
 
 class Metrics:
-    """The OpenFaaS gateway's metric names, in Prometheus text format."""
+    """The OpenFaaS gateway's metric names, kept and written by prometheus_client.
 
-    def __init__(self) -> None:
-        self.count: dict[tuple[str, str], int] = defaultdict(int)
-        self.seconds: dict[tuple[str, str], float] = defaultdict(float)
+    A registry of its own per gateway, not the library's global one: a second GatewayApp in the same
+    process neither shares its counts nor fails registering the same names again.
+    """
+
+    def __init__(self, services: Callable[[], int]) -> None:
+        # No `_created` series: the OpenFaaS gateway shows none, and the names stay the ones scraped so far.
+        # A library-wide switch, harmless here: the gateway's process has no other metrics.
+        disable_created_metrics()
+        self.registry = CollectorRegistry()
+        # Label order as the text has always shown them: code, then function_name.
+        self.invocations = Counter("gateway_function_invocation_total", "Function invocations",
+                                   ["code", "function_name"], registry=self.registry)
+        self.seconds = Summary("gateway_functions_seconds", "Function time taken",
+                               ["code", "function_name"], registry=self.registry)
+        self.services = Gauge("gateway_service_count", "Current count of replicas for function",
+                              registry=self.registry)
+        self.services.set_function(lambda: float(services()))
 
     def observe(self, function: str, code: int, seconds: float) -> None:
-        key = (function, str(code))
-        self.count[key] += 1
-        self.seconds[key] += seconds
+        self.invocations.labels(code=str(code), function_name=function).inc()
+        self.seconds.labels(code=str(code), function_name=function).observe(seconds)
 
-    def render(self, services: int) -> str:
-        lines = ["# HELP gateway_function_invocation_total Function invocations",
-                 "# TYPE gateway_function_invocation_total counter"]
-        lines += [f'gateway_function_invocation_total{{code="{c}",function_name="{f}"}} {n}'
-                  for (f, c), n in sorted(self.count.items())]
-        lines += ["# HELP gateway_functions_seconds Function time taken", "# TYPE gateway_functions_seconds summary"]
-        for (f, c), total in sorted(self.seconds.items()):
-            lines.append(f'gateway_functions_seconds_sum{{code="{c}",function_name="{f}"}} {total:.6f}')
-            lines.append(f'gateway_functions_seconds_count{{code="{c}",function_name="{f}"}} {self.count[(f, c)]}')
-        lines += ["# HELP gateway_service_count Current count of replicas for function",
-                  "# TYPE gateway_service_count gauge", f"gateway_service_count {services}"]
-        return "\n".join(lines) + "\n"
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
 
 
 def split_name(raw: str) -> str:
@@ -91,7 +98,7 @@ class GatewayApp:
         self.queue = queue
         self.max_body = max_body
         self.basic_auth = basic_auth
-        self.metrics = Metrics()
+        self.metrics = Metrics(lambda: len(self.provider.functions))
         self.session: aiohttp.ClientSession | None = None
         self.ready = False
 
@@ -243,8 +250,8 @@ class GatewayApp:
         return web.json_response({"replayed": request.match_info["id"]}, status=202)
 
     async def prometheus(self, _request: web.Request) -> web.Response:
-        return web.Response(text=self.metrics.render(len(self.provider.functions)),
-                            content_type="text/plain", charset="utf-8")
+        # The 0.0.4 text format: what Prometheus servers of every version scrape.
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     # --- invocations ---------------------------------------------------------------------------
     def _forward_headers(self, request: web.Request, call_id: str) -> dict[str, str]:

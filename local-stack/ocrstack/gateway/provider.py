@@ -102,7 +102,6 @@ class FunctionProcess:
         env = dict(os.environ)
         env.update(self.spec.environment)
         env.update(self.extra_env)
-        env["PYTHONPATH"] = str(self.repo_root)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -146,6 +145,23 @@ class FunctionProcess:
         except subprocess.TimeoutExpired:
             return False
 
+    def stop(self, grace: float = 10.0) -> bool:
+        """SIGTERM the group, SIGKILL it after `grace` seconds; whether the master exited in time."""
+        self.signal_group(signal.SIGTERM)
+        return self.kill_after(time.monotonic() + grace)
+
+    def kill_after(self, deadline: float) -> bool:
+        """The second half of a stop, once SIGTERM was sent: wait until the deadline, then SIGKILL the group.
+
+        The group is killed even after a clean exit of the master: a stray worker must not outlive it.
+        Returns whether the master exited before the deadline.
+        """
+        exited = self.wait_exit(deadline)
+        self.signal_group(signal.SIGKILL)
+        self.wait_exit(time.monotonic() + 5)
+        self.proc = None
+        return exited
+
     def _log_tail(self) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-15:])
@@ -178,11 +194,7 @@ class Provider:
         """Start (or restart with the new settings) one function, as faas-cli deploy asks."""
         old = self.functions.get(spec.name)
         if old is not None:
-            old.signal_group(signal.SIGTERM)
-            if not old.wait_exit(time.monotonic() + 10):
-                old.signal_group(signal.SIGKILL)
-                old.wait_exit(time.monotonic() + 5)
-            old.proc = None
+            old.stop()
         fn = FunctionProcess(spec, self.repo_root, self.extra_env, self.log_dir)
         self.functions[spec.name] = fn
         self.invocations.setdefault(spec.name, 0)
@@ -195,11 +207,7 @@ class Provider:
         fn = self.functions.pop(name, None)
         if fn is None:
             return False
-        fn.signal_group(signal.SIGTERM)
-        if not fn.wait_exit(time.monotonic() + 10):
-            fn.signal_group(signal.SIGKILL)
-            fn.wait_exit(time.monotonic() + 5)
-        fn.proc = None
+        fn.stop()
         log.info("function.removed", function=name)
         return True
 
@@ -235,13 +243,10 @@ class Provider:
         """SIGTERM every function group at once, SIGKILL what is left after `grace` seconds; idempotent."""
         self._stopping = True
         running = [fn for fn in self.functions.values() if fn.proc is not None]
+        # All SIGTERMs first, so the functions shut down side by side within one grace period.
         for fn in running:
             fn.signal_group(signal.SIGTERM)
         deadline = time.monotonic() + grace
         for fn in running:
-            if not fn.wait_exit(deadline):
+            if not fn.kill_after(deadline):
                 log.warning("function.killed", function=fn.spec.name, grace_s=grace)
-            # SIGKILL the group even after a clean exit of the master: a stray worker must not outlive us.
-            fn.signal_group(signal.SIGKILL)
-            fn.wait_exit(time.monotonic() + 5)
-            fn.proc = None

@@ -1,0 +1,58 @@
+"""One page of the listing: run the page and count statements, attach snippets and the next cursor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from common.adapters.db import Job, session_scope
+from common.config import Settings
+from common.rules.listing.cursor import Position, encode_cursor
+from common.rules.listing.params import ListQuery
+from common.rules.listing.query import count_statement, page_statement
+from common.rules.listing.snippets import snippet_of
+from common.rules.status import iso
+
+
+def list_documents(settings: Settings, query: ListQuery) -> dict[str, Any]:
+    """One page in list order, the cursor of the next one, and the total in offset mode."""
+    with session_scope(settings) as session:
+        rows = session.execute(page_statement(session, query)).all()
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        total = None if query.after is not None else session.execute(count_statement(query)).scalar_one()
+        texts: dict[str, str | None] = {}
+        if query.search is not None and rows:
+            # Fetched apart from the page: a MEDIUMTEXT carried through the page's sort would force an
+            # on-disk temporary table for every hit, not just the ones shown.
+            shown = [row.job_id for row in rows]
+            texts = dict(session.execute(select(Job.id, Job.text).where(Job.id.in_(shown))).all())
+    items = []
+    for row in rows:
+        item: dict[str, Any] = {
+            "document_id": row.id,
+            "job_id": row.job_id,
+            "filename": row.filename,
+            "content_type": row.content_type,
+            "size_bytes": row.size_bytes,
+            "source": row.source,
+            "status": row.status.value,
+            "page_count": row.page_count,
+            "created_at": iso(row.created_at),
+            "owner_id": row.owner_id,
+        }
+        if query.search is not None:
+            item["snippet"] = snippet_of(texts.get(row.job_id) or "", query.search.words)
+        items.append(item)
+    next_cursor = encode_cursor(query, Position(rows[-1].created_at, rows[-1].id)) if more else None
+    body: dict[str, Any] = {
+        "items": items,
+        "total": total,
+        "limit": query.limit,
+        "offset": None if query.after is not None else query.offset,
+        "next_cursor": next_cursor,
+    }
+    if query.search is not None:
+        body["ignored_terms"] = list(query.search.ignored)
+    return body
