@@ -33,7 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def _cli(stack: Any, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The project's command line, as an operator runs it against the stack's database."""
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), **stack.function_env(), **(extra_env or {}))
+    env = dict(os.environ, **stack.function_env(), **(extra_env or {}))
     return subprocess.run([sys.executable, "-m", "common", *args], env=env, capture_output=True, text=True,
                           timeout=60, cwd=REPO_ROOT)
 

@@ -90,7 +90,6 @@ class GatewayUnderTest:
                  "--state-dir", str(self.root / "state"), "--queue-workers", str(queue_workers),
                  "--queue-max-attempts", "3", "--queue-backoff-base", "0.2",
                  "--max-body-bytes", str(MAX_BODY), *extra_args],
-                env=dict(os.environ, PYTHONPATH=f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'local-stack'}"),
                 cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
             )
         wait_until(lambda: self.client.request("GET", "/healthz").status == 200 if port_open(self.port) else False,

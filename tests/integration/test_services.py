@@ -132,8 +132,7 @@ def test_stop_from_another_process_ends_the_service(tmp_path: Path, request: pyt
     assert pid is not None
     code = "import sys; from pathlib import Path; from ocrstack.services import Redis; " \
            "Redis(Path(sys.argv[1]), int(sys.argv[2])).stop()"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "local-stack")]))
-    subprocess.run([sys.executable, "-c", code, str(tmp_path), str(service.port)], env=env, check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", code, str(tmp_path), str(service.port)], check=True, timeout=60)
     assert not service.is_running()
     assert _processes_mentioning(str(tmp_path)) == []
 
