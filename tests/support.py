@@ -91,11 +91,14 @@ class Reply:
 class Gateway:
     """The HTTP calls a user makes with curl, as methods."""
 
-    def __init__(self, base_url: str, api_key: str | None = None) -> None:
+    def __init__(self, base_url: str, api_key: str | None = None, basic_auth: tuple[str, str] | None = None) -> None:
         self.base = base_url.rstrip("/")
         self.http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=120), retries=False)
         # A key of its own per test: its own documents, and its own rate-limit buckets.
         self.default_headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # Or the gateway's own /system/* credentials (user admin and its password), as faas-cli login keeps them.
+        if basic_auth:
+            self.default_headers = urllib3.make_headers(basic_auth=":".join(basic_auth))
         # The public part of the key (ocr_<id>_<secret>): names the caller's inbox/<key id>/ folder.
         self.key_id = api_key.split("_")[1] if api_key else None
 

@@ -1,5 +1,5 @@
-"""`ocrstack up|down|status|env|admin-key` (or `python -m ocrstack`): the local stack on its default ports, data under
-one state folder."""
+"""`ocrstack up|down|status|env|admin-key|gateway-password` (or `python -m ocrstack`): the local stack on its default
+ports, data under one state folder."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ocrstack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "env", "admin-key"])
+    parser.add_argument("command", choices=["up", "down", "status", "env", "admin-key", "gateway-password"])
     parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".state")
     args = parser.parse_args(argv)
     stack = LocalStack(args.state_dir, StackPorts.default(), REPO_ROOT)
@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         print("  export KEY=$(./local-stack/admin-key)")
         print(f'  curl -H "Authorization: Bearer $KEY" -F file=@docs/examples/hello.png {stack.gateway_url}/function/upload')
         print("more keys: ./local-stack/ocr-pipeline keys create --name alice")
+        print("faas-cli (user admin; /system/* needs it):")
+        print(f"  ./local-stack/gateway-password | ./local-stack/faas-cli login --gateway {stack.gateway_url} "
+              "--password-stdin")
         print(f"MinIO:  http://{stack.s3_endpoint} (console 127.0.0.1:{stack.ports.minio_console}); "
               f"credentials in {args.state_dir / 'credentials.json'}")
         print(f"logs:   {args.state_dir / 'logs'} and {args.state_dir / 'gateway' / 'logs'}")
@@ -57,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             print("error: no admin key yet; run ./local-stack/up first", file=sys.stderr)
             return 1
         print(stack.admin_key)
+        return 0
+    if args.command == "gateway-password":
+        # Generated with the other credentials on first use of the state folder; the gateway reads it at start.
+        print(stack.credentials["gateway_password"])
         return 0
     if args.command == "env":
         # Shell exports of the functions' environment, for running a function or a script by hand.

@@ -21,10 +21,32 @@ class ServiceError(RuntimeError):
     """A service would not start or stop; the message says which and quotes its log."""
 
 
+def cache_dir() -> Path:
+    """The bootstrap's cache outside the repository: $OCR_PIPELINE_CACHE, else ~/.cache/ocr-pipeline."""
+    return Path(os.environ.get("OCR_PIPELINE_CACHE") or str(Path.home() / ".cache" / "ocr-pipeline"))
+
+
 def tools_bin() -> Path:
     """Where the bootstrap puts the Go-built tools (MinIO, mc): a cache outside the repository."""
-    cache = os.environ.get("OCR_PIPELINE_CACHE") or str(Path.home() / ".cache" / "ocr-pipeline")
-    return Path(cache) / "bin"
+    return cache_dir() / "bin"
+
+
+# The OpenFaaS programs the bootstrap provides: from PATH when installed, else built into the cache.
+OPENFAAS_TOOLS = ("faas-cli", "fwatchdog")
+
+
+def openfaas_tool(name: str) -> Path:
+    """The `faas-cli` or `fwatchdog` to run: the one on PATH if any, else the one the bootstrap built into
+    <cache>/openfaas (from ../shared/tools/openfaas); ServiceError naming both places if neither exists."""
+    if name not in OPENFAAS_TOOLS:
+        raise ValueError(f"not an OpenFaaS tool of the bootstrap: {name!r}")
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    built = cache_dir() / "openfaas" / name
+    if built.is_file() and os.access(built, os.X_OK):
+        return built
+    raise ServiceError(f"{name} is neither on PATH nor in {built.parent}: run ./local-stack/bootstrap")
 
 
 def free_port() -> int:

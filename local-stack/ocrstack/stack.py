@@ -44,10 +44,23 @@ class StackPorts:
         return cls(free_port(), free_port(), free_port(), free_port(), free_port())
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read or write (0600), also when it existed with a wider mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(text)
+
+
 class Gateway(Service):
-    """The local OpenFaaS-compatible gateway (ocrstack.gateway), which runs the functions as processes."""
+    """The local OpenFaaS-compatible gateway (ocrstack.gateway), which runs the functions as processes.
+
+    Like OpenFaaS, its /system/* API (deploy, remove, logs, the queue) takes HTTP basic auth: user
+    `admin` and the password LocalStack keeps in credentials.json, handed over in a 0600 file."""
 
     name = "gateway"
+    user = "admin"
 
     def __init__(self, state_dir: Path, port: int, repo_root: Path, redis_url: str,
                  queue_workers: int | None = None) -> None:
@@ -55,12 +68,14 @@ class Gateway(Service):
         self.repo_root = repo_root
         self.redis_url = redis_url
         self.queue_workers = queue_workers
+        self.password_file = self.state_dir / "gateway" / "basic-auth-password"
 
     def command(self) -> list[str]:
         args = [sys.executable, "-m", "ocrstack.gateway", "--host", "127.0.0.1", "--port", str(self.port),
                 "--redis-url", self.redis_url, "--stack", str(self.repo_root / "stack.yml"),
                 "--function-env", str(self.state_dir / "function-env.json"),
-                "--state-dir", str(self.state_dir / "gateway"), "--repo-root", str(self.repo_root)]
+                "--state-dir", str(self.state_dir / "gateway"), "--repo-root", str(self.repo_root),
+                "--basic-auth-user", self.user, "--basic-auth-password-file", str(self.password_file)]
         if self.queue_workers is not None:
             args += ["--queue-workers", str(self.queue_workers)]
         return args
@@ -118,6 +133,8 @@ class LocalStack:
             "s3_access_key": lambda: "ocr" + secrets.token_hex(6),
             "s3_secret_key": lambda: secrets.token_urlsafe(24),
             "internal_token": lambda: secrets.token_urlsafe(32),
+            # The gateway's /system/* password (user admin), for faas-cli login.
+            "gateway_password": lambda: secrets.token_urlsafe(24),
         }
         missing = {name: make() for name, make in wanted.items() if name not in creds}
         if missing:
@@ -126,10 +143,7 @@ class LocalStack:
         return creds
 
     def _write_credentials(self, creds: dict[str, str]) -> None:
-        path = self.state_dir / "credentials.json"
-        path.touch(mode=0o600)
-        path.chmod(0o600)
-        path.write_text(json.dumps(creds, indent=2))
+        write_private(self.state_dir / "credentials.json", json.dumps(creds, indent=2))
 
     def ensure_admin_key(self, settings: Settings) -> None:
         """One admin key per state folder, made on the first start; its secret lives only in credentials.json."""
@@ -148,6 +162,11 @@ class LocalStack:
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.gateway}"
+
+    @property
+    def gateway_auth(self) -> tuple[str, str]:
+        """The user and password of the gateway's /system/* API (what `faas-cli login` takes)."""
+        return self.gateway.user, self.credentials["gateway_password"]
 
     @property
     def s3_endpoint(self) -> str:
@@ -207,9 +226,8 @@ class LocalStack:
             raise ServiceError(f"preparing the schema and the bucket failed: {e}") from e
 
     def start_gateway(self, queue_workers: int | None = None) -> None:
-        env_file = self.state_dir / "function-env.json"
-        env_file.touch(mode=0o600)
-        env_file.write_text(json.dumps(self.function_env(), indent=2))
+        write_private(self.state_dir / "function-env.json", json.dumps(self.function_env(), indent=2))
+        write_private(self.gateway.password_file, self.credentials["gateway_password"] + "\n")
         self.gateway.queue_workers = queue_workers
         self.gateway.start(timeout=90)
 

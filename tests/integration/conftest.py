@@ -29,6 +29,12 @@ def admin(stack: Any, settings: Settings) -> Gateway:
 
 
 @pytest.fixture(scope="session")
+def system(stack: Any) -> Gateway:
+    """A client of the stack gateway's /system/* API, with its basic auth (user admin, the stack's password)."""
+    return Gateway(stack.gateway_url, basic_auth=stack.gateway_auth)
+
+
+@pytest.fixture(scope="session")
 def settings(stack: Any) -> Settings:
     return load_settings(stack.function_env())
 

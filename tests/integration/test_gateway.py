@@ -24,18 +24,25 @@ pytestmark = pytest.mark.integration
 
 # Small, so the 413 test needs no large upload; the binary-body test stays well below it.
 MAX_BODY = 1024 * 1024
+# How long a followed /system/logs request lasts here (300 s by default).
+FOLLOW_SECONDS = 4
 
 # Tiny functions that make the gateway's behaviour visible: an echo, one that fails N times, one that always fails.
 HANDLERS = {
     "echo": """
-        import hashlib, json, os, flask
+        import datetime, hashlib, json, os, sys, flask
         def handle(request):
             body = request.get_data()
+            marker = request.headers.get("X-Log-Marker")
+            if marker:  # a JSON line with its timestamp, as the project's functions log, then a plain one
+                stamp = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+                print(json.dumps({"event": "echo.called", "marker": marker, "timestamp": stamp}), file=sys.stderr)
+                print(f"plain line after {marker}", file=sys.stderr, flush=True)
             return flask.jsonify(method=request.method, path=request.path, query=request.query_string.decode(),
                                  sha256=hashlib.sha256(body).hexdigest(), size=len(body),
                                  call_id=request.headers.get("X-Call-Id"),
                                  forwarded_for=request.headers.get("X-Forwarded-For"),
-                                 greeting=os.environ.get("GREETING"))
+                                 greeting=os.environ.get("GREETING"), ocr_dpi=os.environ.get("OCR_DPI"))
     """,
     "flaky": """
         import os, pathlib, flask
@@ -70,6 +77,8 @@ HANDLERS = {
 }
 # OpenFaaS-style exec_timeout per function: `slow` sleeps 3 s against a 1 s limit.
 EXEC_TIMEOUTS = {"slow": "1s"}
+# What the stack file sets for echo beyond that: a deployment may resend it, not change it (policy.py).
+ECHO_ENV = {"GREETING": "hello", "RATE_LIMIT_CAPACITY": "5"}
 
 
 class GatewayUnderTest:
@@ -89,7 +98,7 @@ class GatewayUnderTest:
                  "--redis-url", self.redis_url, "--stack", str(self.root / "stack.yml"),
                  "--state-dir", str(self.root / "state"), "--queue-workers", str(queue_workers),
                  "--queue-max-attempts", "3", "--queue-backoff-base", "0.2",
-                 "--max-body-bytes", str(MAX_BODY), *extra_args],
+                 "--max-body-bytes", str(MAX_BODY), "--logs-follow-timeout", str(FOLLOW_SECONDS), *extra_args],
                 cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
             )
         wait_until(lambda: self.client.request("GET", "/healthz").status == 200 if port_open(self.port) else False,
@@ -121,7 +130,9 @@ def write_test_stack(root: Path) -> None:
         (root / name).mkdir(exist_ok=True)
         (root / name / "handler.py").write_text(textwrap.dedent(source))
         environment = {"COUNTER_DIR": str(counters), "exec_timeout": EXEC_TIMEOUTS.get(name, "20s")}
-        functions[name] = {"handler": f"./{name}", "environment": environment}
+        if name == "echo":
+            environment.update(ECHO_ENV)
+        functions[name] = {"handler": f"./{name}", "image": f"test/{name}:1", "environment": environment}
     (root / "stack.yml").write_text(json.dumps({"version": 1.0, "functions": functions}))
 
 
@@ -306,6 +317,7 @@ def test_system_routes_need_basic_auth_and_a_lost_redis_is_503(tmp_path: Path) -
     redis.start()
     write_test_stack(tmp_path)
     (tmp_path / "password").write_text("s3cret\n")
+    (tmp_path / "password").chmod(0o600)
     second = GatewayUnderTest(tmp_path, redis.url)
     try:
         second.start(queue_workers=0, extra_args=("--basic-auth-user", "admin",
@@ -336,19 +348,167 @@ def test_swagger_ui_and_the_openapi_document_are_served(gw: GatewayUnderTest) ->
 
 def test_deploy_update_and_remove_as_faas_cli_does(gw: GatewayUnderTest) -> None:
     """PUT answers 404 for an undeployed function, POST deploys it with its env, DELETE removes it."""
-    deployment = {"service": "echo", "image": "example/echo:1", "envVars": {"GREETING": "hello"},
-                  "labels": {"com.openfaas.scale.min": "1"}}
+    deployment: dict[str, Any] = {"service": "echo", "image": "test/echo:1", "envVars": {"OCR_DPI": "150", **ECHO_ENV},
+                                  "labels": {"com.openfaas.scale.min": "1"}}
     assert gw.client.request("DELETE", "/system/functions", json={"functionName": "echo"}).status == 202
     assert gw.client.request("GET", "/function/echo").status == 404
     assert gw.client.request("PUT", "/system/functions", json=deployment).status == 404
     assert gw.client.request("POST", "/system/functions", json=deployment).status == 202
-    assert gw.client.request("GET", "/function/echo").json()["greeting"] == "hello"
+    seen = gw.client.request("GET", "/function/echo").json()
+    assert seen["ocr_dpi"] == "150" and seen["greeting"] == "hello"
     described = gw.client.request("GET", "/system/function/echo").json()
-    assert described["image"] == "example/echo:1" and described["labels"] == deployment["labels"]
+    assert described["image"] == "test/echo:1" and described["labels"] == deployment["labels"]
 
-    deployment["envVars"] = {"GREETING": "again"}
-    assert gw.client.request("PUT", "/system/functions", json=deployment).status == 202
-    assert gw.client.request("GET", "/function/echo").json()["greeting"] == "again"
+    # A tunable setting may change; what the request leaves out keeps the stack file's value.
+    update = {**deployment, "envVars": {"OCR_DPI": "200"}}
+    assert gw.client.request("PUT", "/system/functions", json=update).status == 202
+    seen = gw.client.request("GET", "/function/echo").json()
+    assert seen["ocr_dpi"] == "200" and seen["greeting"] == "hello"
     unknown = gw.client.request("POST", "/system/functions", json={"service": "nowhere"})
     assert unknown.status == 400 and unknown.json()["error"]["code"] == "function_unknown"
     assert gw.client.request("DELETE", "/system/functions", json={"functionName": "nowhere"}).status == 404
+
+
+@pytest.mark.parametrize("change, code", [
+    # Code from anywhere but the stack file: functions/<name>/ of the checkout, a path, another namespace.
+    ({"service": "upload"}, "function_unknown"),
+    ({"service": "../../tmp/evil"}, "bad_request"),
+    ({"service": "echo.other-namespace"}, "namespace_unknown"),
+    ({"namespace": "kube-system"}, "namespace_unknown"),
+    ({"image": "registry.example.com/evil:1"}, "image_not_allowed"),
+    ({"envProcess": "python /tmp/evil.py"}, "fprocess_not_allowed"),
+    # Variables that would load other code, or turn off a limit or the auth, or point away from the stack.
+    ({"envVars": {"PYTHONPATH": "/tmp/evil"}}, "env_not_allowed"),
+    ({"envVars": {"GUNICORN_CMD_ARGS": "--config python:evil"}}, "env_not_allowed"),
+    ({"envVars": {"LD_PRELOAD": "/tmp/evil.so"}}, "env_not_allowed"),
+    ({"envVars": {"RATE_LIMIT_CAPACITY": "0"}}, "env_not_allowed"),
+    ({"envVars": {"AUTH": "off"}}, "env_not_allowed"),
+    ({"envVars": {"GREETING": "changed"}}, "env_not_allowed"),
+    ({"envVars": {"SECRETS_DIR": "/tmp"}}, "env_not_allowed"),
+    ({"envVars": {"OCR_DPI": 300}}, "bad_request"),
+    ({"labels": ["not", "a", "map"]}, "bad_request"),
+])
+def test_a_deployment_runs_only_the_stack_files_code_and_keeps_its_protected_settings(
+        gw: GatewayUnderTest, change: dict[str, Any], code: str) -> None:
+    """Refused with 400 and a JSON code naming why; the running function is left as it was."""
+    before = gw.client.request("GET", "/system/function/echo").json()
+    deployment = {"service": "echo", "image": "test/echo:1", "envVars": dict(ECHO_ENV), **change}
+    for method in ("PUT", "POST"):
+        reply = gw.client.request(method, "/system/functions", json=deployment)
+        assert reply.status == 400 and reply.json()["error"]["code"] == code, reply.body
+    after = gw.client.request("GET", "/system/function/echo").json()
+    assert after["envVars"] == before["envVars"] and after["availableReplicas"] == 1
+
+
+def test_a_function_added_to_the_stack_file_deploys_without_a_restart(gw: GatewayUnderTest) -> None:
+    """The stack file is read again for every deployment: a new function in it can be deployed and removed."""
+    original = (gw.root / "stack.yml").read_text()
+    stack = json.loads(original)
+    (gw.root / "late").mkdir(exist_ok=True)
+    (gw.root / "late" / "handler.py").write_text("def handle(request):\n    return 'late'\n")
+    stack["functions"]["late"] = {"handler": "./late", "image": "test/late:1"}
+    (gw.root / "stack.yml").write_text(json.dumps(stack))
+    try:
+        assert gw.client.request("PUT", "/system/functions", json={"service": "late"}).status == 404
+        late = {"service": "late", "image": "test/late:1"}
+        assert gw.client.request("POST", "/system/functions", json=late).status == 202
+        assert gw.client.request("GET", "/function/late").body == b"late"
+    finally:
+        gw.client.request("DELETE", "/system/functions", json={"functionName": "late"})
+        (gw.root / "stack.yml").write_text(original)
+    assert gw.client.request("GET", "/function/late").status == 404
+    assert gw.client.request("POST", "/system/functions", json={"service": "late"}).json()["error"]["code"] == \
+        "function_unknown"
+
+
+def log_records(gw: GatewayUnderTest, query: str) -> list[dict[str, Any]]:
+    reply = gw.client.request("GET", f"/system/logs?{query}")
+    assert reply.status == 200 and reply.headers["Content-Type"].startswith("application/x-ndjson"), reply.body
+    return [json.loads(line) for line in reply.body.decode().splitlines()]
+
+
+def test_logs_api_gives_records_with_name_instance_timestamp_and_text(gw: GatewayUnderTest) -> None:
+    """/system/logs is OpenFaaS's log API: NDJSON records, `since` and `tail` applied, the instance per start."""
+    marker = f"m-{time.time_ns()}"
+    gw.client.request("POST", "/function/echo", body=b"x", headers={"X-Log-Marker": marker})
+    records = wait_until(lambda: (lambda r: r if any(f"plain line after {marker}" == x["text"] for x in r) else None)(
+        log_records(gw, "name=echo")), 10, what="echo's lines")
+    assert set(records[-1]) == {"name", "namespace", "instance", "timestamp", "text"}
+    mine = [r for r in records if marker in r["text"]]
+    assert [json.loads(mine[0]["text"])["marker"], mine[1]["text"]] == [marker, f"plain line after {marker}"]
+    # The plain line has no time of its own: it takes the JSON line's.
+    assert mine[0]["timestamp"] == mine[1]["timestamp"] == json.loads(mine[0]["text"])["timestamp"]
+    assert all(r["name"] == "echo" and r["namespace"] == "openfaas-fn" for r in records)
+    assert mine[0]["instance"].startswith("echo-")
+    assert not any('"function.started"' in r["text"] for r in records)  # the provider's markers are no records
+
+    assert log_records(gw, "name=echo&tail=2") == records[-2:]
+    since = mine[0]["timestamp"]
+    later = log_records(gw, f"name=echo&since={since}")
+    assert later and all(r["timestamp"] >= since for r in later) and later[-2:] == records[-2:]
+    assert log_records(gw, "name=echo&since=2999-01-01T00:00:00Z") == []
+    assert log_records(gw, f"name=echo&instance={mine[0]['instance']}&tail=1") == records[-1:]
+    assert log_records(gw, "name=echo&instance=nobody") == []
+
+
+def test_followed_logs_stream_new_lines_until_the_bound(gw: GatewayUnderTest, tmp_path: Path) -> None:
+    """follow=true keeps the answer open and sends lines as they are written, until --logs-follow-timeout."""
+    import urllib3
+
+    marker = f"f-{time.time_ns()}"
+    http = urllib3.PoolManager()
+    started = time.monotonic()
+    reply = http.request("GET", f"{gw.client.base}/system/logs?name=echo&tail=1&follow=true", preload_content=False,
+                         timeout=urllib3.Timeout(connect=5, read=20))
+    try:
+        assert reply.status == 200
+        time.sleep(0.5)
+        gw.client.request("POST", "/function/echo", body=b"x", headers={"X-Log-Marker": marker})
+        seen = b""
+        for chunk in reply.stream(1024):  # ends when the gateway ends the answer
+            seen += chunk
+    finally:
+        reply.release_conn()
+    lines = [json.loads(line)["text"] for line in seen.decode().splitlines()]
+    assert f"plain line after {marker}" in lines and len(lines) == 3  # the tail, then the two new lines
+    assert FOLLOW_SECONDS - 0.5 < time.monotonic() - started < FOLLOW_SECONDS + 5
+
+
+def test_logs_api_refuses_what_faas_provider_refuses(gw: GatewayUnderTest) -> None:
+    """Unparsable tail or since: 422 (as faas-provider); a name that is no function name: 400; unknown: 404."""
+    assert gw.client.request("GET", "/system/logs?name=echo&tail=many").status == 422
+    assert gw.client.request("GET", "/system/logs?name=echo&since=yesterday").status == 422
+    assert gw.client.request("GET", "/system/logs?name=../../../etc/passwd").status == 400
+    assert gw.client.request("GET", "/system/logs").status == 400
+    assert gw.client.request("GET", "/system/logs?name=nowhere").status == 404
+    assert gw.client.request("GET", "/system/logs?name=echo&namespace=other").status == 404
+
+
+def test_a_password_file_others_may_read_is_refused(tmp_path: Path, redis_url: str) -> None:
+    """The gateway will not start on a basic auth password file with group or other permissions."""
+    write_test_stack(tmp_path)
+    (tmp_path / "password").write_text("s3cret\n")
+    (tmp_path / "password").chmod(0o644)
+    done = subprocess.run(
+        [sys.executable, "-m", "ocrstack.gateway", "--port", str(free_port()), "--redis-url", redis_url,
+         "--stack", str(tmp_path / "stack.yml"), "--state-dir", str(tmp_path / "state"),
+         "--basic-auth-user", "admin", "--basic-auth-password-file", str(tmp_path / "password")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0 and "chmod 600" in done.stderr
+
+
+def test_every_tunable_setting_is_one_the_functions_read() -> None:
+    """policy.TUNABLE names settings of common/config.py (or the watchdog's timeouts), none of the access ones."""
+    from common.config import load_settings
+    from common.errors import ConfigError
+    from ocrstack.gateway import policy
+    from tests.support import RecordingMapping
+
+    env = RecordingMapping({})
+    with pytest.raises(ConfigError):  # secrets missing: every name is looked up before the error is raised
+        load_settings(env)
+    settings = policy.TUNABLE - {"read_timeout", "write_timeout", "exec_timeout"}
+    assert settings <= env.read, sorted(settings - env.read)
+    assert not settings & {"AUTH", "AUTH_CACHE_SECONDS", "INTERNAL_TOKEN", "SECRETS_DIR", "TRUSTED_PROXIES",
+                           "INBOX_OWNER", "GATEWAY_URL", "PUBLIC_URL", "LOG_LEVEL"}
+    assert not any(name.startswith(("RATE_LIMIT_", "MYSQL_", "S3_", "REDIS_URL")) for name in settings)

@@ -202,7 +202,7 @@ def test_drop_while_gateway_is_down_completes_after_restart(gateway: Gateway, st
 
 
 def test_accepted_invocation_survives_gateway_restart(gateway: Gateway, stack: Any, s3: Any,
-                                                      settings: Settings) -> None:
+                                                      settings: Settings, system: Gateway) -> None:
     """A notification the gateway accepted but had not processed is processed after the gateway restarts."""
     stack.stop_gateway()
     stack.start_gateway(queue_workers=0)
@@ -212,7 +212,7 @@ def test_accepted_invocation_survives_gateway_restart(gateway: Gateway, stack: A
         s3.put_object(settings.s3_bucket, key, io.BytesIO(data), len(data), content_type="image/png")
         queue = wait_until(
             lambda: (lambda q: q if q["queued"] >= 1 else None)(
-                gateway.request("GET", "/system/queue").json()),
+                system.request("GET", "/system/queue").json()),
             30, what="the event to be queued")
         assert queue
         assert _job_of_key(settings, key) is None  # accepted, not yet processed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import stat
 from pathlib import Path
 
 import common
@@ -12,7 +13,7 @@ from aiohttp import web
 
 from common.logging import get_logger, setup
 from ocrstack.gateway.app import GatewayApp
-from ocrstack.gateway.provider import FunctionSpec, FunctionStartError, Provider, load_stack
+from ocrstack.gateway.provider import DEFAULT_EXEC_TIMEOUT, FunctionSpec, FunctionStartError, Provider, load_stack
 from ocrstack.gateway.queue import AsyncQueue
 
 log = get_logger()
@@ -36,40 +37,64 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--queue-max-attempts", type=int, default=8)
     p.add_argument("--queue-backoff-base", type=float, default=1.0, help="seconds before the first retry")
     p.add_argument("--max-body-bytes", type=int, default=200 * 1024 * 1024)
-    p.add_argument("--basic-auth-user")
-    p.add_argument("--basic-auth-password-file", type=Path)
+    p.add_argument("--basic-auth-user", help="with --basic-auth-password-file: /system/* needs HTTP basic auth")
+    p.add_argument("--basic-auth-password-file", type=Path,
+                   help="file holding the password (mode 0600: refused if others may read it)")
+    p.add_argument("--logs-follow-timeout", type=float, default=300.0,
+                   help="seconds a followed /system/logs request lasts at most")
     return p.parse_args(argv)
 
 
 def function_specs(args: argparse.Namespace) -> dict[str, FunctionSpec]:
+    """The functions the stack file (and --upstream) declare; read at start and again for every deployment."""
     specs = load_stack(args.stack) if args.stack else {}
     for item in args.upstream:
         name, _, url = item.partition("=")
         spec = specs.get(name) or FunctionSpec(name=name, handler=None)
         spec.upstream = url.rstrip("/")
         specs[name] = spec
-    if not specs:
-        raise SystemExit("no functions: give --stack or --upstream")
     return specs
+
+
+def basic_auth(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The user and password /system/* requires, or None (both options absent). The password file must be
+    private to its owner, as OpenFaaS's secrets are."""
+    user, path = args.basic_auth_user, args.basic_auth_password_file
+    if user is None and path is None:
+        return None
+    if not user or path is None:
+        raise SystemExit("--basic-auth-user and --basic-auth-password-file go together")
+    try:
+        mode = path.stat().st_mode
+        password = path.read_text().strip()
+    except OSError as e:
+        raise SystemExit(f"cannot read the basic auth password file: {e}") from e
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SystemExit(f"{path} may be read by others (mode {stat.S_IMODE(mode):04o}): chmod 600 it")
+    if not password:
+        raise SystemExit(f"{path} holds no password")
+    return user, password
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup("gateway")
+    if args.stack is None and not args.upstream:
+        raise SystemExit("no functions: give --stack or --upstream")
     specs = function_specs(args)
+    auth = basic_auth(args)
     # Functions import `common` as in their image, so they run from the folder that holds it: the checkout
     # of an editable install, or the working directory of an image where the package is installed.
     checkout = Path(common.__file__).resolve().parent.parent
     default = checkout if (checkout / "stack.yml").is_file() else Path.cwd()
     repo_root = (args.repo_root or default).resolve()
-    provider = Provider(specs, repo_root, args.function_env, args.state_dir / "logs")
-    longest = max(spec.exec_timeout for spec in specs.values())
+    provider = Provider(specs, repo_root, args.function_env, args.state_dir / "logs",
+                        declared=lambda: function_specs(args))
+    longest = max((spec.exec_timeout for spec in specs.values()), default=DEFAULT_EXEC_TIMEOUT)
     queue = AsyncQueue(args.redis_url, max_attempts=args.queue_max_attempts,
                        backoff_base=args.queue_backoff_base, reclaim_idle=longest + 60)
-    auth = None
-    if args.basic_auth_user and args.basic_auth_password_file:
-        auth = (args.basic_auth_user, args.basic_auth_password_file.read_text().strip())
-    gateway = GatewayApp(provider, queue, args.max_body_bytes, auth, openapi=repo_root / "docs" / "openapi.yaml")
+    gateway = GatewayApp(provider, queue, args.max_body_bytes, auth, openapi=repo_root / "docs" / "openapi.yaml",
+                         logs_follow_timeout=args.logs_follow_timeout)
     app = gateway.build()
     background: list[asyncio.Task[None]] = []
 
@@ -88,7 +113,10 @@ def main(argv: list[str] | None = None) -> None:
         queue.start(args.queue_workers, gateway.run_queued, gateway.send_callback)
         gateway.ready = True
         log.info("gateway.started", host=args.host, port=args.port, functions=sorted(specs),
-                 queue_workers=args.queue_workers)
+                 queue_workers=args.queue_workers, system_auth=auth is not None)
+
+    async def on_shutdown(_app: web.Application) -> None:
+        gateway.stopping = True  # followed logs end, so the shutdown does not wait for them
 
     async def on_cleanup(_app: web.Application) -> None:
         gateway.ready = False
@@ -101,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         log.info("gateway.stopped")
 
     app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     try:
         web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=5, access_log=None)

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import hmac
 import importlib.metadata
-import importlib.metadata
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,12 +13,16 @@ from typing import Any
 
 import aiohttp
 import swagger_ui_bundle
+import yaml
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Summary, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from redis.exceptions import RedisError
 
 from common.logging import bind_context, clear_context, get_logger
+from ocrstack.gateway import policy
+from ocrstack.gateway.logs import BadLogRequest, LogFile, LogRequest, wanted
+from ocrstack.gateway.policy import DeploymentRefused
 from ocrstack.gateway.provider import FunctionSpec, FunctionStartError, Provider
 from ocrstack.gateway.queue import AsyncQueue, Invocation, Result, new_call_id
 
@@ -91,16 +94,22 @@ def split_name(raw: str) -> str:
 class GatewayApp:
     """The routes and what they share: the provider's functions, the queue, metrics and one HTTP client."""
 
+    # How often a followed log is looked at for new lines.
+    LOG_POLL_SECONDS = 0.2
+
     def __init__(self, provider: Provider, queue: AsyncQueue, max_body: int,
-                 basic_auth: tuple[str, str] | None = None, openapi: Path | None = None) -> None:
+                 basic_auth: tuple[str, str] | None = None, openapi: Path | None = None,
+                 logs_follow_timeout: float = 300.0) -> None:
         self.openapi = openapi
         self.provider = provider
         self.queue = queue
         self.max_body = max_body
         self.basic_auth = basic_auth
+        self.logs_follow_timeout = logs_follow_timeout
         self.metrics = Metrics(lambda: len(self.provider.functions))
         self.session: aiohttp.ClientSession | None = None
         self.ready = False
+        self.stopping = False  # set on shutdown: followed logs end
 
     # --- wiring --------------------------------------------------------------------------------
     def build(self) -> web.Application:
@@ -113,6 +122,7 @@ class GatewayApp:
             web.put("/system/functions", self.update_function),
             web.delete("/system/functions", self.remove_function),
             web.get("/system/function/{name}", self.get_function),
+            web.get("/system/logs", self.function_logs),
             web.get("/system/queue", self.queue_stats),
             web.get("/system/queue/dead", self.dead_letters),
             web.post("/system/queue/dead/{id}/replay", self.replay),
@@ -170,25 +180,45 @@ class GatewayApp:
         }
 
     async def _deployment(self, request: web.Request) -> FunctionSpec | web.Response:
-        """faas-cli's deployment request -> a spec; the handler folder comes from the stack file or functions/."""
+        """faas-cli's deployment request -> a spec of a function the stack file names (see policy.py)."""
         try:
             body = await request.json()
         except ValueError:
             return json_error(400, "bad_request", "the deployment must be a JSON object")
-        if not isinstance(body, dict) or not isinstance(body.get("service"), str) or not body["service"]:
-            return json_error(400, "bad_request", "the deployment names no service")
-        name = split_name(body["service"])
-        handler = self.provider.handler_for(name)
-        if handler is None:
-            return json_error(400, "function_unknown",
-                              f"no handler for {name!r}: not in the stack file and no functions/{name}/handler.py")
-        declared = self.provider.declared.get(name)
-        environment = dict(declared.environment) if declared else {}
-        environment.update({str(k): str(v) for k, v in (body.get("envVars") or {}).items()})
+        if not isinstance(body, dict):
+            return json_error(400, "bad_request", "the deployment must be a JSON object")
+        try:
+            name = policy.function_name(body.get("service"))
+            policy.check_namespace(body.get("namespace"))
+            try:
+                declared = self.provider.declared(name)
+            except (OSError, ValueError, yaml.YAMLError) as e:
+                return json_error(500, "stack_file_invalid", f"the gateway's stack file cannot be read: {e}")
+            if declared is None:
+                return json_error(400, "function_unknown",
+                                  f"{name!r} is not a function of the gateway's stack file: this gateway runs only "
+                                  "the code its stack file names; add the function there, then deploy it")
+            handler = declared.handler
+            if declared.upstream is None and (handler is None or not (handler / "handler.py").is_file()):
+                return json_error(400, "function_unknown",
+                                  f"the stack file's handler folder of {name!r} has no handler.py")
+            image = body.get("image") or ""
+            fprocess = body.get("envProcess") or ""
+            if not isinstance(image, str) or not isinstance(fprocess, str):
+                raise DeploymentRefused("bad_request", "image and envProcess must be strings")
+            policy.check_image(image, declared.image, name)
+            policy.check_fprocess(fprocess, declared.fprocess, name)
+            environment = policy.environment(policy.string_map(body, "envVars"), declared.environment,
+                                             self.provider.extra_env)
+            labels = policy.string_map(body, "labels")
+            annotations = policy.string_map(body, "annotations")
+        except DeploymentRefused as e:
+            log.warning("function.deploy_refused", code=e.code, reason=e.message)
+            return json_error(400, e.code, e.message)
         return FunctionSpec(
-            name=name, handler=handler, image=str(body.get("image") or ""), environment=environment,
-            labels={str(k): str(v) for k, v in (body.get("labels") or {}).items()},
-            annotations={str(k): str(v) for k, v in (body.get("annotations") or {}).items()},
+            name=name, handler=declared.handler, image=declared.image, environment=environment,
+            labels=labels or dict(declared.labels), annotations=annotations or dict(declared.annotations),
+            upstream=declared.upstream, fprocess=declared.fprocess,
         )
 
     async def deploy_function(self, request: web.Request) -> web.Response:
@@ -215,7 +245,13 @@ class GatewayApp:
             body = await request.json()
         except ValueError:
             return json_error(400, "bad_request", "the request must be a JSON object with functionName")
-        name = split_name(str((body or {}).get("functionName") or ""))
+        if not isinstance(body, dict):
+            return json_error(400, "bad_request", "the request must be a JSON object with functionName")
+        try:
+            name = policy.function_name(body.get("functionName"))
+            policy.check_namespace(body.get("namespace"))
+        except DeploymentRefused as e:
+            return json_error(400, e.code, e.message)
         if not self.provider.remove(name):
             return json_error(404, "function_not_found", f"no function named {name!r}")
         return web.Response(status=202)
@@ -237,6 +273,46 @@ class GatewayApp:
         if name not in self.provider.functions:
             return json_error(404, "function_not_found", f"no function named {name!r}")
         return web.json_response(self._describe(name))
+
+    async def function_logs(self, request: web.Request) -> web.StreamResponse:
+        """OpenFaaS's log API (see logs.py): NDJSON records of one function, the last `tail`, then new ones
+        while `follow` lasts (until the client leaves, the gateway stops, or --logs-follow-timeout)."""
+        # Go's url.Values.Get in faas-provider takes the last value of a repeated parameter.
+        query = {key: request.query.getall(key)[-1] for key in request.query}
+        try:
+            wish = LogRequest.from_query(query)
+            name = policy.function_name(wish.name)
+            policy.check_namespace(wish.namespace)
+        except BadLogRequest as e:
+            return json_error(422, "bad_request", f"could not parse the log request: {e}")
+        except DeploymentRefused as e:
+            return json_error(404 if e.code == "namespace_unknown" else 400, e.code, e.message)
+        path = self.provider.log_path(name)
+        if name not in self.provider.functions and not path.exists():
+            return json_error(404, "function_not_found", f"no function named {name!r}")
+        source = LogFile(name, path)
+        namespace = wish.namespace or policy.NAMESPACE
+        records = [r for r in await asyncio.to_thread(source.read_new) if wanted(r, wish)]
+        if wish.tail > 0:
+            records = records[-wish.tail:]
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            if records:
+                await response.write(b"".join(r.json_line(namespace) for r in records))
+            deadline = time.monotonic() + self.logs_follow_timeout
+            while wish.follow and not self.stopping and time.monotonic() < deadline:
+                if request.transport is None or request.transport.is_closing():
+                    break  # the client left
+                await asyncio.sleep(self.LOG_POLL_SECONDS)
+                new = [r for r in source.read_new() if wanted(r, wish)]
+                if new:
+                    await response.write(b"".join(r.json_line(namespace) for r in new))
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client left while we wrote
+        return response
 
     async def queue_stats(self, _request: web.Request) -> web.Response:
         return web.json_response(await self.queue.stats())

@@ -6,11 +6,14 @@ import asyncio
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
@@ -50,17 +53,34 @@ class FunctionSpec:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     upstream: str | None = None  # a fixed URL (containers) instead of a local process
+    # The fprocess of the function's template (template/<lang>/template.yml beside the stack file), if known:
+    # the only envProcess a deployment may send.
+    fprocess: str = ""
 
     @property
     def exec_timeout(self) -> float:
         return parse_duration(self.environment.get("exec_timeout"), DEFAULT_EXEC_TIMEOUT)
 
 
+def template_fprocess(stack_dir: Path, lang: str) -> str:
+    """fprocess of template/<lang>/template.yml next to the stack file, as faas-cli deploy reads it; "" if none."""
+    if not lang or "/" in lang or lang.startswith("."):
+        return ""
+    try:
+        data = yaml.safe_load((stack_dir / "template" / lang / "template.yml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return ""
+    return str(data.get("fprocess") or "") if isinstance(data, dict) else ""
+
+
 def load_stack(path: Path) -> dict[str, FunctionSpec]:
     """The functions of a faas-cli stack file; handler folders are relative to the file."""
     data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a stack file (a YAML mapping with `functions`)")
     specs: dict[str, FunctionSpec] = {}
     for name, fn in (data.get("functions") or {}).items():
+        fn = fn or {}
         specs[name] = FunctionSpec(
             name=name,
             handler=(path.parent / str(fn.get("handler", name))).resolve(),
@@ -68,6 +88,7 @@ def load_stack(path: Path) -> dict[str, FunctionSpec]:
             environment={str(k): str(v) for k, v in (fn.get("environment") or {}).items()},
             labels={str(k): str(v) for k, v in (fn.get("labels") or {}).items()},
             annotations={str(k): str(v) for k, v in (fn.get("annotations") or {}).items()},
+            fprocess=template_fprocess(path.parent, str(fn.get("lang") or "")),
         )
     return specs
 
@@ -78,6 +99,17 @@ def read_function_env(path: Path) -> dict[str, str]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object of environment variables")
     return {str(k): "" if v is None else str(v) for k, v in data.items()}
+
+
+START_EVENT = "function.started"
+
+
+def start_marker(name: str, instance: str) -> bytes:
+    """The gateway's JSON line opening each process start in a function's log file."""
+    stamp = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    line = {"event": START_EVENT, "function": name, "instance": instance, "service": "gateway", "level": "info",
+            "timestamp": stamp}
+    return (json.dumps(line) + "\n").encode()
 
 
 class FunctionProcess:
@@ -91,6 +123,8 @@ class FunctionProcess:
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
+        # What /system/logs calls the replica: one per process start, as a pod or container name would be.
+        self.instance = ""
 
     @property
     def url(self) -> str:
@@ -103,7 +137,12 @@ class FunctionProcess:
         env.update(self.spec.environment)
         env.update(self.extra_env)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.instance = f"{self.spec.name}-{secrets.token_hex(4)}"
         with self.log_path.open("ab") as out:
+            # The marker /system/logs reads the instance (and a first timestamp) from; the function's own
+            # lines follow it in the same append-only file.
+            out.write(start_marker(self.spec.name, self.instance))
+            out.flush()
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "functions_framework", "--target", "handle",
                  "--source", str(self.spec.handler / "handler.py"), "--host", "127.0.0.1", "--port", str(self.port)],
@@ -173,22 +212,24 @@ class Provider:
     """What OpenFaaS's provider does for the gateway: knows the functions and keeps them running."""
 
     def __init__(self, specs: dict[str, FunctionSpec], repo_root: Path, function_env_file: Path | None,
-                 log_dir: Path) -> None:
+                 log_dir: Path, declared: Callable[[], dict[str, FunctionSpec]] | None = None) -> None:
         extra = read_function_env(function_env_file) if function_env_file else {}
         self.repo_root, self.extra_env, self.log_dir = repo_root, extra, log_dir
-        # What the stack file declares: `deploy` finds a function's handler folder here.
-        self.declared = dict(specs)
+        # What the stack file declares, read again for every deployment (so a function added to the file, or
+        # a changed setting, can be deployed without a restart); without a reader, the functions started with.
+        self._declared = declared or (lambda: dict(specs))
         self.functions = {name: FunctionProcess(spec, repo_root, extra, log_dir) for name, spec in specs.items()}
         self.invocations: dict[str, int] = {name: 0 for name in specs}
         self._stopping = False
 
-    def handler_for(self, name: str) -> Path | None:
-        """The handler folder of a function: as the stack file says, else functions/<name>/ in the repo."""
-        declared = self.declared.get(name)
-        if declared is not None and declared.handler is not None:
-            return declared.handler
-        folder = self.repo_root / "functions" / name
-        return folder if (folder / "handler.py").is_file() else None
+    def declared(self, name: str) -> FunctionSpec | None:
+        """The stack file's function of that name: the only code a deployment can start (OSError or
+        ValueError if the stack file cannot be read)."""
+        return self._declared().get(name)
+
+    def log_path(self, name: str) -> Path:
+        """The file a function's output goes to (append-only, across restarts and redeployments)."""
+        return self.log_dir / f"{name}.log"
 
     async def deploy(self, spec: FunctionSpec) -> None:
         """Start (or restart with the new settings) one function, as faas-cli deploy asks."""
