@@ -13,7 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """MariaDB, Redis, MinIO and the gateway with the four functions, on free 127.0.0.1 ports."""
+    """MariaDB, Redis, MinIO and the gateway with the five functions, on free 127.0.0.1 ports."""
     from ocrstack.stack import LocalStack, StackPorts
 
     local = LocalStack(tmp_path_factory.mktemp("stack"), StackPorts.free(), REPO_ROOT)
