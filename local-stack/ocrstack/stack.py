@@ -75,7 +75,9 @@ class Gateway(Service):
                 "--redis-url", self.redis_url, "--stack", str(self.repo_root / "stack.yml"),
                 "--function-env", str(self.state_dir / "function-env.json"),
                 "--state-dir", str(self.state_dir / "gateway"), "--repo-root", str(self.repo_root),
-                "--basic-auth-user", self.user, "--basic-auth-password-file", str(self.password_file)]
+                "--basic-auth-user", self.user, "--basic-auth-password-file", str(self.password_file),
+                # Callbacks to this machine: what the local stack's tests and a developer's listener use.
+                "--callback-allowed-hosts", "127.0.0.1,::1,localhost"]
         if self.queue_workers is not None:
             args += ["--queue-workers", str(self.queue_workers)]
         return args

@@ -74,7 +74,24 @@ HANDLERS = {
             time.sleep(3)
             return "late"
     """,
+    "refuses": """
+        import os, pathlib
+        def handle(request):
+            counter = pathlib.Path(os.environ["COUNTER_DIR"]) / (request.headers.get("X-Call-Id") or "none")
+            counter.write_text(str(int(counter.read_text()) + 1 if counter.exists() else 1))
+            return ("malformed event", 400)
+    """,
+    "sleepy": """
+        import os, pathlib, time, flask
+        def handle(request):
+            counter = pathlib.Path(os.environ["COUNTER_DIR"]) / (request.headers.get("X-Call-Id") or "none")
+            counter.write_text(str(int(counter.read_text()) + 1 if counter.exists() else 1))
+            time.sleep(float(request.get_data() or b"0"))
+            return flask.jsonify(ok=True)
+    """,
 }
+# Short, so a test can watch an abandoned invocation being taken over; calls longer than it are touched.
+RECLAIM_IDLE = 2
 # OpenFaaS-style exec_timeout per function: `slow` sleeps 3 s against a 1 s limit.
 EXEC_TIMEOUTS = {"slow": "1s"}
 # What the stack file sets for echo beyond that: a deployment may resend it, not change it (policy.py).
@@ -98,7 +115,8 @@ class GatewayUnderTest:
                  "--redis-url", self.redis_url, "--stack", str(self.root / "stack.yml"),
                  "--state-dir", str(self.root / "state"), "--queue-workers", str(queue_workers),
                  "--queue-max-attempts", "3", "--queue-backoff-base", "0.2",
-                 "--max-body-bytes", str(MAX_BODY), "--logs-follow-timeout", str(FOLLOW_SECONDS), *extra_args],
+                 "--max-body-bytes", str(MAX_BODY), "--logs-follow-timeout", str(FOLLOW_SECONDS),
+                 "--queue-reclaim-idle", str(RECLAIM_IDLE), "--callback-allowed-hosts", "127.0.0.1", *extra_args],
                 cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
             )
         wait_until(lambda: self.client.request("GET", "/healthz").status == 200 if port_open(self.port) else False,
@@ -512,3 +530,89 @@ def test_every_tunable_setting_is_one_the_functions_read() -> None:
     assert not settings & {"AUTH", "AUTH_CACHE_SECONDS", "INTERNAL_TOKEN", "SECRETS_DIR", "TRUSTED_PROXIES",
                            "INBOX_OWNER", "GATEWAY_URL", "PUBLIC_URL", "LOG_LEVEL"}
     assert not any(name.startswith(("RATE_LIMIT_", "MYSQL_", "S3_", "REDIS_URL")) for name in settings)
+
+
+def test_a_function_refusing_the_request_is_dead_lettered_at_once(gw: GatewayUnderTest) -> None:
+    """A 4xx other than 408/409/425/429 cannot change on a retry: one call, then the dead letters with its reason."""
+    gw.client.request("POST", "/async-function/refuses", body=b"{", headers={"X-Call-Id": "refused-1"})
+
+    def dead() -> list[dict[str, Any]]:
+        return [d for d in gw.client.request("GET", "/system/queue/dead").json() if d["call_id"] == "refused-1"]
+
+    entry = wait_until(dead, 10, what="the dead letter")[0]
+    assert entry["attempts"] == 1 and entry["last_status"] == 400 and "malformed" in entry["last_error"]
+    assert (gw.root / "counters" / "refused-1").read_text() == "1"
+
+
+def test_an_abandoned_invocation_is_taken_over_after_the_reclaim_bound(gw: GatewayUnderTest, redis_url: str) -> None:
+    """An entry a dead worker took (or whose acknowledgement was lost) runs after --queue-reclaim-idle, not 16 min."""
+    import redis as redis_lib
+
+    from ocrstack.gateway.queue import GROUP, STREAM, Invocation
+
+    invocation = Invocation(function="sleepy", path="/", query="", method="POST", headers={"X-Call-Id": "orphan-1"},
+                            body=b"0", call_id="orphan-1", callback_url=None)
+    client = redis_lib.Redis.from_url(redis_url)
+    with client.pipeline(transaction=True) as pipe:  # atomic: no live worker can read it first
+        pipe.xadd(STREAM, {"payload": invocation.dumps()})
+        pipe.xreadgroup(GROUP, "ghost-worker", {STREAM: ">"}, count=1)  # taken, never acknowledged
+        taken = pipe.execute()[1]
+    assert taken and taken[0][1][0][1][b"payload"] == invocation.dumps().encode()
+    counter = gw.root / "counters" / "orphan-1"
+    started = time.monotonic()
+    wait_until(counter.exists, RECLAIM_IDLE + 15, what="the abandoned entry to be taken over")
+    assert time.monotonic() - started >= RECLAIM_IDLE - 0.5
+
+
+def test_a_call_longer_than_the_reclaim_bound_runs_once(gw: GatewayUnderTest) -> None:
+    """A worker keeps touching the entry it runs, so a long call is never handed to a second worker."""
+    gw.client.request("POST", "/async-function/sleepy", body=str(RECLAIM_IDLE * 3).encode(),
+                      headers={"X-Call-Id": "long-1"})
+    counter = gw.root / "counters" / "long-1"
+    wait_until(counter.exists, 10, what="the call to start")
+    time.sleep(RECLAIM_IDLE * 3 + 3)
+    assert counter.read_text() == "1"
+
+
+def test_a_client_cannot_choose_its_forwarded_address(gw: GatewayUnderTest) -> None:
+    """X-Forwarded-For, Forwarded and X-Real-IP from a client are dropped; the function sees the address the gateway saw."""
+    reply = gw.client.request("GET", "/function/echo", headers={
+        "X-Forwarded-For": "6.6.6.6", "Forwarded": "for=6.6.6.6", "X-Real-IP": "6.6.6.6"})
+    assert reply.json()["forwarded_for"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("url", ["http://10.1.2.3/hook", "http://169.254.169.254/latest/meta-data",
+                                 "ftp://example.org/x", "http://user:secret@example.org/", "not a url"])
+def test_callback_urls_to_private_addresses_or_odd_schemes_are_refused(gw: GatewayUnderTest, url: str) -> None:
+    """Only http(s) to public addresses, or to hosts the gateway allows (here 127.0.0.1): a 400 naming the rule."""
+    reply = gw.client.request("POST", "/async-function/echo", body=b"x", headers={"X-Callback-Url": url})
+    assert reply.status == 400 and reply.json()["error"]["code"] == "callback_refused"
+
+
+def test_a_callback_redirect_is_not_followed(gw: GatewayUnderTest) -> None:
+    """A receiver answering 302 gets its one POST; the gateway never goes where the redirect points."""
+    hits: list[str] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            hits.append(self.path)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(302)
+            self.send_header("Location", "/elsewhere")
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        gw.client.request("POST", "/async-function/echo", body=b"x", headers={
+            "X-Callback-Url": f"http://127.0.0.1:{server.server_port}/first", "X-Call-Id": "redirect-1"})
+        wait_until(lambda: hits, 20, what="the callback")
+        time.sleep(1.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert hits == ["/first"]

@@ -13,7 +13,8 @@ from aiohttp import web
 
 from common.logging import get_logger, setup
 from ocrstack.gateway.app import GatewayApp
-from ocrstack.gateway.provider import DEFAULT_EXEC_TIMEOUT, FunctionSpec, FunctionStartError, Provider, load_stack
+from ocrstack.gateway.callbacks import CallbackRules
+from ocrstack.gateway.provider import FunctionSpec, FunctionStartError, Provider, load_stack
 from ocrstack.gateway.queue import AsyncQueue
 
 log = get_logger()
@@ -37,6 +38,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--queue-max-attempts", type=int, default=8)
     p.add_argument("--queue-backoff-base", type=float, default=1.0, help="seconds before the first retry")
     p.add_argument("--max-body-bytes", type=int, default=200 * 1024 * 1024)
+    p.add_argument("--queue-reclaim-idle", type=float, default=30.0,
+                   help="seconds after which an invocation whose worker stopped touching it is taken over")
+    p.add_argument("--trusted-proxies", default="",
+                   help="comma-separated networks whose X-Forwarded-For is passed on (default: none)")
+    p.add_argument("--callback-allowed-hosts", default="",
+                   help="hosts or networks an X-Callback-Url may name although private or loopback (comma-separated)")
     p.add_argument("--basic-auth-user", help="with --basic-auth-password-file: /system/* needs HTTP basic auth")
     p.add_argument("--basic-auth-password-file", type=Path,
                    help="file holding the password (mode 0600: refused if others may read it)")
@@ -90,11 +97,12 @@ def main(argv: list[str] | None = None) -> None:
     repo_root = (args.repo_root or default).resolve()
     provider = Provider(specs, repo_root, args.function_env, args.state_dir / "logs",
                         declared=lambda: function_specs(args))
-    longest = max((spec.exec_timeout for spec in specs.values()), default=DEFAULT_EXEC_TIMEOUT)
     queue = AsyncQueue(args.redis_url, max_attempts=args.queue_max_attempts,
-                       backoff_base=args.queue_backoff_base, reclaim_idle=longest + 60)
+                       backoff_base=args.queue_backoff_base, reclaim_idle=args.queue_reclaim_idle)
     gateway = GatewayApp(provider, queue, args.max_body_bytes, auth, openapi=repo_root / "docs" / "openapi.yaml",
-                         logs_follow_timeout=args.logs_follow_timeout)
+                         logs_follow_timeout=args.logs_follow_timeout,
+                         trusted_proxies=tuple(p.strip() for p in args.trusted_proxies.split(",") if p.strip()),
+                         callback_rules=CallbackRules.parse(args.callback_allowed_hosts))
     app = gateway.build()
     background: list[asyncio.Task[None]] = []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import base64
 import hmac
 import importlib.metadata
@@ -23,6 +24,7 @@ from common.logging import bind_context, clear_context, get_logger
 from ocrstack.gateway import policy
 from ocrstack.gateway.logs import BadLogRequest, LogFile, LogRequest, wanted
 from ocrstack.gateway.policy import DeploymentRefused
+from ocrstack.gateway.callbacks import CallbackRefused, CallbackRules, PinnedResolver
 from ocrstack.gateway.provider import FunctionSpec, FunctionStartError, Provider
 from ocrstack.gateway.queue import AsyncQueue, Invocation, Result, new_call_id
 
@@ -30,6 +32,8 @@ log = get_logger()
 
 VERSION = importlib.metadata.version("ocr-pipeline")
 # Headers that describe one hop, not the message (RFC 9110 7.6.1), plus the ones we set ourselves.
+# What a client may write to pose as someone else; passed on only from a trusted proxy.
+FORWARDING = {"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded", "x-real-ip"}
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host"}
 
@@ -99,8 +103,11 @@ class GatewayApp:
 
     def __init__(self, provider: Provider, queue: AsyncQueue, max_body: int,
                  basic_auth: tuple[str, str] | None = None, openapi: Path | None = None,
-                 logs_follow_timeout: float = 300.0) -> None:
+                 logs_follow_timeout: float = 300.0, trusted_proxies: tuple[str, ...] = (),
+                 callback_rules: CallbackRules = CallbackRules()) -> None:
         self.openapi = openapi
+        self.trusted_proxies = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+        self.callback_rules = callback_rules
         self.provider = provider
         self.queue = queue
         self.max_body = max_body
@@ -330,14 +337,29 @@ class GatewayApp:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     # --- invocations ---------------------------------------------------------------------------
+    def _from_trusted_proxy(self, peer: str) -> bool:
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted_proxies)
+
     def _forward_headers(self, request: web.Request, call_id: str) -> dict[str, str]:
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        """The request's headers for the function, with forwarding headers the gateway vouches for.
+
+        A client's own X-Forwarded-For (or Forwarded, X-Real-IP) is dropped unless it came through a
+        trusted proxy (--trusted-proxies): otherwise any client could name itself a fresh address on every
+        request and get a fresh rate-limit bucket each time.
+        """
+        peer = request.remote or ""
+        trusted = self._from_trusted_proxy(peer)
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in HOP_BY_HOP and (trusted or k.lower() not in FORWARDING)}
         if headers.get("Authorization", "").strip() == "Bearer":
             del headers["Authorization"]  # faas-cli without a login sends an empty bearer token
-        peer = request.remote or ""
-        previous = request.headers.get("X-Forwarded-For")
+        previous = request.headers.get("X-Forwarded-For") if trusted else None
         headers["X-Forwarded-For"] = f"{previous}, {peer}" if previous else peer
-        headers["X-Forwarded-Host"] = request.host
+        headers["X-Forwarded-Host"] = request.headers.get("X-Forwarded-Host", request.host) if trusted else request.host
         headers["X-Forwarded-Proto"] = request.scheme
         headers["X-Call-Id"] = call_id
         headers["X-Start-Time"] = str(time.time_ns())
@@ -397,6 +419,13 @@ class GatewayApp:
             log.info("http.request", method=request.method, path=request.path, status=404, function=name)
             return json_error(404, "function_not_found", f"no function named {name!r}")
         call_id = request.headers.get("X-Call-Id") or new_call_id()
+        callback_url = request.headers.get("X-Callback-Url")
+        if callback_url:
+            try:
+                # Checked now for a clear 400; resolved and checked again when the callback is sent.
+                await self.callback_rules.resolve(callback_url)
+            except CallbackRefused as e:
+                return json_error(400, "callback_refused", str(e))
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -404,7 +433,7 @@ class GatewayApp:
         invocation = Invocation(
             function=name, path="/" + request.match_info.get("tail", ""), query=request.query_string,
             method=request.method, headers=self._forward_headers(request, call_id), body=body, call_id=call_id,
-            callback_url=request.headers.get("X-Callback-Url"),
+            callback_url=callback_url,
         )
         try:
             await self.queue.enqueue(invocation)
@@ -441,14 +470,25 @@ class GatewayApp:
         return result
 
     async def send_callback(self, invocation: Invocation, result: Result) -> None:
-        """Once, like OpenFaaS: a callback that fails is logged, not retried."""
-        assert self.session is not None and invocation.callback_url
+        """Once, like OpenFaaS: a callback that fails is logged, not retried.
+
+        The host is resolved and checked here, and the connection pinned to what was checked; a redirect
+        is not followed (it could point anywhere the checks would have refused).
+        """
+        assert invocation.callback_url
         headers = {"X-Call-Id": invocation.call_id, "X-Function-Status": str(result.status or 502),
                    "X-Function-Name": invocation.function,
                    "Content-Type": result.headers.get("Content-Type", "application/octet-stream")}
         try:
-            async with self.session.post(invocation.callback_url, data=result.body, headers=headers,
-                                         timeout=aiohttp.ClientTimeout(total=30)) as reply:
-                log.info("queue.callback", call_id=invocation.call_id, status=reply.status)
+            addresses = await self.callback_rules.resolve(invocation.callback_url)
+        except CallbackRefused as e:
+            log.warning("queue.callback_refused", call_id=invocation.call_id, error=str(e))
+            return
+        connector = aiohttp.TCPConnector(resolver=PinnedResolver(addresses), use_dns_cache=False)
+        try:
+            async with aiohttp.ClientSession(connector=connector) as session:
+                async with session.post(invocation.callback_url, data=result.body, headers=headers,
+                                        allow_redirects=False, timeout=aiohttp.ClientTimeout(total=30)) as reply:
+                    log.info("queue.callback", call_id=invocation.call_id, status=reply.status)
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
             log.warning("queue.callback_failed", call_id=invocation.call_id, error=str(e))

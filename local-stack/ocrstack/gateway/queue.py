@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,8 @@ STREAM = "faas:queue"
 GROUP = "faas-gateway"
 DELAYED = "faas:queue:delayed"
 DEAD = "faas:queue:dead"
+# 4xx answers that mean "not now" rather than "never": timeout, conflict (job held elsewhere), too early, rate limited.
+RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
 # Due retries go back onto the stream in one atomic step, so none is lost or doubled between the two.
 _PROMOTE = """
@@ -82,13 +85,14 @@ class AsyncQueue:
     """Accepts invocations durably and runs them with bounded, backed-off retries; consumers are `gateway-<i>`."""
 
     def __init__(self, redis_url: str, max_attempts: int = 8, backoff_base: float = 1.0, backoff_cap: float = 30.0,
-                 reclaim_idle: float = 960.0) -> None:
+                 reclaim_idle: float = 30.0) -> None:
         # Typed loosely: redis-py's stream replies are unions over RESP2/RESP3 shapes; we use RESP2.
         self.redis: Any = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=10)
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
-        # A pending entry idle this long belongs to a consumer that died mid-call (longest exec timeout + margin).
+        # A worker touches the entry it runs every third of this (_kept_claimed), however long the call
+        # takes; an entry idle this long was left by a worker that died or lost its acknowledgement.
         self.reclaim_idle_ms = int(reclaim_idle * 1000)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -144,14 +148,39 @@ class AsyncQueue:
                     reply = await self.redis.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=1, block=1000)
                     entries = reply[0][1] if reply else []
                 for entry_id, fields in entries:
-                    await self._handle(entry_id, fields, invoke, callback)
+                    await self._handle(consumer, entry_id, fields, invoke, callback)
             except asyncio.CancelledError:
                 raise
             except RedisError as e:
                 log.warning("queue.redis_error", consumer=consumer, error=str(e))
                 await asyncio.sleep(1.0)
 
-    async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes] | None, invoke: Invoker,
+    @contextlib.asynccontextmanager
+    async def _kept_claimed(self, consumer: str, entry_id: bytes) -> AsyncIterator[None]:
+        """Reset the entry's idle time while its call runs, so only an abandoned entry is ever reclaimed.
+
+        The reclaim bound is then short and the same for every function (a long OCR call is touched, not
+        reclaimed), instead of the longest exec_timeout: an acknowledgement lost to a Redis restart is
+        redelivered after reclaim_idle, not after a quarter of an hour.
+        """
+
+        async def touch() -> None:
+            while True:
+                await asyncio.sleep(self.reclaim_idle_ms / 3000)
+                try:
+                    await self.redis.xclaim(STREAM, GROUP, consumer, min_idle_time=0, message_ids=[entry_id],
+                                            justid=True)
+                except RedisError as e:
+                    log.warning("queue.touch_failed", error=str(e))
+
+        task = asyncio.create_task(touch())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _handle(self, consumer: str, entry_id: bytes, fields: dict[bytes, bytes] | None, invoke: Invoker,
                       callback: Callback) -> None:
         raw = fields.get(b"payload") if fields else None
         if raw is None:  # a deleted entry still listed in the pending list
@@ -159,7 +188,8 @@ class AsyncQueue:
             return
         invocation = Invocation.loads(raw)
         try:
-            result = await invoke(invocation)
+            async with self._kept_claimed(consumer, entry_id):
+                result = await invoke(invocation)
         except (asyncio.CancelledError, RedisError):
             raise
         except Exception as e:
@@ -185,8 +215,11 @@ class AsyncQueue:
             invocation.attempt += 1
         invocation.last_status = result.status
         invocation.last_error = result.error or result.body[:500].decode(errors="replace")
+        # The function refused the request itself (malformed, unauthorised, not found): asking again
+        # cannot change the answer, so it goes to the dead letters at once, with its reason.
+        permanent = 400 <= result.status < 500 and result.status not in RETRYABLE_4XX
         async with self.redis.pipeline(transaction=True) as pipe:
-            if deferred or invocation.attempt < self.max_attempts:
+            if not permanent and (deferred or invocation.attempt < self.max_attempts):
                 if retry_after is not None:
                     delay = retry_after
                 else:
