@@ -71,7 +71,9 @@ class Gateway(Service):
         self.password_file = self.state_dir / "gateway" / "basic-auth-password"
 
     def command(self) -> list[str]:
-        args = [sys.executable, "-m", "ocrstack.gateway", "--host", "127.0.0.1", "--port", str(self.port),
+        # Under a supervisor: a gateway that crashes is started again, and its functions die with it.
+        args = [sys.executable, "-m", "ocrstack.supervise", "--",
+                sys.executable, "-m", "ocrstack.gateway", "--host", "127.0.0.1", "--port", str(self.port),
                 "--redis-url", self.redis_url, "--stack", str(self.repo_root / "stack.yml"),
                 "--function-env", str(self.state_dir / "function-env.json"),
                 "--state-dir", str(self.state_dir / "gateway"), "--repo-root", str(self.repo_root),

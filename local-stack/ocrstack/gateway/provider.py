@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from common.logging import get_logger
+from ocrstack.supervise import die_with_parent
 from ocrstack.services import free_port, port_open
 
 log = get_logger()
@@ -147,7 +148,9 @@ class FunctionProcess:
                 [sys.executable, "-m", "functions_framework", "--target", "handle",
                  "--source", str(self.spec.handler / "handler.py"), "--host", "127.0.0.1", "--port", str(self.port)],
                 env=env, cwd=self.repo_root, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                # Its own group, so a stop reaches its workers too; and it dies with the gateway, so a
+                # crashed gateway leaves no function holding a port or memory.
+                start_new_session=True, preexec_fn=die_with_parent(),
             )
         log.info("function.spawned", function=self.spec.name, port=self.port, pid=self.proc.pid)
 
