@@ -77,7 +77,7 @@ def _retention(args: argparse.Namespace) -> int:
         except PipelineError as e:
             if not args.every:
                 raise
-            print(f"retention: {e.code}: {e.message}; trying again in {args.every:g} s", file=sys.stderr, flush=True)
+            print(f"retention: {e.code}: {e}; trying again in {args.every:g} s", file=sys.stderr, flush=True)
         if not args.every:
             return 0
         time.sleep(args.every)
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None, prog: str = "ocr-pipeline") -> int:
     try:
         return run(args)
     except PipelineError as e:
-        print(f"error: {e.code}: {e.message}", file=sys.stderr)
+        print(f"error: {e.code}: {e}", file=sys.stderr)  # an operator sees the detail too
         return 2 if e.code == "bad_request" else 1
 
 

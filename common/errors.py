@@ -11,11 +11,14 @@ class PipelineError(Exception):
     # Whether a later attempt may succeed (the queue retries these); bad input never is.
     retryable = False
 
-    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, headers: dict[str, str] | None = None, detail: str | None = None) -> None:
+        # str() of the error (tracebacks, the CLI, local-stack) keeps the detail; clients get `message` alone.
+        super().__init__(f"{message} ({detail})" if detail else message)
         self.message = message
         # Extra response headers the edge must send with this error (e.g. Retry-After).
         self.headers = headers or {}
+        # What only the logs may carry: hosts, ports, object keys, a library's own words.
+        self.detail = detail
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
@@ -46,6 +49,18 @@ class EmptyFile(BadRequest):
 
 class InvalidLanguage(BadRequest):
     code = "invalid_language"
+
+
+class InvalidFilename(BadRequest):
+    """A name longer than the schema and the object store hold: refused, not cut, so the client knows."""
+
+    code = "invalid_filename"
+
+
+class InvalidRequestId(BadRequest):
+    """An X-Request-Id (or X-Call-Id) that could not be stored, logged and echoed as it is."""
+
+    code = "invalid_request_id"
 
 
 class CredentialsInUrl(BadRequest):
@@ -106,6 +121,25 @@ class DocumentBusy(PipelineError):
 
     code = "document_busy"
     http_status = 409
+
+
+class InvalidIdempotencyKey(BadRequest):
+    code = "invalid_idempotency_key"
+
+
+class IdempotencyKeyReused(PipelineError):
+    """The key was first used with another body: replaying that answer for this body would be a lie."""
+
+    code = "idempotency_key_reused"
+    http_status = 409
+
+
+class IdempotencyKeyInUse(PipelineError):
+    """The first request with this key is still running; its answer is not known yet."""
+
+    code = "idempotency_key_in_use"
+    http_status = 409
+    retryable = True
 
 
 class DropOwnerUnknown(PipelineError):

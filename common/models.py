@@ -68,3 +68,15 @@ class Principal:
 
 # AUTH=off: everyone is trusted with everything, and new documents have no owner.
 TRUSTED = Principal(key_id=None, role=Role.ADMIN)
+
+
+# What the schema's bounded columns hold (common/adapters/db.py sizes them with these), so every input
+# that lands in one is checked against the same number at the edge and refused with a 400 naming it.
+# A file name is also one segment of the object key, which MinIO caps at 255 bytes: bytes, not characters.
+MAX_FILENAME_BYTES = 255
+MAX_LANG_CHARS = 64
+MAX_REQUEST_ID_CHARS = 64
+MAX_CONTENT_TYPE_CHARS = 100
+MAX_ETAG_CHARS = 80
+MAX_BUCKET_CHARS = 63
+MAX_OBJECT_KEY_BYTES = 1024

@@ -118,7 +118,7 @@ def bury_status(settings: Settings, job_ids: list[str]) -> None:
                 pipe.set(_status_key(job_id), marker, px=ttl)
             pipe.execute()
     except RedisError as e:
-        raise CacheUnavailable(f"the status cache could not be cleared: {e}") from e
+        raise CacheUnavailable("the status cache could not be cleared; try again later", detail=str(e)) from e
 
 
 def mark_changed(settings: Settings, job_id: str, version: int) -> None:
@@ -151,3 +151,46 @@ def forget_key(settings: Settings, key_id: str) -> None:
         redis_client(settings).delete(_key_key(key_id))
     except RedisError as e:
         warn_unavailable("apikey.forget", e)
+
+
+# --- idempotent uploads ----------------------------------------------------------------------------
+
+
+def _idempotency_key(scope: str, key: str) -> str:
+    return f"ocr:idempotency:{scope}:{key}"
+
+
+def claim_once(settings: Settings, scope: str, key: str, entry: dict[str, Any], ttl: float) -> dict[str, Any] | None:
+    """Record `entry` under (scope, key) unless one is there (SET NX); returns the one found, None if ours landed.
+
+    Unlike the status cache this must be answered: CacheUnavailable when Redis cannot say, since a
+    client sending the key asked for the guarantee that no duplicate is made.
+    """
+    name = _idempotency_key(scope, key)
+    try:
+        client = redis_client(settings)
+        if client.set(name, json.dumps(entry), px=int(ttl * 1000), nx=True):
+            return None
+        raw = client.get(name)
+    except RedisError as e:
+        raise CacheUnavailable("idempotency keys cannot be checked right now; try again later",
+                               detail=str(e)) from e
+    try:
+        found = json.loads(raw) if raw is not None else None
+    except ValueError:
+        found = None
+    # Gone between SET and GET (it expired): the caller tries again.
+    return found if isinstance(found, dict) else {}
+
+
+def settle_once(settings: Settings, scope: str, key: str, entry: dict[str, Any] | None, ttl: float) -> None:
+    """Replace the in-progress entry with the answer (`entry`), or drop it (None) so a retry runs afresh."""
+    name = _idempotency_key(scope, key)
+    try:
+        if entry is None:
+            redis_client(settings).delete(name)
+        else:
+            redis_client(settings).set(name, json.dumps(entry), px=int(ttl * 1000))
+    except RedisError as e:
+        # The in-progress entry then expires on its own; until then a retry is told to wait (409).
+        warn_unavailable("idempotency.settle", e)

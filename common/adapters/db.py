@@ -29,7 +29,16 @@ from common.adapters import migrations
 from common.config import Settings
 from common.errors import ConfigError, DatabaseUnavailable
 from common.logging import get_logger
-from common.models import JobStatus
+from common.models import (
+    MAX_BUCKET_CHARS,
+    MAX_CONTENT_TYPE_CHARS,
+    MAX_ETAG_CHARS,
+    MAX_FILENAME_BYTES,
+    MAX_LANG_CHARS,
+    MAX_OBJECT_KEY_BYTES,
+    MAX_REQUEST_ID_CHARS,
+    JobStatus,
+)
 
 log = get_logger()
 
@@ -72,12 +81,12 @@ class Document(Base):
     __tablename__ = "documents"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    filename: Mapped[str] = mapped_column(String(255))
-    content_type: Mapped[str] = mapped_column(String(100))
+    filename: Mapped[str] = mapped_column(String(MAX_FILENAME_BYTES))
+    content_type: Mapped[str] = mapped_column(String(MAX_CONTENT_TYPE_CHARS))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    bucket: Mapped[str] = mapped_column(String(63))
-    object_key: Mapped[str] = mapped_column(String(1024))
-    etag: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    bucket: Mapped[str] = mapped_column(String(MAX_BUCKET_CHARS))
+    object_key: Mapped[str] = mapped_column(String(MAX_OBJECT_KEY_BYTES))
+    etag: Mapped[str | None] = mapped_column(String(MAX_ETAG_CHARS), nullable=True)
     source: Mapped[str] = mapped_column(String(16))  # "upload" or "drop"
     # sha256 of bucket/key/etag: a unique handle on one object version (the key is too long to index).
     source_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -110,7 +119,7 @@ class Job(Base):
         Enum(JobStatus, values_callable=lambda e: [m.value for m in e], native_enum=False, length=16),
         default=JobStatus.PENDING,
     )
-    lang: Mapped[str] = mapped_column(String(64))
+    lang: Mapped[str] = mapped_column(String(MAX_LANG_CHARS))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Bumped by every change; the status cache refuses to go back to an older version.
     version: Mapped[int] = mapped_column(Integer, default=0)
@@ -125,7 +134,7 @@ class Job(Base):
     outputs: Mapped[str | None] = mapped_column(Text, nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
-    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(MAX_REQUEST_ID_CHARS), nullable=True)
     # The key that started this job (upload, drop owner or re-process).
     owner_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
@@ -168,6 +177,8 @@ class Page(Base):
 _engines: dict[str, Engine] = {}
 # Databases whose schema revision this process has checked (see _check_schema).
 _checked: set[str] = set()
+# What a client is told; the driver's words (host, port, SQL) go to the log as the error's detail.
+_UNAVAILABLE = "the database is unavailable; try again later"
 _CONNECT_ARGS = {"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30}
 
 
@@ -203,7 +214,7 @@ def session_scope(settings: Settings) -> Iterator[Session]:
         session.commit()
     except (OperationalError, InterfaceError) as e:
         session.rollback()
-        raise DatabaseUnavailable(f"database unavailable: {e.orig or e}") from e
+        raise DatabaseUnavailable(_UNAVAILABLE, detail=str(e.orig or e)) from e
     except BaseException:
         session.rollback()
         raise
@@ -221,7 +232,8 @@ def create_schema(settings: Settings, revision: str = "head") -> migrations.Chan
     try:
         return migrations.upgrade(engine, revision)
     except OperationalError as e:
-        raise DatabaseUnavailable(f"cannot create or upgrade the schema: {e.orig or e}") from e
+        raise DatabaseUnavailable("cannot create or upgrade the schema: the database is unavailable",
+                                  detail=str(e.orig or e)) from e
     finally:
         engine.dispose()
 
@@ -233,7 +245,7 @@ def _check_schema(engine: Engine, settings: Settings) -> None:
             found = migrations.revision_of(conn)
             made_before_migrations = found is None and migrations.has_tables(conn)
     except (OperationalError, InterfaceError) as e:
-        raise DatabaseUnavailable(f"database unavailable: {e.orig or e}") from e
+        raise DatabaseUnavailable(_UNAVAILABLE, detail=str(e.orig or e)) from e
     if found == migrations.HEAD:
         return
     if not migrations.is_behind(found):
@@ -243,7 +255,8 @@ def _check_schema(engine: Engine, settings: Settings) -> None:
         try:
             change = migrations.upgrade(engine)
         except OperationalError as e:
-            raise DatabaseUnavailable(f"cannot upgrade the schema: {e.orig or e}") from e
+            raise DatabaseUnavailable("cannot upgrade the schema: the database is unavailable",
+                                      detail=str(e.orig or e)) from e
         log.info("db.schema_upgraded", before=change.before, after=change.after, adopted=change.adopted)
         return
     state = ("made before schema migrations" if made_before_migrations

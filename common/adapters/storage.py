@@ -41,6 +41,8 @@ class StoredObject:
     """What callers read of a stored object: its user metadata, names lower-cased and without the prefix."""
 
     metadata: dict[str, str]
+    size: int = 0
+    content_type: str = ""
 
 
 def minio_client(settings: Settings) -> Minio:
@@ -63,9 +65,12 @@ def minio_client(settings: Settings) -> Minio:
 
 
 def _translate(e: Exception, what: str) -> Exception:
+    """Our error for a client failure; what was asked and the library's words (endpoint, key) go to `detail`,
+    which only the logs show: a client learns the kind of failure, never our hosts or object keys."""
+    detail = f"{what}: {e}"
     if isinstance(e, S3Error) and e.code in _MISSING_CODES:
-        return ObjectMissing(f"{what}: {e.code}")
-    return StorageUnavailable(f"{what}: object store error: {e}")
+        return ObjectMissing("the stored object does not exist (anymore)", detail=detail)
+    return StorageUnavailable("the object store is unavailable; try again later", detail=detail)
 
 
 def ensure_bucket(settings: Settings, webhook_arn: str) -> None:
@@ -134,11 +139,15 @@ def _signer(settings: Settings) -> Minio:
 
 
 def stat_object(settings: Settings, bucket: str, key: str) -> StoredObject:
+    """The object's HEAD; ObjectMissing when it does not exist, or could not (a name S3 refuses)."""
     try:
         info = minio_client(settings).stat_object(bucket, key)
+    except ValueError as e:  # the client's own check of bucket and key names
+        raise ObjectMissing("the stored object does not exist (anymore)", detail=f"{bucket}/{key}: {e}") from e
     except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
         raise _translate(e, f"{bucket}/{key}") from e
-    return StoredObject(metadata=user_metadata(info.metadata or {}))
+    return StoredObject(metadata=user_metadata(info.metadata or {}), size=int(info.size or 0),
+                        content_type=str(info.content_type or ""))
 
 
 def user_metadata(headers: Mapping[str, object]) -> dict[str, str]:
@@ -169,8 +178,8 @@ def remove_objects(settings: Settings, bucket: str, keys: list[str]) -> None:
     except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
         raise _translate(e, f"deleting from {bucket}") from e
     if errors:
-        raise StorageUnavailable(f"deleting from {bucket}: {len(errors)} objects could not be deleted "
-                                 f"({errors[0].code})")
+        raise StorageUnavailable("stored objects could not be deleted; try again later",
+                                 detail=f"deleting from {bucket}: {len(errors)} objects failed ({errors[0].code})")
 
 
 def remove_prefix(settings: Settings, prefix: str) -> None:

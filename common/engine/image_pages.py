@@ -47,7 +47,9 @@ def image_rasters(path: Path, workdir: Path, limits: OcrLimits) -> list[Raster]:
                     upright = ImageOps.exif_transpose(frame.copy())
                     mode = "L" if upright.mode in ("1", "L", "LA", "I;16") else "RGB"
                     out = workdir / f"frame-{index + 1:05d}.tif"
-                    upright.convert(mode).save(out, format="TIFF", dpi=(dpi, dpi))
+                    # compression="raw" said, not inherited: a fax frame's info keeps group3/group4,
+                    # which Pillow cannot encode once the frame is no longer 1-bit.
+                    upright.convert(mode).save(out, format="TIFF", dpi=(dpi, dpi), compression="raw")
                 rasters.append(Raster(number=index + 1, path=out, dpi=dpi, from_pdf=False))
                 if animated_gif:
                     break

@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from common.engine.run import run
 from common.errors import InvalidLanguage
+from common.models import MAX_LANG_CHARS
 
 
 @lru_cache(maxsize=1)
@@ -17,7 +18,12 @@ def installed_languages() -> frozenset[str]:
 
 
 def validate_lang(lang: str) -> str:
-    """`eng` or `deu+eng`: each part must be installed, else a 400 that lists what is."""
+    """`eng` or `deu+eng`: each part must be installed, else a 400 that lists what is.
+
+    No longer than the job's column either, so a long list of installed names is a 400, not a failed insert.
+    """
+    if len(lang) > MAX_LANG_CHARS:
+        raise InvalidLanguage(f"the language has {len(lang)} characters; the limit is {MAX_LANG_CHARS}")
     parts = [p for p in lang.split("+") if p]
     available = installed_languages()
     unknown = [p for p in parts if p not in available]

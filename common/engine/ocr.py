@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from common.engine import hocr, pdf_pages, searchable_pdf
+from common.engine import hocr, pdf_pages, scratch, searchable_pdf
 from common.engine.image_pages import image_rasters
 from common.engine.limits import OcrLimits
 from common.engine.page_ocr import PageRead, read_page
@@ -45,7 +44,7 @@ class TesseractEngine:
         self, path: Path, media_type: str, lang: str, on_page_count: Callable[[int], None], output_dir: Path | None
     ) -> Generator[PageResult, None, Outputs]:
         # Page rasters and each page's hOCR and PDF live here until the outputs are assembled.
-        with tempfile.TemporaryDirectory(prefix="ocr-pages-") as tmp:
+        with scratch.job_dir("ocr-pages-") as tmp:
             if media_type == "application/pdf":
                 return (yield from self._read_pdf(path, Path(tmp), lang, on_page_count, output_dir))
             return (yield from self._read_image(path, Path(tmp), lang, on_page_count, output_dir))

@@ -96,7 +96,7 @@ def rewritten(image_path: Path, tag: str, dpi: int, change: Callable[[Image.Imag
     """The page raster changed, as an uncompressed TIFF beside it (named with `tag`); the old one is removed."""
     out = image_path.with_name(f"{image_path.stem}-{tag}.tif")
     with Image.open(image_path) as im:
-        change(im).save(out, format="TIFF", dpi=(dpi, dpi))
+        change(im).save(out, format="TIFF", dpi=(dpi, dpi), compression="raw")
     image_path.unlink()
     return out
 

@@ -8,10 +8,15 @@ from urllib.parse import unquote_plus
 
 from common.adapters.storage import CREATED_EVENTS, user_metadata
 from common.errors import InvalidEvent
+from common.models import MAX_BUCKET_CHARS, MAX_ETAG_CHARS, MAX_OBJECT_KEY_BYTES
 
 # The user metadata `upload` stores with an original, read back from the notification (or the object).
 JOB_ID_KEY = "job-id"
 REQUEST_ID_KEY = "request-id"
+# MinIO's webhook and S3 send one record per event; a few more are allowed for batching senders. An
+# event over the limit is refused whole (invalid_event, naming it) rather than cut: every record asks
+# for a whole OCR job inside one invocation, and silently dropping the rest would lose objects unseen.
+MAX_EVENT_RECORDS = 10
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,17 @@ def _record(rec: object) -> ObjectCreated | None:
     raw_metadata = obj.get("userMetadata")
     if not bucket or not raw_key:
         raise InvalidEvent("event record lacks bucket name or object key")
+    key = unquote_plus(str(raw_key))
+    etag = str(obj.get("eTag") or "").strip('"')
+    # What no store can hold (S3's own limits) cannot name an object: refused before any lookup.
+    if len(str(bucket)) > MAX_BUCKET_CHARS:
+        raise InvalidEvent(f"event record's bucket name has {len(str(bucket))} characters; the limit is "
+                           f"{MAX_BUCKET_CHARS}")
+    if len(key.encode()) > MAX_OBJECT_KEY_BYTES:
+        raise InvalidEvent(f"event record's object key has {len(key.encode())} bytes; the limit is "
+                           f"{MAX_OBJECT_KEY_BYTES}")
+    if len(etag) > MAX_ETAG_CHARS:
+        raise InvalidEvent(f"event record's eTag has {len(etag)} characters; the limit is {MAX_ETAG_CHARS}")
     try:
         size = int(obj.get("size") or 0)
     except (TypeError, ValueError) as e:
@@ -66,9 +82,9 @@ def _record(rec: object) -> ObjectCreated | None:
     return ObjectCreated(
         bucket=str(bucket),
         # MinIO query-escapes keys in records (space is '+').
-        key=unquote_plus(str(raw_key)),
+        key=key,
         size=size,
-        etag=str(obj.get("eTag") or "").strip('"'),
+        etag=etag,
         content_type=str(obj.get("contentType") or ""),
         version_id=obj.get("versionId") or None,
         metadata=user_metadata(raw_metadata) if isinstance(raw_metadata, dict) else {},
@@ -91,5 +107,7 @@ def parse_event(body: bytes) -> ParsedEvent:
     records = data.get("Records")
     if not isinstance(records, list):
         raise InvalidEvent("event body has no Records list")
+    if len(records) > MAX_EVENT_RECORDS:
+        raise InvalidEvent(f"the event has {len(records)} records; the limit is {MAX_EVENT_RECORDS} per event")
     parsed = (_record(rec) for rec in records)
     return ParsedEvent(objects=[obj for obj in parsed if obj is not None], job_ids=[])

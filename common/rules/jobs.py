@@ -174,7 +174,7 @@ def lease_kept(settings: Settings, claim: Claim) -> Iterator[None]:
                 if not renew_lease(settings, claim):
                     return
             except PipelineError as e:
-                log.warning("job.lease_renew_failed", job_id=claim.job_id, error=e.message)
+                log.warning("job.lease_renew_failed", job_id=claim.job_id, error=str(e))
 
     thread = threading.Thread(target=beat, name=f"lease-{claim.job_id[:8]}", daemon=True)
     thread.start()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from common.adapters import storage
 from common.adapters.db import Document
 from common.config import Settings
+from common.engine import scratch
 from common.engine.languages import validate_lang
 from common.engine.media import media_type_of
 from common.engine.ocr import OcrLimits, TesseractEngine
@@ -50,6 +50,8 @@ def process_event(settings: Settings, body: bytes, engine: OcrEngine) -> list[Ou
     Only retryable failures (a service outage, a job another worker holds) propagate, so the caller
     answers non-2xx and the queue delivers again later.
     """
+    # This worker's temporary folder, opened (and dead workers' folders swept) before the first job.
+    scratch.worker_dir()
     event = parse_event(body)
     outcomes: list[Outcome] = []
     retry: PipelineError | None = None
@@ -61,7 +63,7 @@ def process_event(settings: Settings, body: bytes, engine: OcrEngine) -> list[Ou
             if e.retryable:
                 retry = e
             else:
-                log.warning("event.rejected", key=obj.key, error_code=e.code, error=e.message)
+                log.warning("event.rejected", key=obj.key, error_code=e.code, error=str(e))
                 outcomes.append(Outcome(job_id=obj.job_id, result="rejected", error_code=e.code))
     for job_id in job_ids:
         try:
@@ -87,7 +89,7 @@ def process_job(settings: Settings, job_id: str, engine: OcrEngine) -> Outcome:
         # The upload's request id, so one id follows the document from upload to its OCR lines.
         bind_context(request_id=claim.request_id)
     try:
-        with jobs.lease_kept(settings, claim), tempfile.TemporaryDirectory(prefix="ocr-job-") as tmp:
+        with jobs.lease_kept(settings, claim), scratch.job_dir("ocr-job-") as tmp:
             path = _fetch(settings, claim.document, Path(tmp))
             media_type = _media_type_of(path)
             lang = validate_lang(claim.lang)
@@ -109,7 +111,7 @@ def process_job(settings: Settings, job_id: str, engine: OcrEngine) -> Outcome:
             return Outcome(job_id=job_id, result="duplicate")
         return Outcome(job_id=job_id, result="completed")
     except PipelineError as e:
-        log.warning("job.error", error_code=e.code, error=e.message, retryable=e.retryable)
+        log.warning("job.error", error_code=e.code, error=str(e), retryable=e.retryable)
         jobs.fail(settings, claim, e)
         if e.retryable:
             raise
@@ -117,7 +119,8 @@ def process_job(settings: Settings, job_id: str, engine: OcrEngine) -> Outcome:
     except Exception as e:
         # A bug must not become a poison event that the queue redelivers forever: fail the job, keep the trace.
         log.exception("job.crashed")
-        jobs.fail(settings, claim, PipelineError(f"internal error: {type(e).__name__}: {e}"))
+        jobs.fail(settings, claim, PipelineError("internal error; see the ocr-process log",
+                                                 detail=f"{type(e).__name__}: {e}"))
         return Outcome(job_id=job_id, result="failed", error_code=PipelineError.code)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -11,9 +12,9 @@ from typing import Any
 import flask
 
 from common.config import Settings, get_settings
-from common.errors import MethodNotAllowed, PipelineError, Unauthenticated
+from common.errors import InvalidRequestId, MethodNotAllowed, PipelineError, Unauthenticated
 from common.logging import bind_context, clear_context, get_logger, setup
-from common.models import Principal
+from common.models import MAX_REQUEST_ID_CHARS, Principal
 from common.web import auth, ratelimit
 
 Handler = Callable[[flask.Request, Settings, Principal], flask.Response]
@@ -29,14 +30,33 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return response
 
 
-def error_response(error: PipelineError) -> flask.Response:
-    """The one place an error becomes the JSON body `{"error": {"code", "message"}}`."""
-    return json_response({"error": error.to_dict()}, error.http_status, error.headers)
+def error_response(error: PipelineError, request_id: str | None = None) -> flask.Response:
+    """The one place an error becomes the JSON body `{"error": {"code", "message", "request_id"}}`.
+
+    Only `message` reaches the client; an error's `detail` (hosts, object keys, a library's words) is
+    for the log line the request id finds.
+    """
+    body = {**error.to_dict(), **({"request_id": request_id} if request_id else {})}
+    return json_response({"error": body}, error.http_status, error.headers)
+
+
+# An id is stored (jobs.request_id), logged, echoed in a header and kept in object metadata: visible
+# ASCII only, and no longer than its column.
+_REQUEST_ID = re.compile(rf"[!-~]{{1,{MAX_REQUEST_ID_CHARS}}}")
 
 
 def request_id_of(request: flask.Request) -> str:
-    """The client's X-Request-Id, else the gateway's X-Call-Id, else a new one: every request has an id."""
-    return request.headers.get("X-Request-Id") or request.headers.get("X-Call-Id") or str(uuid.uuid4())
+    """The client's X-Request-Id, else the gateway's X-Call-Id, else a new one: every request has an id.
+
+    Raises InvalidRequestId for an id that cannot be kept as it is (check_request_id says why).
+    """
+    given = request.headers.get("X-Request-Id") or request.headers.get("X-Call-Id")
+    if given is None:
+        return str(uuid.uuid4())
+    if not _REQUEST_ID.fullmatch(given):
+        raise InvalidRequestId(f"X-Request-Id (or X-Call-Id) must be 1 to {MAX_REQUEST_ID_CHARS} visible ASCII "
+                               f"characters; this one has {len(given)} characters")
+    return given
 
 
 def current_request_id() -> str:
@@ -76,7 +96,12 @@ def http_function(
         def handle(request: flask.Request) -> flask.Response:
             started = time.monotonic()
             clear_context()
-            request_id = request_id_of(request)
+            bad_id: InvalidRequestId | None = None
+            try:
+                request_id = request_id_of(request)
+            except InvalidRequestId as e:
+                # Answered (below, as a 400) under an id of our own, so even this answer can be traced.
+                request_id, bad_id = str(uuid.uuid4()), e
             # Bound once here, so a handler that stores the id stores the one the log lines carry.
             flask.g.request_id = request_id
             decision: ratelimit.Decision | None = None
@@ -86,6 +111,8 @@ def http_function(
                 setup(service, settings.log_level)
                 _warn_if_auth_off(settings)
                 bind_context(request_id=request_id)
+                if bad_id is not None:
+                    raise bad_id
                 if access == "internal":
                     principal = auth.authenticate_internal(request, settings)
                 else:
@@ -102,12 +129,12 @@ def http_function(
             except PipelineError as e:
                 setup(service)
                 if e.http_status >= 500:
-                    log.error("request.failed", error_code=e.code, error=e.message)
-                response = error_response(e)
+                    log.error("request.failed", error_code=e.code, error=e.message, detail=e.detail)
+                response = error_response(e, request_id)
             except Exception:
                 setup(service)
                 log.exception("request.crashed")
-                response = error_response(PipelineError("internal error; see the function's log"))
+                response = error_response(PipelineError("internal error; see the function's log"), request_id)
             if decision is not None:
                 response.headers.update(decision.headers())
             status = response.status_code

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import BinaryIO, cast
 
-from typing import BinaryIO, cast
-
 import flask
 
 from common.config import Settings
 from common.engine.languages import validate_lang
 from common.models import Principal
-from common.rules.documents import accept_upload, safe_filename
+from common.rules import idempotency
+from common.rules.documents import Accepted, accept_upload, safe_filename
 from common.web.api import current_request_id, http_function, json_response, require_method
 from common.web.upload_body import read_upload
 
@@ -20,17 +19,30 @@ from common.web.upload_body import read_upload
 def handle(request: flask.Request, settings: Settings, caller: Principal) -> flask.Response:
     require_method(request, "POST")
     upload = read_upload(request, settings.max_upload_bytes)
-    lang = validate_lang(request.values.get("lang") or settings.default_lang)
     with upload.data:
-        accepted = accept_upload(
-            settings,
-            cast(BinaryIO, upload.data),  # a spooled temporary file, binary though typed IO[bytes]
-            upload.size,
-            safe_filename(upload.filename, "document"),
-            upload.media_type,
-            lang,
-            current_request_id(),
-            caller.key_id,
-        )
+        # Both checked against what the schema holds: a 400 naming the limit, never a failed insert.
+        lang = validate_lang(request.values.get("lang") or settings.default_lang)
+        filename = safe_filename(upload.filename, "document", refuse_long=True)
+        key = idempotency.key_of(request.headers.get(idempotency.HEADER))
+
+        def accept() -> Accepted:
+            return accept_upload(
+                settings,
+                cast(BinaryIO, upload.data),  # a spooled temporary file, binary though typed IO[bytes]
+                upload.size,
+                filename,
+                upload.media_type,
+                lang,
+                current_request_id(),
+                caller.key_id,
+            )
+
+        replayed = False
+        if key is None:
+            accepted = accept()
+        else:
+            body = idempotency.fingerprint(upload.data, filename, lang)
+            accepted, replayed = idempotency.once(settings, caller.key_id or "-", key, body, accept)
     base = settings.public_url or request.host_url.rstrip("/")
-    return json_response(accepted.to_dict(base), 202, headers={"Location": accepted.status_url(base)})
+    headers = {"Location": accepted.status_url(base), **({"Idempotent-Replayed": "true"} if replayed else {})}
+    return json_response(accepted.to_dict(base), 202, headers=headers)

@@ -53,8 +53,10 @@ def test_a_second_key_sees_nothing_of_the_first_keys_documents(gateway: Gateway,
     other = Gateway(stack.gateway_url, api_key=new_key(settings))
     theirs = _completed(other, ["the second key's own page"], "theirs.png")
 
-    foreign = other.status(mine["job_id"])
-    missing = other.status(str(uuid.uuid4()))
+    # One request id for both: error bodies carry it, and it must not be the difference.
+    same_id = {"X-Request-Id": f"req-{uuid.uuid4().hex}"}
+    foreign = other.request("GET", f"/function/status/{mine['job_id']}", headers=same_id)
+    missing = other.request("GET", f"/function/status/{uuid.uuid4()}", headers=same_id)
     assert foreign.status == missing.status == 404
     # Exactly the body of a job that does not exist, but for the id it names.
     assert foreign.body.replace(mine["job_id"].encode(), b"ID") == missing.body.replace(

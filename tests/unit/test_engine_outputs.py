@@ -9,6 +9,7 @@ from pathlib import Path
 import pikepdf
 import pytest
 
+from common.engine import scratch
 from common.engine.ocr import OcrLimits, TesseractEngine
 from common.engine.searchable_pdf import join_pages, lay_text_over
 from common.errors import AssemblyFailed
@@ -58,10 +59,12 @@ def test_a_run_stopped_early_leaves_no_work_files(tmp_path: Path, monkeypatch: p
     scan = two_page_tiff(tmp_path / "scan.tif")
     out = tmp_path / "out"
     out.mkdir()
+    mine = scratch.worker_dir()  # under `work`: this process's folder, its lock alone in it
     with TesseractEngine(LIMITS).recognise(scan, "image/tiff", "eng", lambda n: None, out) as recognition:
         next(recognition)
-        assert list(work.iterdir())  # the run's work folder, while it reads
-    assert list(work.iterdir()) == [] and list(out.iterdir()) == []
+        assert [p.name for p in mine.iterdir() if p.name.startswith("ocr-pages-")]  # the run's folder, while it reads
+    assert [p.name for p in mine.iterdir()] == [".lock"] and list(out.iterdir()) == []
+    assert list(work.iterdir()) == [mine.parent]
 
 
 def test_page_pdfs_that_cannot_be_joined_fail_with_assembly_failed(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from common.errors import InvalidEvent
-from common.rules.events import parse_event
+from common.rules.events import MAX_EVENT_RECORDS, parse_event
 
 
 def _record(name: str = "s3:ObjectCreated:Put", key: str = "inbox/a+b%C3%BC.png", **obj: object) -> dict:
@@ -59,3 +59,24 @@ def test_malformed_bodies_are_invalid_events(body: bytes) -> None:
     with pytest.raises(InvalidEvent) as info:
         parse_event(body)
     assert info.value.code == "invalid_event" and info.value.message
+
+
+def test_an_event_over_the_record_limit_is_refused_whole() -> None:
+    """More records than MAX_EVENT_RECORDS is invalid_event naming the limit; none of them is taken."""
+    body = {"Records": [_record(key=f"inbox/{i}.png") for i in range(MAX_EVENT_RECORDS + 1)]}
+    with pytest.raises(InvalidEvent, match=rf"{MAX_EVENT_RECORDS + 1} records; the limit is {MAX_EVENT_RECORDS}"):
+        parse_event(json.dumps(body).encode())
+    at_limit = {"Records": [_record(key=f"inbox/{i}.png") for i in range(MAX_EVENT_RECORDS)]}
+    assert len(parse_event(json.dumps(at_limit).encode()).objects) == MAX_EVENT_RECORDS
+
+
+@pytest.mark.parametrize(("field", "record", "limit"), [
+    ("bucket name", {"s3": {"bucket": {"name": "b" * 64}, "object": {"key": "inbox/a.png"}}}, "63"),
+    ("object key", _record(key="inbox/" + "k" * 1020), "1024"),
+    ("eTag", _record(eTag="e" * 81), "80"),
+])
+def test_a_record_naming_what_s3_cannot_hold_is_invalid(field: str, record: dict, limit: str) -> None:
+    """Bucket, key and eTag beyond S3's own limits (and our columns) are refused naming the limit."""
+    record.setdefault("eventName", "s3:ObjectCreated:Put")
+    with pytest.raises(InvalidEvent, match=rf"{field} has \d+ \w+; the limit is {limit}"):
+        parse_event(json.dumps({"Records": [record]}).encode())

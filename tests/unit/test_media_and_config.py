@@ -9,7 +9,8 @@ from PIL import Image
 
 from common.config import load_settings
 from common.engine.media import sniff_media_type
-from common.errors import ConfigError
+from common.engine.languages import validate_lang
+from common.errors import ConfigError, InvalidFilename, InvalidLanguage
 from common.rules.documents import safe_filename
 
 
@@ -31,7 +32,9 @@ def test_other_bytes_are_not_documents(head: bytes) -> None:
 
 @pytest.mark.parametrize(("name", "expected"), [("../../etc/passwd", "passwd"), ("C:\\scans\\a.pdf", "a.pdf"),
                                                  ("bad\x00name\n.png", "badname.png"), ("", "document"),
-                                                 (None, "document")])
+                                                 (None, "document"), ("..", "document"), (".", "document"),
+                                                 ("a/..", "document"), (" .. ", "document"),
+                                                 ("lone\ud800surrogate.png", "lonesurrogate.png")])
 def test_safe_filename_keeps_only_a_base_name(name: str | None, expected: str) -> None:
     """Client file names lose directories and control characters."""
     assert safe_filename(name, "document") == expected
@@ -51,3 +54,27 @@ def test_secret_files_win_over_environment(tmp_path) -> None:  # type: ignore[no
     (tmp_path / "mysql-password").write_text("from-file\n")
     env = {"SECRETS_DIR": str(tmp_path), "MYSQL_PASSWORD": "from-env", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b"}
     assert load_settings(env).mysql_password == "from-file"
+
+
+def test_a_long_upload_name_is_refused_naming_the_limit() -> None:
+    """An upload's name over 255 bytes of UTF-8 is invalid_filename (400) naming the limit, not cut."""
+    assert safe_filename("a" * 251 + ".pdf", "document", refuse_long=True) == "a" * 251 + ".pdf"
+    with pytest.raises(InvalidFilename, match="has 256 bytes in UTF-8; the limit is 255"):
+        safe_filename("a" * 252 + ".pdf", "document", refuse_long=True)
+    # 200 characters, 600 bytes: characters alone would pass the column but not MinIO's key segment.
+    with pytest.raises(InvalidFilename, match="has 600 bytes"):
+        safe_filename("語" * 200, "document", refuse_long=True)
+
+
+def test_a_long_dropped_name_is_cut_at_a_character_boundary() -> None:
+    """A dropped object's key cannot be changed: its name is cut to 255 bytes, never mid-character."""
+    cut = safe_filename("inbox/" + "語" * 200, "document")
+    assert cut == "語" * 85 and len(cut.encode()) == 255
+
+
+def test_a_language_longer_than_its_column_is_refused_naming_the_limit() -> None:
+    """79 characters of installed names is invalid_language (400) naming 64, before tesseract is asked."""
+    lang = "+".join(["eng"] * 20)
+    assert len(lang) == 79
+    with pytest.raises(InvalidLanguage, match="has 79 characters; the limit is 64"):
+        validate_lang(lang)

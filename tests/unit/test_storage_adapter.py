@@ -226,3 +226,28 @@ def test_an_unreachable_store_is_storage_unavailable(unreachable: str, tmp_path:
     with pytest.raises(StorageUnavailable) as info:
         OPERATIONS[operation](settings_for(unreachable, tmp_path), tmp_path)
     assert info.value.retryable
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+def test_an_outage_tells_the_client_nothing_internal(unreachable: str, tmp_path: Path, operation: str) -> None:
+    """The message a client sees names no host, port, library or object key; the log's detail keeps them."""
+    with pytest.raises(StorageUnavailable) as info:
+        OPERATIONS[operation](settings_for(unreachable, tmp_path), tmp_path)
+    message = info.value.message
+    assert message == "the object store is unavailable; try again later"
+    for internal in ("HTTPConnectionPool", unreachable.split(":")[1], "uploads/", "results/", "urllib3"):
+        assert internal not in message
+    assert info.value.detail and unreachable.split(":")[1] in info.value.detail
+
+
+def test_a_missing_object_names_no_key_to_the_client(settings: Settings) -> None:
+    """ObjectMissing says the object is gone; which key it was is the log's business."""
+    with pytest.raises(ObjectMissing) as info:
+        storage.stat_object(settings, settings.s3_bucket, "uploads/d-9/secret-name.pdf")
+    assert "secret-name" not in info.value.message and "secret-name" in str(info.value)
+
+
+def test_a_name_s3_refuses_is_no_object(settings: Settings) -> None:
+    """A bucket name the client library refuses (an event's claim) is ObjectMissing, not a crash."""
+    with pytest.raises(ObjectMissing):
+        storage.stat_object(settings, "x" * 64, "inbox/a.png")
