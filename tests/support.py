@@ -148,3 +148,40 @@ class RecordingMapping(dict[str, str]):
     def getlist(self, key: str, type: Any = None) -> list[Any]:  # noqa: A002 (werkzeug's MultiDict API)
         self.read.add(key)
         return []
+
+
+@dataclass
+class Posted:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@contextmanager
+def receiver(status: int = 200, headers: dict[str, str] | None = None) -> Iterator[tuple[str, list[Posted]]]:
+    """A webhook receiver on 127.0.0.1 answering every POST with `status` (and `headers`); yields its base URL
+    and the list of what it received, and stops when the block ends."""
+    import http.server
+    import threading
+
+    received: list[Posted] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append(Posted(self.path, dict(self.headers), body))
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", received
+    finally:
+        server.shutdown()
+        server.server_close()

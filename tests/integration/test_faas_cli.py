@@ -9,7 +9,6 @@ deployed and invoked. Each faas-cli runs with a HOME and config folder of its ow
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import re
@@ -29,7 +28,7 @@ from common.config import Settings
 from ocrstack.services import Redis, free_port, openfaas_tool, port_open
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import new_key
-from tests.support import Gateway, image_bytes, wait_until
+from tests.support import receiver, Gateway, image_bytes, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -151,29 +150,13 @@ def test_invoke_sync_binary_get_and_async_with_a_callback(cli: FaasCli, stack: A
                                "-H", f"Authorization: Bearer {key}").stdout)
     assert job["document_id"] in json.dumps(listed)
 
-    received: list[tuple[dict[str, str], bytes]] = []
-
-    class Callback(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            received.append((dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Callback)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with receiver() as (url, received):
         submitted = cli.at("invoke", "upload", "--async", "--content-type", "image/png", "--query",
                            "filename=async.png", "-H", f"X-Api-Key: {key}",
-                           "-H", f"X-Callback-Url: http://127.0.0.1:{server.server_port}/done",
-                           input=image_bytes(["ASYNC callback"]))
+                           "-H", f"X-Callback-Url: {url}/done", input=image_bytes(["ASYNC callback"]))
         assert "Function submitted asynchronously." in output(submitted)
-        headers, body = wait_until(lambda: received[0] if received else None, 60, what="the callback")
-    finally:
-        server.shutdown()
-        server.server_close()
+        posted = wait_until(lambda: received[0] if received else None, 60, what="the callback")
+    headers, body = posted.headers, posted.body
     assert headers["X-Function-Status"] == "202" and headers["X-Function-Name"] == "upload"
     assert "ASYNC" in client.wait_final(json.loads(body)["job_id"])["text"]
 

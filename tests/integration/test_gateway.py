@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ import pytest
 
 from ocrstack.services import Redis, free_port, port_open
 from tests.conftest import REPO_ROOT
-from tests.support import Gateway, wait_until
+from tests.support import receiver, Gateway, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -261,27 +259,11 @@ def test_accepted_invocation_survives_a_gateway_restart(gw: GatewayUnderTest) ->
 
 def test_callback_url_receives_the_result(gw: GatewayUnderTest) -> None:
     """With X-Callback-Url the function's answer is posted there, with the call id and status."""
-    received: list[tuple[dict[str, str], bytes]] = []
-
-    class Receiver(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            received.append((dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with receiver() as (url, received):
         gw.client.request("POST", "/async-function/echo", body=b"call me back", headers={
-            "X-Callback-Url": f"http://127.0.0.1:{server.server_port}/done", "X-Call-Id": "cb-1"})
-        headers, body = wait_until(lambda: received[0] if received else None, 20, what="the callback")
-    finally:
-        server.shutdown()
-        server.server_close()
+            "X-Callback-Url": f"{url}/done", "X-Call-Id": "cb-1"})
+        posted = wait_until(lambda: received[0] if received else None, 20, what="the callback")
+    headers, body = posted.headers, posted.body
     assert headers["X-Call-Id"] == "cb-1" and headers["X-Function-Status"] == "200"
     assert headers["X-Function-Name"] == "echo"
     assert json.loads(body)["size"] == len(b"call me back")
@@ -591,28 +573,9 @@ def test_callback_urls_to_private_addresses_or_odd_schemes_are_refused(gw: Gatew
 
 def test_a_callback_redirect_is_not_followed(gw: GatewayUnderTest) -> None:
     """A receiver answering 302 gets its one POST; the gateway never goes where the redirect points."""
-    hits: list[str] = []
-
-    class Receiver(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            hits.append(self.path)
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(302)
-            self.send_header("Location", "/elsewhere")
-            self.end_headers()
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with receiver(302, {"Location": "/elsewhere"}) as (url, received):
         gw.client.request("POST", "/async-function/echo", body=b"x", headers={
-            "X-Callback-Url": f"http://127.0.0.1:{server.server_port}/first", "X-Call-Id": "redirect-1"})
-        wait_until(lambda: hits, 20, what="the callback")
+            "X-Callback-Url": f"{url}/first", "X-Call-Id": "redirect-1"})
+        wait_until(lambda: received, 20, what="the callback")
         time.sleep(1.0)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert hits == ["/first"]
+    assert [posted.path for posted in received] == ["/first"]
