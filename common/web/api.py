@@ -69,15 +69,24 @@ def require_method(request: flask.Request, *methods: str) -> None:
         raise MethodNotAllowed(f"{request.method} is not allowed here; use {' or '.join(methods)}")
 
 
-def _warn_if_auth_off(settings: Settings) -> None:
-    global _auth_warned
-    if not settings.auth and not _auth_warned:
-        _auth_warned = True
+def _warn_once(settings: Settings) -> None:
+    """At a function's first request (its start: settings are read on first use), say loudly what is risky."""
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    if not settings.auth:
         log.warning("auth.disabled", message="AUTH=off: every caller sees and changes every document; "
                     "use this only on a trusted private network")
+    host = settings.s3_public_endpoint.rsplit(":", 1)[0]
+    if "." not in host and ":" not in host and host != "localhost":
+        # A bare name such as `minio` resolves only inside the functions' network (docker-compose):
+        # result links signed for it cannot be opened by users.
+        log.warning("storage.public_endpoint_internal", s3_public_endpoint=settings.s3_public_endpoint,
+                    message="result links point at a host users cannot reach; set S3_PUBLIC_ENDPOINT")
 
 
-_auth_warned = False
+_warned = False
 
 
 def http_function(
@@ -109,7 +118,7 @@ def http_function(
             try:
                 settings = get_settings()
                 setup(service, settings.log_level)
-                _warn_if_auth_off(settings)
+                _warn_once(settings)
                 bind_context(request_id=request_id)
                 if bad_id is not None:
                     raise bad_id

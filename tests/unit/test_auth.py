@@ -88,7 +88,7 @@ def test_auth_off_trusts_everyone_and_says_so_loudly(monkeypatch: pytest.MonkeyP
     for name, value in {"AUTH": "off", "MYSQL_PASSWORD": "x", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b"}.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
-    monkeypatch.setattr(api, "_auth_warned", False)
+    monkeypatch.setattr(api, "_warned", False)
     monkeypatch.setattr("common.logging._configured_for", None)  # log set-up again, onto the captured stderr
     seen: list[Principal] = []
 
@@ -108,3 +108,28 @@ def test_auth_off_trusts_everyone_and_says_so_loudly(monkeypatch: pytest.MonkeyP
         structlog.reset_defaults()
     assert seen == [TRUSTED, TRUSTED]
     assert out.getvalue().count('"auth.disabled"') == 1
+
+
+def test_a_public_endpoint_only_the_functions_can_resolve_is_warned_about(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Links signed for `minio:9000` (compose's internal name) cannot be opened by users: said at start."""
+    for name, value in {"S3_ENDPOINT": "minio:9000", "MYSQL_PASSWORD": "x", "S3_ACCESS_KEY": "a",
+                        "S3_SECRET_KEY": "b", "AUTH": "off"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("S3_PUBLIC_ENDPOINT", raising=False)
+    get_settings.cache_clear()
+    monkeypatch.setattr(api, "_warned", False)
+    monkeypatch.setattr("common.logging._configured_for", None)
+
+    @api.http_function("status")
+    def handler(request: flask.Request, settings: Settings, caller: Principal) -> flask.Response:
+        return api.json_response({})
+
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stderr", out)
+    try:
+        with app.test_request_context("/"):
+            handler(flask.request)
+    finally:
+        get_settings.cache_clear()
+        structlog.reset_defaults()
+    assert '"storage.public_endpoint_internal"' in out.getvalue()

@@ -332,6 +332,14 @@ def test_ocr_process_and_the_callers_of_its_queue_share_minios_webhook_token() -
     assert "internal-token" in stack()["functions"]["ocr-process"]["secrets"]
 
 
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_result_links_are_signed_for_a_host_users_reach(function: str) -> None:
+    """Functions reach MinIO as minio:9000 inside compose; the links they sign name its published address."""
+    env = service_env(compose()["services"][function])
+    assert env["S3_ENDPOINT"] == "minio:9000"
+    assert env["S3_PUBLIC_ENDPOINT"] == "127.0.0.1:9000"
+
+
 def test_ocr_process_gets_the_inbox_owner() -> None:
     """INBOX_OWNER reaches the function that registers drops (an empty value means drops outside inbox/<key id>/ are
     refused)."""
