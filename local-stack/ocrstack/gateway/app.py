@@ -162,7 +162,8 @@ class GatewayApp:
 
     async def system_info(self, _request: web.Request) -> web.Response:
         return web.json_response({
-            "provider": {"provider": "ocr-pipeline-local", "orchestration": "process",
+            "provider": {"provider": "ocr-pipeline-local",
+                         "orchestration": "podman" if self.provider.runtime == "containers" else "process",
                          "version": {"sha": "local", "release": VERSION}},
             "version": {"sha": "local", "release": VERSION, "commit_message": ""},
             "arch": "x86_64",
