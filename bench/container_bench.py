@@ -124,14 +124,15 @@ def status_p50(runtime: str, requests: int) -> None:
             client = Gateway(stack.gateway_url, api_key=apikeys.create(settings, "bench", apikeys.Role.ADMIN).token)
             job = client.upload(image_bytes(["BENCH status page"]), "bench.png").json()["job_id"]
             client.wait_final(job)
-            for _ in range(20):
+            for _ in range(10):
                 client.status(job)
+            time.sleep(1)  # the warm-up's rate-limit tokens back
             timings = []
             for _ in range(requests):
                 started = time.perf_counter()
                 reply = client.status(job)
                 timings.append(time.perf_counter() - started)
-                assert reply.status == 200
+                assert reply.status == 200, reply.body
             timings.sort()
             p50, p90 = timings[len(timings) // 2], timings[int(len(timings) * 0.9)]
             print(f"status via the gateway, {runtime:10} p50 {p50 * 1000:.2f} ms, p90 {p90 * 1000:.2f} ms "
@@ -143,7 +144,8 @@ def status_p50(runtime: str, requests: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cold", action="store_true", help="remove the images and time a build from nothing")
-    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--requests", type=int, default=150,
+                        help="sequential status reads per mode (status allows 200 at once, then 50/s)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     containers.bootstrap(REPO)
