@@ -203,3 +203,32 @@ def test_podman_tools_are_the_ones_the_runtime_uses() -> None:
     """runc is the runtime (crun fails on this kernel's hybrid cgroups)."""
     assert containers.PODMAN[:3] == ["podman", "--runtime", "runc"]
     assert subprocess.run(["runc", "--version"], capture_output=True, check=False).returncode == 0
+
+
+def test_faas_cli_deploy_replaces_a_container_and_remove_stops_it(container_stack: Any, container_admin: Gateway,
+                                                                  tmp_path: Path) -> None:
+    """`faas-cli deploy` starts a new container of the stack file's image in place of the old one; `faas-cli
+    remove` stops and removes it; a deploy brings it back."""
+    from tests.integration.test_faas_cli import FaasCli
+
+    cli = FaasCli(tmp_path / "home", container_stack.gateway_url)
+    cli.login(container_stack.gateway_auth[1])
+    name = containers.container_name("list", containers.stack_id(container_stack.state_dir))
+
+    def container_id() -> str | None:
+        done = containers.podman("inspect", "--format", "{{.Id}}", name)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    before = container_id()
+    assert before
+    try:
+        cli.at("deploy", "-f", "stack.yml", "--filter", "list")
+        assert container_id() not in (None, before)
+        assert container_admin.request("GET", "/function/list?limit=1").status == 200
+        cli.at("remove", "list")
+        assert container_id() is None
+        assert container_admin.request("GET", "/function/list?limit=1").status == 404
+    finally:
+        cli.at("deploy", "-f", "stack.yml", "--filter", "list")
+    assert container_id() is not None
+    assert container_admin.request("GET", "/function/list?limit=1").status == 200

@@ -126,6 +126,8 @@ class FunctionProcess:
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
+        # Set when a deployment replaces it: the supervisor leaves it to stop.
+        self.retired = False
         # What /system/logs calls the replica: one per process start, as a pod or container name would be.
         self.instance = ""
 
@@ -313,7 +315,9 @@ class Provider:
         """Start (or restart with the new settings) one function, as faas-cli deploy asks."""
         old = self.functions.get(spec.name)
         if old is not None:
-            old.stop()
+            old.retired = True
+            # In a thread: a container's stop waits for the watchdog's drain (seconds); the gateway keeps serving.
+            await asyncio.to_thread(old.stop)
         fn = self._function(spec)
         self.functions[spec.name] = fn
         self.invocations.setdefault(spec.name, 0)
@@ -345,12 +349,13 @@ class Provider:
             await asyncio.sleep(1.0)
             # A copy: deploy and remove may change the set while a restart is awaited.
             for fn in list(self.functions.values()):
-                if (fn.spec.upstream is None and fn.exited() and not self._stopping
+                if (fn.spec.upstream is None and fn.exited() and not self._stopping and not fn.retired
                         and self.functions.get(fn.spec.name) is fn):
                     code = fn.proc.returncode if fn.proc else None
                     log.warning("function.exited", function=fn.spec.name, returncode=code, restarts=fn.restarts)
-                    # Workers of the dead master would keep the old port and memory: end them first.
-                    fn.signal_group(signal.SIGKILL)
+                    # Workers of the dead master would keep the old port and memory: end them first (for a
+                    # container, podman removes what is left of it).
+                    await asyncio.to_thread(fn.signal_group, signal.SIGKILL)
                     fn.restarts += 1
                     fn.spawn()
                     try:
