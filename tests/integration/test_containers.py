@@ -88,6 +88,15 @@ def test_every_function_runs_in_its_own_container_behind_the_watchdog(container_
         assert "Watchdog mode: http" in log and "Listening on port: 8080" in log
 
 
+def test_the_images_health_check_passes_in_its_running_container(container_stack: Any) -> None:
+    """The image's HEALTHCHECK command (run by hand: containers start with --no-healthcheck, as podman's timers
+    need systemd) finds the watchdog's lock file and functions-framework answering."""
+    stack_id = containers.stack_id(container_stack.state_dir)
+    for fn in container_stack.function_images():
+        done = containers.podman("exec", containers.container_name(fn, stack_id), "python", "/home/app/healthcheck.py")
+        assert done.returncode == 0, f"{fn}: {done.stdout} {done.stderr}"
+
+
 def test_function_images_passed_their_build_time_tests(container_stack: Any) -> None:
     """Each image carries the test stage's marker: template_test.py (and the function's tests) passed while it
     built (a cached build reuses the stage that passed for the same files)."""
