@@ -30,7 +30,7 @@ from ocrstack.stack import LocalStack, StackPorts
 from tests.support import Gateway, image_bytes
 
 REPO = Path(__file__).resolve().parent.parent
-BASE_IMAGES = ["docker.io/library/python:3.11-slim-bookworm", "ghcr.io/openfaas/of-watchdog:0.11.6"]
+BASE_IMAGES = ["python:3.11-slim-bookworm", "ghcr.io/openfaas/of-watchdog:0.11.6"]
 
 
 def mib(n: int) -> str:
