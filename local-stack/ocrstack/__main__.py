@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from ocrstack.services import ServiceError
-from ocrstack.stack import LocalStack, StackPorts
+from ocrstack.stack import RUNTIMES, LocalStack, StackPorts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,11 +19,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ocrstack", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status", "env", "admin-key", "gateway-password"])
     parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".state")
+    parser.add_argument("--containers", action="store_true",
+                        help="run the functions as their images under podman (default: OCR_RUNTIME, else local "
+                             "processes); needs ./local-stack/bootstrap --containers")
     args = parser.parse_args(argv)
-    stack = LocalStack(args.state_dir, StackPorts.default(), REPO_ROOT)
+    runtime = "containers" if args.containers else os.environ.get("OCR_RUNTIME") or "processes"
+    if runtime not in RUNTIMES:
+        parser.error(f"OCR_RUNTIME must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    stack = LocalStack(args.state_dir, StackPorts.default(), REPO_ROOT, runtime=runtime)
 
     if args.command == "up":
-        print(f"starting the local stack (state in {args.state_dir}) ...", flush=True)
+        print(f"starting the local stack (state in {args.state_dir}, functions as {runtime}) ...", flush=True)
         # Services a previous `up` left running are not ours to stop when this one fails.
         was_running = any(stack.status().values())
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.config import Settings
+from ocrstack import containers
 from ocrstack.services import (
     WEBHOOK_ARN,
     MariaDB,
@@ -23,6 +25,10 @@ from ocrstack.services import (
     http_ok,
     port_open,
 )
+
+
+# How the gateway runs the functions: local processes (default) or their images under podman.
+RUNTIMES = ("processes", "containers")
 
 
 @dataclass(frozen=True)
@@ -63,11 +69,12 @@ class Gateway(Service):
     user = "admin"
 
     def __init__(self, state_dir: Path, port: int, repo_root: Path, redis_url: str,
-                 queue_workers: int | None = None) -> None:
+                 queue_workers: int | None = None, runtime: str = "processes") -> None:
         super().__init__(state_dir, port)
         self.repo_root = repo_root
         self.redis_url = redis_url
         self.queue_workers = queue_workers
+        self.runtime = runtime
         self.password_file = self.state_dir / "gateway" / "basic-auth-password"
 
     def command(self) -> list[str]:
@@ -82,6 +89,8 @@ class Gateway(Service):
                 "--callback-allowed-hosts", "127.0.0.1,::1,localhost"]
         if self.queue_workers is not None:
             args += ["--queue-workers", str(self.queue_workers)]
+        if self.runtime == "containers":
+            args += ["--runtime", "containers", "--stack-id", containers.stack_id(self.state_dir)]
         return args
 
     def ready(self) -> bool:
@@ -113,10 +122,13 @@ class Retention(Service):
 class LocalStack:
     """MariaDB, Redis, MinIO and the gateway on private ports, all data and logs under one state folder."""
 
-    def __init__(self, state_dir: Path, ports: StackPorts, repo_root: Path) -> None:
+    def __init__(self, state_dir: Path, ports: StackPorts, repo_root: Path, runtime: str = "processes") -> None:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         self.state_dir = Path(state_dir).resolve()
         self.ports = ports
         self.repo_root = Path(repo_root).resolve()
+        self.runtime = runtime
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.credentials = self._credentials()
         self.mariadb = MariaDB(self.state_dir, ports.mysql, self.credentials["mysql_password"])
@@ -124,7 +136,7 @@ class LocalStack:
         self.minio = MinIO(self.state_dir, ports.minio, ports.minio_console, self.credentials["s3_access_key"],
                            self.credentials["s3_secret_key"], f"{self.gateway_url}/async-function/ocr-process",
                            self.credentials["internal_token"])
-        self.gateway = Gateway(self.state_dir, ports.gateway, self.repo_root, self.redis.url)
+        self.gateway = Gateway(self.state_dir, ports.gateway, self.repo_root, self.redis.url, runtime=runtime)
         self.retention = Retention(self.state_dir, self.repo_root, self.function_env)
 
     def _credentials(self) -> dict[str, str]:
@@ -210,6 +222,8 @@ class LocalStack:
             service.start()
             print(f"  {service.name:8} up on 127.0.0.1:{service.port}", flush=True)
         self.prepare_data()
+        if self.runtime == "containers":
+            self.build_images()
         self.start_gateway()
         print(f"  gateway  up on {self.gateway_url} ({time.monotonic() - started:.1f} s)", flush=True)
         self.retention.start()
@@ -229,7 +243,34 @@ class LocalStack:
         except PipelineError as e:
             raise ServiceError(f"preparing the schema and the bucket failed: {e}") from e
 
+    def function_images(self) -> dict[str, str]:
+        """{function: image} of the stack file's functions that name an image."""
+        from ocrstack.gateway.provider import load_stack
+
+        return {name: spec.image for name, spec in load_stack(self.repo_root / "stack.yml").items() if spec.image}
+
+    def build_images(self) -> list[containers.BuiltImage]:
+        """The function images from the template (faas-cli build --shrinkwrap, podman build); cached layers make
+        a rebuild of unchanged code take seconds. Needs `local-stack/bootstrap --containers` first."""
+        started = time.monotonic()
+        built = containers.build_function_images(self.repo_root, self.repo_root / "stack.yml", self.function_images(),
+                                                 log_dir=self.state_dir / "logs")
+        print(f"  images   {len(built)} built ({time.monotonic() - started:.1f} s)", flush=True)
+        return built
+
+    def _runtime_marker(self) -> Path:
+        return self.state_dir / "gateway" / "runtime"
+
+    def _ran_containers(self) -> bool:
+        """Whether the last gateway of this state folder ran containers (so a plain `down` cleans them up too)."""
+        try:
+            return self._runtime_marker().read_text().strip() == "containers"
+        except OSError:
+            return False
+
     def start_gateway(self, queue_workers: int | None = None) -> None:
+        self._runtime_marker().parent.mkdir(parents=True, exist_ok=True)
+        self._runtime_marker().write_text(self.runtime + "\n")
         write_private(self.state_dir / "function-env.json", json.dumps(self.function_env(), indent=2))
         write_private(self.gateway.password_file, self.credentials["gateway_password"] + "\n")
         self.gateway.queue_workers = queue_workers
@@ -249,6 +290,12 @@ class LocalStack:
                 service.stop()
             except (OSError, ServiceError) as e:
                 errors.append(f"{service.name}: {e}")
+            if service is self.gateway and (self.runtime == "containers" or self._ran_containers()):
+                # The gateway stops its containers; any it could not (killed, crashed) go here.
+                try:
+                    containers.remove_stack_containers(containers.stack_id(self.state_dir))
+                except (OSError, subprocess.SubprocessError, ServiceError) as e:
+                    errors.append(f"containers: {e}")
         if errors:
             raise ServiceError("; ".join(errors))
 

@@ -28,6 +28,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stack", type=Path, help="faas-cli stack file whose functions run as local processes")
     p.add_argument("--upstream", action="append", default=[], metavar="NAME=URL",
                    help="route a function to a running server instead (containers); repeatable")
+    p.add_argument("--runtime", choices=Provider.RUNTIMES, default="processes",
+                   help="processes: each handler as a local functions-framework process (default); containers: "
+                        "each function as its stack file image under podman, behind of-watchdog")
+    p.add_argument("--stack-id", default="local",
+                   help="names and labels this gateway's containers (ocr-<function>-<stack id>)")
     p.add_argument("--function-env", type=Path, help="JSON object of env vars added to every local function")
     p.add_argument("--repo-root", type=Path,
                    help="working directory of the functions, where they import `common` from, and of "
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     default = checkout if (checkout / "stack.yml").is_file() else Path.cwd()
     repo_root = (args.repo_root or default).resolve()
     provider = Provider(specs, repo_root, args.function_env, args.state_dir / "logs",
-                        declared=lambda: function_specs(args))
+                        declared=lambda: function_specs(args), runtime=args.runtime, stack=args.stack_id)
     queue = AsyncQueue(args.redis_url, max_attempts=args.queue_max_attempts,
                        backoff_base=args.queue_backoff_base, reclaim_idle=args.queue_reclaim_idle)
     gateway = GatewayApp(provider, queue, args.max_body_bytes, auth, openapi=repo_root / "docs" / "openapi.yaml",
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         queue.start(args.queue_workers, gateway.run_queued, gateway.send_callback)
         gateway.ready = True
         log.info("gateway.started", host=args.host, port=args.port, functions=sorted(specs),
-                 queue_workers=args.queue_workers, system_auth=auth is not None)
+                 queue_workers=args.queue_workers, system_auth=auth is not None, runtime=args.runtime)
 
     async def on_shutdown(_app: web.Application) -> None:
         gateway.stopping = True  # followed logs end, so the shutdown does not wait for them

@@ -169,7 +169,8 @@ class GatewayApp:
 
     async def system_info(self, _request: web.Request) -> web.Response:
         return web.json_response({
-            "provider": {"provider": "ocr-pipeline-local", "orchestration": "process",
+            "provider": {"provider": "ocr-pipeline-local",
+                         "orchestration": "podman" if self.provider.runtime == "containers" else "process",
                          "version": {"sha": "local", "release": VERSION}},
             "version": {"sha": "local", "release": VERSION, "commit_message": ""},
             "arch": "x86_64",
@@ -259,7 +260,8 @@ class GatewayApp:
             policy.check_namespace(body.get("namespace"))
         except DeploymentRefused as e:
             return json_error(400, e.code, e.message)
-        if not self.provider.remove(name):
+        # In a thread: a container's stop waits for the watchdog's drain (seconds), which must not hold the loop.
+        if not await asyncio.to_thread(self.provider.remove, name):
             return json_error(404, "function_not_found", f"no function named {name!r}")
         return web.Response(status=202)
 

@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from common.logging import get_logger
+from ocrstack import containers
 from ocrstack.supervise import die_with_parent
 from ocrstack.services import free_port, port_open
 
@@ -124,6 +127,8 @@ class FunctionProcess:
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
+        # Set when a deployment replaces it: the supervisor leaves it to stop.
+        self.retired = False
         # What /system/logs calls the replica: one per process start, as a pod or container name would be.
         self.instance = ""
 
@@ -211,19 +216,96 @@ class FunctionProcess:
             return "(no log)"
 
 
+class ContainerFunction(FunctionProcess):
+    """One function as its image under podman: of-watchdog in front of functions-framework, in a network
+    namespace of its own (slirp4netns, the host's 127.0.0.1 reached as 10.0.2.2), published on a private
+    127.0.0.1 port. `podman run` stays attached: its exit is the container's, its output the function's log."""
+
+    def __init__(self, spec: FunctionSpec, repo_root: Path, extra_env: dict[str, str], log_dir: Path,
+                 stack: str) -> None:
+        super().__init__(spec, repo_root, extra_env, log_dir)
+        self.stack = stack
+        self.container = containers.container_name(spec.name, stack)
+        self.env_file = log_dir.parent / "containers" / f"{spec.name}.env"
+
+    def spawn(self) -> None:
+        self.port = free_port()
+        env = dict(self.spec.environment)
+        env.update(self.extra_env)
+        containers.write_env_file(self.env_file, containers.container_env(env))
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.instance = f"{self.spec.name}-{secrets.token_hex(4)}"
+        command = containers.run_command(self.spec.name, self.spec.image, self.port, self.env_file, self.stack)
+        with self.log_path.open("ab") as out:
+            out.write(start_marker(self.spec.name, self.instance))
+            out.flush()
+            # SIGTERM when the gateway dies: `podman run` passes it to the container (sig-proxy), which drains
+            # and goes (--rm); a SIGKILL would leave the container running without its client.
+            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM))
+        log.info("function.spawned", function=self.spec.name, port=self.port, pid=self.proc.pid,
+                 container=self.container, image=self.spec.image)
+
+    def answers(self) -> bool:
+        """functions-framework answers behind the watchdog: /robots.txt is its own 404, no handler runs (the
+        image's healthcheck.py asks the same); the watchdog alone answers 5xx while its upstream starts."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/robots.txt", timeout=1):
+                return True
+        except urllib.error.HTTPError as e:
+            return e.code < 500
+        except (urllib.error.URLError, OSError):
+            return False
+
+    async def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not await asyncio.to_thread(self.answers):
+            if self.proc is not None and self.proc.poll() is not None:
+                raise FunctionStartError(
+                    f"container of {self.spec.name} exited with code {self.proc.returncode}: {self._log_tail()}")
+            if time.monotonic() > deadline:
+                raise FunctionStartError(
+                    f"container of {self.spec.name} not answering after {timeout:g} s: {self._log_tail()}")
+            await asyncio.sleep(0.2)
+
+    def signal_group(self, sig: signal.Signals) -> None:
+        """SIGTERM: the watchdog drains and stops (its container goes, `--rm`); SIGKILL: the container is removed."""
+        if self.proc is None:
+            return
+        if sig == signal.SIGKILL:
+            containers.remove_container(self.container)
+            super().signal_group(sig)  # the attached podman client, should it linger
+        else:
+            containers.podman("kill", "--signal", sig.name, self.container, timeout=30)
+
+
 class Provider:
-    """What OpenFaaS's provider does for the gateway: knows the functions and keeps them running."""
+    """What OpenFaaS's provider does for the gateway: knows the functions and keeps them running.
+
+    runtime "processes" (the default) runs each handler as a local functions-framework process; "containers"
+    runs each function that has an image as that image under podman (ContainerFunction)."""
+
+    RUNTIMES = ("processes", "containers")
 
     def __init__(self, specs: dict[str, FunctionSpec], repo_root: Path, function_env_file: Path | None,
-                 log_dir: Path, declared: Callable[[], dict[str, FunctionSpec]] | None = None) -> None:
+                 log_dir: Path, declared: Callable[[], dict[str, FunctionSpec]] | None = None,
+                 runtime: str = "processes", stack: str = "local") -> None:
+        if runtime not in self.RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(self.RUNTIMES)}, not {runtime!r}")
         extra = read_function_env(function_env_file) if function_env_file else {}
         self.repo_root, self.extra_env, self.log_dir = repo_root, extra, log_dir
+        self.runtime, self.stack = runtime, stack
         # What the stack file declares, read again for every deployment (so a function added to the file, or
         # a changed setting, can be deployed without a restart); without a reader, the functions started with.
         self._declared = declared or (lambda: dict(specs))
-        self.functions = {name: FunctionProcess(spec, repo_root, extra, log_dir) for name, spec in specs.items()}
+        self.functions = {name: self._function(spec) for name, spec in specs.items()}
         self.invocations: dict[str, int] = {name: 0 for name in specs}
         self._stopping = False
+
+    def _function(self, spec: FunctionSpec) -> FunctionProcess:
+        if self.runtime == "containers" and spec.image and spec.upstream is None:
+            return ContainerFunction(spec, self.repo_root, self.extra_env, self.log_dir, self.stack)
+        return FunctionProcess(spec, self.repo_root, self.extra_env, self.log_dir)
 
     def declared(self, name: str) -> FunctionSpec | None:
         """The stack file's function of that name: the only code a deployment can start (OSError or
@@ -238,8 +320,10 @@ class Provider:
         """Start (or restart with the new settings) one function, as faas-cli deploy asks."""
         old = self.functions.get(spec.name)
         if old is not None:
-            old.stop()
-        fn = FunctionProcess(spec, self.repo_root, self.extra_env, self.log_dir)
+            old.retired = True
+            # In a thread: a container's stop waits for the watchdog's drain (seconds); the gateway keeps serving.
+            await asyncio.to_thread(old.stop)
+        fn = self._function(spec)
         self.functions[spec.name] = fn
         self.invocations.setdefault(spec.name, 0)
         if spec.upstream is None:
@@ -270,12 +354,13 @@ class Provider:
             await asyncio.sleep(1.0)
             # A copy: deploy and remove may change the set while a restart is awaited.
             for fn in list(self.functions.values()):
-                if (fn.spec.upstream is None and fn.exited() and not self._stopping
+                if (fn.spec.upstream is None and fn.exited() and not self._stopping and not fn.retired
                         and self.functions.get(fn.spec.name) is fn):
                     code = fn.proc.returncode if fn.proc else None
                     log.warning("function.exited", function=fn.spec.name, returncode=code, restarts=fn.restarts)
-                    # Workers of the dead master would keep the old port and memory: end them first.
-                    fn.signal_group(signal.SIGKILL)
+                    # Workers of the dead master would keep the old port and memory: end them first (for a
+                    # container, podman removes what is left of it).
+                    await asyncio.to_thread(fn.signal_group, signal.SIGKILL)
                     fn.restarts += 1
                     fn.spawn()
                     try:
