@@ -83,10 +83,11 @@ def test_ocr_process_without_a_configured_token_is_a_config_error_not_open() -> 
         auth.authenticate_internal(_request(headers={"Authorization": "Bearer "}), replace(SETTINGS, internal_token=""))
 
 
-def test_auth_off_trusts_everyone_and_says_so_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With AUTH=off a call needs no key, and the first one logs a warning that names the risk."""
-    for name, value in {"AUTH": "off", "MYSQL_PASSWORD": "x", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b"}.items():
+def _first_requests(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], calls: int) -> tuple[list[Principal], str]:
+    """A fresh function process's first `calls` requests under `env`: who each was, and what it logged."""
+    for name, value in {"MYSQL_PASSWORD": "x", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b", **env}.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.delenv("S3_PUBLIC_ENDPOINT", raising=False)
     get_settings.cache_clear()
     monkeypatch.setattr(api, "_warned", False)
     monkeypatch.setattr("common.logging._configured_for", None)  # log set-up again, onto the captured stderr
@@ -101,35 +102,22 @@ def test_auth_off_trusts_everyone_and_says_so_loudly(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr("sys.stderr", out)
     try:
         with app.test_request_context("/"):
-            handler(flask.request)
-            handler(flask.request)
+            for _ in range(calls):
+                handler(flask.request)
     finally:
         get_settings.cache_clear()
         structlog.reset_defaults()
+    return seen, out.getvalue()
+
+
+def test_auth_off_trusts_everyone_and_says_so_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With AUTH=off a call needs no key, and the first one logs a warning that names the risk."""
+    seen, logged = _first_requests(monkeypatch, {"AUTH": "off"}, calls=2)
     assert seen == [TRUSTED, TRUSTED]
-    assert out.getvalue().count('"auth.disabled"') == 1
+    assert logged.count('"auth.disabled"') == 1
 
 
 def test_a_public_endpoint_only_the_functions_can_resolve_is_warned_about(monkeypatch: pytest.MonkeyPatch) -> None:
     """Links signed for `minio:9000` (compose's internal name) cannot be opened by users: said at start."""
-    for name, value in {"S3_ENDPOINT": "minio:9000", "MYSQL_PASSWORD": "x", "S3_ACCESS_KEY": "a",
-                        "S3_SECRET_KEY": "b", "AUTH": "off"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("S3_PUBLIC_ENDPOINT", raising=False)
-    get_settings.cache_clear()
-    monkeypatch.setattr(api, "_warned", False)
-    monkeypatch.setattr("common.logging._configured_for", None)
-
-    @api.http_function("status")
-    def handler(request: flask.Request, settings: Settings, caller: Principal) -> flask.Response:
-        return api.json_response({})
-
-    out = io.StringIO()
-    monkeypatch.setattr("sys.stderr", out)
-    try:
-        with app.test_request_context("/"):
-            handler(flask.request)
-    finally:
-        get_settings.cache_clear()
-        structlog.reset_defaults()
-    assert '"storage.public_endpoint_internal"' in out.getvalue()
+    _, logged = _first_requests(monkeypatch, {"AUTH": "off", "S3_ENDPOINT": "minio:9000"}, calls=1)
+    assert '"storage.public_endpoint_internal"' in logged
