@@ -159,15 +159,23 @@ class FunctionProcess:
             )
         log.info("function.spawned", function=self.spec.name, port=self.port, pid=self.proc.pid)
 
-    async def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not port_open(self.port):
+    # What a readiness failure calls the function, and how long a start may take (an image starts slower).
+    what = "function"
+    start_timeout = 60.0
+
+    def answers(self) -> bool:
+        """Ready: functions-framework listens on its port."""
+        return port_open(self.port)
+
+    async def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while not await asyncio.to_thread(self.answers):
             if self.proc is not None and self.proc.poll() is not None:
                 raise FunctionStartError(
-                    f"function {self.spec.name} exited with code {self.proc.returncode}: {self._log_tail()}")
+                    f"{self.what} {self.spec.name} exited with code {self.proc.returncode}: {self._log_tail()}")
             if time.monotonic() > deadline:
-                raise FunctionStartError(
-                    f"function {self.spec.name} not listening after {timeout:g} s: {self._log_tail()}")
+                raise FunctionStartError(f"{self.what} {self.spec.name} not answering after "
+                                         f"{self.start_timeout:g} s: {self._log_tail()}")
             await asyncio.sleep(0.1)
 
     def exited(self) -> bool:
@@ -221,6 +229,9 @@ class ContainerFunction(FunctionProcess):
     namespace of its own (slirp4netns, the host's 127.0.0.1 reached as 10.0.2.2), published on a private
     127.0.0.1 port. `podman run` stays attached: its exit is the container's, its output the function's log."""
 
+    what = "container of"
+    start_timeout = 120.0
+
     def __init__(self, spec: FunctionSpec, repo_root: Path, extra_env: dict[str, str], log_dir: Path,
                  stack: str) -> None:
         super().__init__(spec, repo_root, extra_env, log_dir)
@@ -257,16 +268,6 @@ class ContainerFunction(FunctionProcess):
         except (urllib.error.URLError, OSError):
             return False
 
-    async def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not await asyncio.to_thread(self.answers):
-            if self.proc is not None and self.proc.poll() is not None:
-                raise FunctionStartError(
-                    f"container of {self.spec.name} exited with code {self.proc.returncode}: {self._log_tail()}")
-            if time.monotonic() > deadline:
-                raise FunctionStartError(
-                    f"container of {self.spec.name} not answering after {timeout:g} s: {self._log_tail()}")
-            await asyncio.sleep(0.2)
 
     def signal_group(self, sig: signal.Signals) -> None:
         """SIGTERM: the watchdog drains and stops (its container goes, `--rm`); SIGKILL: the container is removed."""
