@@ -10,10 +10,8 @@ RSS belongs to that document alone.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -22,9 +20,9 @@ from pathlib import Path
 
 from typing import Any
 
-from PIL import Image, ImageFilter
+from PIL import Image
 
-from bench.pages import page_lines, scanned_page, scanned_pdf
+from bench.pages import born_digital_pdf, cheap_scan, page_lines, scanned_page, scanned_pdf
 
 # Runs in a child process: recognise one PDF, report pages, seconds, methods and peak RSS.
 _MEASURE = """
@@ -60,17 +58,8 @@ def measure(pdf: Path, workers: int, folder: Path) -> dict[str, Any]:
 
 def degraded(page: Image.Image, seed: int) -> Image.Image:
     """A poor scan of a page: 1.5 degree skew, blur, speckle noise and JPEG artefacts."""
-    rng = random.Random(seed)
     skewed = page.rotate(1.5, expand=True, fillcolor=255, resample=Image.Resampling.BICUBIC)
-    blurred = skewed.filter(ImageFilter.GaussianBlur(1.2))
-    noisy = blurred.point(lambda v: v)  # copy
-    pixels = noisy.load()
-    for _ in range(noisy.width * noisy.height // 150):
-        x, y = rng.randrange(noisy.width), rng.randrange(noisy.height)
-        pixels[x, y] = rng.choice((0, 96, 160, 255))  # type: ignore[index]
-    buf = io.BytesIO()
-    noisy.save(buf, format="JPEG", quality=35)
-    return Image.open(io.BytesIO(buf.getvalue())).convert("L")
+    return cheap_scan(skewed, seed, speckle_every=150, quality=35)
 
 
 def error_rate(images: list[Image.Image], folder: Path, tag: str, clean_up: bool) -> tuple[float, float]:
@@ -94,20 +83,6 @@ def error_rate(images: list[Image.Image], folder: Path, tag: str, clean_up: bool
         errors += Levenshtein.distance(" ".join(page.text.split()), truth)
         total += len(truth)
     return errors / total, seconds / len(images)
-
-
-def born_digital_pdf(count: int, folder: Path) -> Path:
-    """The same pages with a real text layer: tesseract's PDF renderer, merged with pdfunite."""
-    parts = []
-    for n in range(count):
-        image = folder / f"bd-{n:03d}.png"
-        scanned_page(n).save(image)
-        subprocess.run(["tesseract", str(image), str(folder / f"bd-{n:03d}"), "pdf"], check=True,
-                       capture_output=True, env=dict(os.environ, OMP_THREAD_LIMIT="1"))
-        parts.append(str(folder / f"bd-{n:03d}.pdf"))
-    out = folder / "born-digital.pdf"
-    subprocess.run(["pdfunite", *parts, str(out)], check=True)
-    return out
 
 
 def main() -> None:

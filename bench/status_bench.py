@@ -5,8 +5,9 @@ Run from the repository root: ./local-stack/bootstrap && .venv/bin/python -m ben
 
 Starts its own stack on free ports, then three extra `status` function servers on the same backing
 services: the cache on (every read after the first is a hit), the same with AUTH=off (no key check),
-and STATUS_CACHE=false (every read goes to MySQL). Rate limits are off, so the figures are the read path
-alone. Figures are printed as they are measured.
+and STATUS_CACHE=false (every read goes to MySQL), and with wrk a function that answers a constant: the
+functions-framework server's own ceiling on this machine. Rate limits are off, so the figures are the read
+path alone. Figures are printed as they are measured. `--concurrency 16` is the issue's measuring point.
 """
 
 from __future__ import annotations
@@ -39,11 +40,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_status_server(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+# The server's own floor: a function that answers constant JSON with no Redis, key check or logging.
+FLOOR_FUNCTION = """import flask
+
+
+def handle(request):
+    return flask.Response(b'{"status":"completed"}', mimetype="application/json")
+"""
+
+
+def start_status_server(env: dict[str, str], log: Path,
+                        source: Path = REPO / "functions/status/handler.py") -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "functions_framework", "--target", "handle",
-         "--source", str(REPO / "functions/status/handler.py"), "--host", "127.0.0.1", "--port", str(port)],
+         "--source", str(source), "--host", "127.0.0.1", "--port", str(port)],
         env=env, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -88,12 +99,30 @@ def hammer_wrk(url: str, seconds: int, concurrency: int, headers: dict[str, str]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
     def ms(label: str) -> float:
-        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)$", out, re.M).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+        found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
+        if found is None:
+            raise SystemExit(f"no {label}th percentile in wrk's output:\n{out}")
+        value, unit = found.groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
     if re.search(r"Non-2xx", out):
         raise SystemExit(f"wrk saw error answers:\n{out}")
     return rps, ms("50"), ms("99")
+
+
+def make_text_large(settings: Any, job_id: str, kilobytes: int) -> None:
+    """Give a completed job the text of a long document (about a page per 2 kB), as MySQL then the cache hold it."""
+    from sqlalchemy import select, update
+
+    from common.adapters import cache
+    from common.adapters.db import Job, session_scope
+
+    line = "Rechnung 4711 vom Büro: total amount due 1.234,56 EUR, payable within 30 days.\n"
+    text = (line * (kilobytes * 1024 // len(line) + 1))[: kilobytes * 1024]
+    with session_scope(settings) as session:
+        session.execute(update(Job).where(Job.id == job_id).values(text=text, version=Job.version + 1))
+        version = session.execute(select(Job.version).where(Job.id == job_id)).scalar_one()
+    cache.mark_changed(settings, job_id, version)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -106,7 +135,7 @@ def key_check_cost(settings: Any, token: str, rounds: int = 2000) -> tuple[float
 
     from common.web import auth
 
-    app = flask.Flask("bench")
+    app = flask.Flask("bench", root_path=str(REPO))  # bench/ is a namespace package: no root of its own
     with app.test_request_context("/", headers={"Authorization": f"Bearer {token}"}):
         for _ in range(50):
             auth.authenticate(flask.request, settings)
@@ -122,6 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--text-kb", type=int, default=100, help="text of the second job (a long document)")
     args = parser.parse_args()
 
     from common.config import load_settings
@@ -139,7 +169,10 @@ def main() -> None:
             key = {"Authorization": f"Bearer {token}"}
             gateway = Gateway(stack.gateway_url, api_key=token)
             job_id = gateway.upload(image_bytes(["STATUS bench"]), "bench.png").json()["job_id"]
+            large_id = gateway.upload(image_bytes(["STATUS bench large"]), "large.png").json()["job_id"]
             gateway.wait_final(job_id)
+            gateway.wait_final(large_id)
+            make_text_large(settings, large_id, args.text_kb)
             base = dict(os.environ, **stack.function_env(), RATE_LIMIT_CAPACITY="0",
                         LOG_LEVEL="WARNING")
             variants = {
@@ -151,6 +184,13 @@ def main() -> None:
             for n, (name, (env, _)) in enumerate(variants.items()):
                 proc, urls[name] = start_status_server(env, folder / f"server-{n}.log")
                 servers.append(proc)
+            # Two gunicorn worker processes (functions-framework reads WORKERS): one GIL per core.
+            proc, two_workers_url = start_status_server(dict(variants["cache hit, key"][0], WORKERS="2"),
+                                                        folder / "server-workers.log")
+            servers.append(proc)
+            (folder / "floor.py").write_text(FLOOR_FUNCTION)
+            proc, floor_url = start_status_server(base, folder / "server-floor.log", folder / "floor.py")
+            servers.append(proc)
 
             p50, p99 = key_check_cost(settings, token)
             print(f"\nthe key check alone (common.auth.authenticate, key cached in Redis): p50 {p50:.3f} ms, "
@@ -175,6 +215,17 @@ def main() -> None:
                     rps, w50, w99 = wrk[name] = hammer_wrk(f"{urls[name]}/{job_id}", 10, args.concurrency, headers)
                     print(f"{name:22}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}", flush=True)
                 print(f"hit / MySQL throughput: {wrk['cache hit, key'][0] / wrk['MySQL, key'][0]:.2f}x", flush=True)
+                large = {}
+                for name in ("cache hit, key", "MySQL, key"):
+                    rps, w50, w99 = large[name] = hammer_wrk(f"{urls[name]}/{large_id}", 10, args.concurrency, key)
+                    print(f"{name + f', {args.text_kb} kB':22}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}", flush=True)
+                print(f"hit / MySQL throughput with {args.text_kb} kB of text: "
+                      f"{large['cache hit, key'][0] / large['MySQL, key'][0]:.2f}x", flush=True)
+                rps, w50, w99 = hammer_wrk(f"{two_workers_url}/{job_id}", 10, args.concurrency, key)
+                print(f"{'cache hit, WORKERS=2':22}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}", flush=True)
+                rps, w50, w99 = hammer_wrk(f"{floor_url}/{job_id}", 10, args.concurrency, {})
+                print(f"{'server floor (constant)':22}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}   the same server, a function "
+                      "that does nothing", flush=True)
                 # One connection: latency without queueing behind other requests on the 2 cores, so the
                 # difference is what the key check itself adds to a request at the function.
                 print("\none connection (wrk -c1, 10 s each): what the key check adds to one request", flush=True)

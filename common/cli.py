@@ -13,7 +13,7 @@ from common.config import Settings, get_settings
 from common.errors import PipelineError
 from common.logging import setup
 from common.models import Role
-from common.rules import apikeys, library
+from common.rules import apikeys, library, sweep
 
 # MinIO's ARN for the webhook target `OCR` in the default region (arn:minio:sqs:<region>:<target id>:webhook).
 DEFAULT_WEBHOOK_ARN = "arn:minio:sqs::OCR:webhook"
@@ -74,6 +74,10 @@ def _retention(args: argparse.Namespace) -> int:
             removed = library.expire(settings)
             print(f"retention: removed {removed} documents older than {settings.retention_days} days"
                   if settings.retention_days > 0 else "retention: off (RETENTION_DAYS=0)", flush=True)
+            swept = sweep.sweep(settings)
+            print(f"sweep: {swept.withdrawn} unstored uploads withdrawn, {swept.failed} jobs without their "
+                  f"original failed, {swept.resubmitted} stalled jobs and {swept.chunks_resubmitted} chunks "
+                  f"resubmitted, {swept.called_back} owed webhooks sent", flush=True)
         except PipelineError as e:
             if not args.every:
                 raise
@@ -100,7 +104,9 @@ def main(argv: list[str] | None = None, prog: str = "ocr-pipeline") -> int:
     listing.add_argument("--json", action="store_true")
     revoke = key_actions.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
-    retention = commands.add_parser("retention", help="delete documents older than RETENTION_DAYS")
+    retention = commands.add_parser(
+        "retention", help="delete documents older than RETENTION_DAYS, and settle jobs nothing runs any more "
+                          "(unfinished for SWEEP_AFTER_SECONDS)")
     retention.add_argument("--every", type=float, default=0, metavar="SECONDS",
                            help="run again every SECONDS (the scheduler the local stack and compose start)")
     args = parser.parse_args(argv)

@@ -37,11 +37,13 @@ class Settings:
     results_prefix: str
     max_upload_bytes: int
     max_pages: int
+    ocr_chunk_pages: int
     max_page_pixels: int
     ocr_dpi: int
     ocr_page_timeout: float
     ocr_workers: int
     ocr_clean_up: bool
+    output_pdfa: bool
     default_lang: str
     job_lease_seconds: int
     job_max_attempts: int
@@ -61,7 +63,11 @@ class Settings:
     internal_token: str
     inbox_owner: str
     retention_days: int
+    sweep_after_seconds: float
     db_auto_upgrade: bool
+    # Completion webhooks (rules/callbacks.py): hosts or networks allowed although private or loopback.
+    callback_allowed_hosts: tuple[str, ...] = ()
+    callback_max_attempts: int = 5
 
     @property
     def database_url(self) -> str:
@@ -169,7 +175,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upload_prefix=r.text("UPLOAD_PREFIX", "uploads/"),
         results_prefix=r.text("RESULTS_PREFIX", "results/"),
         max_upload_bytes=r.integer("MAX_UPLOAD_BYTES", 50 * 1024 * 1024, minimum=1),
-        max_pages=r.integer("MAX_PAGES", 200, minimum=1),
+        max_pages=r.integer("MAX_PAGES", 2000, minimum=1),
+        # A PDF with more pages is split into runs of this many, each OCRed by an invocation of its own, so
+        # no invocation outgrows exec_timeout and replicas share a document (0: never split).
+        ocr_chunk_pages=r.integer("OCR_CHUNK_PAGES", 8, minimum=0),
         max_page_pixels=r.integer("MAX_PAGE_PIXELS", 100_000_000, minimum=1),
         ocr_dpi=r.integer("OCR_DPI", 300, minimum=72),
         ocr_page_timeout=r.number("OCR_PAGE_TIMEOUT", 120.0),
@@ -177,6 +186,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # Median filter + autocontrast before OCR: fixes speckled, washed-out scans (error rate 0.0052 -> 0 in
         # bench/engine_bench.py) but costs about a fifth of a page's time and changes nothing on clean scans.
         ocr_clean_up=r.flag("OCR_CLEAN_UP", False),
+        # The searchable PDF as PDF/A-2b (archives ask for it); a document that cannot be one stays plain.
+        output_pdfa=r.flag("OUTPUT_PDFA", False),
         default_lang=r.text("DEFAULT_LANG", "eng"),
         job_lease_seconds=r.integer("JOB_LEASE_SECONDS", 30, minimum=3),
         job_max_attempts=r.integer("JOB_MAX_ATTEMPTS", 3, minimum=1),
@@ -202,8 +213,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # The key id that owns files dropped under the inbox outside any inbox/<key id>/ folder.
         inbox_owner=env.get("INBOX_OWNER", "").strip(),
         retention_days=r.integer("RETENTION_DAYS", 0),
+        # An unfinished job nothing touched for this long is settled by the scheduled sweep (rules/sweep.py):
+        # well past the upload's exec_timeout and the queue's longest retry delay.
+        sweep_after_seconds=r.number("SWEEP_AFTER_SECONDS", 600.0),
         # A database behind the code: upgraded on a process's first use, or (false) refused until `init` ran.
         db_auto_upgrade=r.flag("DB_AUTO_UPGRADE", False),
+        # Names or networks (127.0.0.1, 10.0.0.0/8, receiver.internal) a callback_url may reach although they
+        # are not public addresses; empty: public addresses only, so an upload cannot aim ocr-process inward.
+        callback_allowed_hosts=tuple(h.strip() for h in env.get("CALLBACK_ALLOWED_HOSTS", "").split(",")
+                                     if h.strip()),
+        callback_max_attempts=r.integer("CALLBACK_MAX_ATTEMPTS", 5, minimum=1),
     )
     if r.problems:
         raise ConfigError("invalid configuration: " + "; ".join(r.problems))

@@ -63,6 +63,13 @@ class InvalidRequestId(BadRequest):
     code = "invalid_request_id"
 
 
+class CallbackRefused(BadRequest):
+    """A callback_url the completion webhook may not call (scheme, credentials, a private address); the message
+    names the rule."""
+
+    code = "callback_refused"
+
+
 class CredentialsInUrl(BadRequest):
     """Keys in URLs end up in access logs, proxies and browser history, so they are refused outright."""
 
@@ -96,6 +103,13 @@ class Forbidden(PipelineError):
 class FileTooLarge(PipelineError):
     code = "file_too_large"
     http_status = 413
+
+
+class BodyTooSlow(PipelineError):
+    """Refused at the gateway: a request body that stalled, or came in under its minimum rate."""
+
+    code = "body_too_slow"
+    http_status = 408
 
 
 class UnsupportedMediaType(PipelineError):

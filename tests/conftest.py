@@ -1,8 +1,11 @@
-"""Session fixtures: the real local stack (MariaDB, Redis, MinIO, gateway and functions) for integration tests."""
+"""Session fixtures: the real local stack (MariaDB, Redis, MinIO, gateway and functions) for integration tests,
+and veraPDF for the PDF/A checks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """MariaDB, Redis, MinIO and the gateway with the five functions, on free 127.0.0.1 ports."""
+    """MariaDB, Redis, MinIO and the gateway with the six functions, on free 127.0.0.1 ports."""
     from ocrstack.stack import LocalStack, StackPorts
 
     local = LocalStack(tmp_path_factory.mktemp("stack"), StackPorts.free(), REPO_ROOT)
@@ -22,3 +25,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield local
     finally:
         local.stop()
+
+
+Verapdf = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def verapdf_home() -> Path:
+    """Where `local-stack/verapdf --fetch` puts veraPDF: <cache>/verapdf/<the version its pom names>."""
+    from ocrstack.services import cache_dir
+
+    pom = (REPO_ROOT / "local-stack" / "verapdf.pom.xml").read_text()
+    found = re.search(r"<verapdf\.version>([^<]+)</verapdf\.version>", pom)
+    assert found is not None, "local-stack/verapdf.pom.xml names no <verapdf.version>"
+    return cache_dir() / "verapdf" / found.group(1)
+
+
+@pytest.fixture(scope="session")
+def verapdf() -> Verapdf:
+    """`local-stack/verapdf FILE...` (PDF/A-2b): exit 0 compliant, 1 not, 2 not validated; its report on stdout.
+    The bootstrap fetches it; missing, the test fails (it never skips)."""
+    home = verapdf_home()
+    assert (home / ".complete").is_file(), f"veraPDF is not in {home}: run ./local-stack/bootstrap"
+
+    def run(*files: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(REPO_ROOT / "local-stack" / "verapdf"), *map(str, files)], capture_output=True,
+                              text=True, timeout=240)
+
+    return run

@@ -6,7 +6,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,36 +152,53 @@ class RecordingMapping(dict[str, str]):
 
 @dataclass
 class Posted:
+    """One request a scripted server got."""
+
     path: str
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
+    at: float = 0.0  # time.monotonic() on arrival
+
+
+Answer = tuple[int, dict[str, str], bytes]
 
 
 @contextmanager
-def receiver(status: int = 200, headers: dict[str, str] | None = None) -> Iterator[tuple[str, list[Posted]]]:
-    """A webhook receiver on 127.0.0.1 answering every POST with `status` (and `headers`); yields its base URL
-    and the list of what it received, and stops when the block ends."""
+def scripted_server(answers: list[Answer]) -> Iterator[tuple[str, list[Posted]]]:
+    """An HTTP server on 127.0.0.1 answering its requests (GET, POST, DELETE) with `answers` in turn, the last
+    one again once they run out; yields its base URL and what it got, and stops when the block ends."""
     import http.server
     import threading
 
     received: list[Posted] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def _answer(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            received.append(Posted(self.path, dict(self.headers), body))
+            received.append(Posted(self.path, dict(self.headers), body, self.command, time.monotonic()))
+            status, headers, payload = answers[min(len(received), len(answers)) - 1]
             self.send_response(status)
-            for name, value in (headers or {}).items():
+            for name, value in {"Content-Length": str(len(payload)), **headers}.items():
                 self.send_header(name, value)
             self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_DELETE = _answer  # noqa: N815 (http.server's naming)
 
         def log_message(self, *_args: Any) -> None:
             pass
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_port}", received
     finally:
         server.shutdown()
         server.server_close()
+
+
+def receiver(status: int = 200,
+             headers: dict[str, str] | None = None) -> AbstractContextManager[tuple[str, list[Posted]]]:
+    """A webhook receiver answering every POST with `status` (and `headers`)."""
+    return scripted_server([(status, headers or {}, b"")])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -18,10 +19,12 @@ log = get_logger()
 # Entries carry the job row's version. A writer leaves a bare version marker after each commit; a
 # reader may only fill the entry with a version at least that new, so a slow reader that read MySQL
 # before a commit can never put the older status back after it (the race a plain delete allows).
+# An entry's first line is its JSON header (a bare marker is only that line), so the script decodes the
+# header alone however large the cached answer after it is.
 _SET_IF_NEWER = """
 local current = redis.call('GET', KEYS[1])
 if current then
-  local ok, decoded = pcall(cjson.decode, current)
+  local ok, decoded = pcall(cjson.decode, string.match(current, '^[^\\n]*'))
   if ok and type(decoded) == 'table' and tonumber(decoded['v']) and tonumber(decoded['v']) > tonumber(ARGV[1]) then
     return 0
   end
@@ -76,26 +79,62 @@ def _read_object(settings: Settings, key: str, what: str) -> dict[str, Any] | No
     return value if isinstance(value, dict) else None
 
 
-def read_status(settings: Settings, job_id: str) -> dict[str, Any] | None:
-    """The cached status body, or None on a miss, a bare marker, or Redis trouble."""
-    entry = _read_object(settings, _status_key(job_id), "status.read")
-    body = entry.get("body") if entry is not None else None
-    return body if isinstance(body, dict) else None
+@dataclass(frozen=True)
+class CachedStatus:
+    """A status answer as cached: its JSON bytes, served as they are, and the few fields a read must check.
+
+    Stored as one header line of JSON (version, owner, state, output keys), a newline, then `body`: a
+    hit decodes only the short header, never the text, however long the document.
+    """
+
+    body: bytes  # a JSON object
+    owner_id: str | None
+    status: str
+    outputs: dict[str, str] | None  # result name -> object key; links are signed per read
 
 
-def _set_if_newer(settings: Settings, job_id: str, version: int, entry: dict[str, Any], ttl: float) -> None:
+def _encode_status(version: int, entry: CachedStatus) -> bytes:
+    header = {"v": version, "owner": entry.owner_id, "status": entry.status, "outputs": entry.outputs}
+    # json.dumps escapes every newline inside strings, so the first raw newline ends the header.
+    return json.dumps(header, separators=(",", ":")).encode() + b"\n" + entry.body
+
+
+def _decode_status(raw: bytes) -> CachedStatus | None:
+    head, newline, body = raw.partition(b"\n")
+    if not newline or not body:
+        return None  # a bare version marker (or an entry of the older one-object format): a miss
     try:
-        redis_client(settings).eval(
-            _SET_IF_NEWER, 1, _status_key(job_id), version, json.dumps(entry), int(ttl * 1000)
-        )
+        header = json.loads(head)
+    except ValueError:
+        return None
+    if not isinstance(header, dict) or not isinstance(header.get("status"), str):
+        return None
+    outputs = header.get("outputs")
+    return CachedStatus(body=body, owner_id=header.get("owner"), status=header["status"],
+                        outputs=outputs if isinstance(outputs, dict) else None)
+
+
+def read_status(settings: Settings, job_id: str) -> CachedStatus | None:
+    """The cached status, or None on a miss, a bare marker, anything unreadable, or Redis trouble."""
+    try:
+        raw = redis_client(settings).get(_status_key(job_id))
+    except RedisError as e:
+        warn_unavailable("status.read", e)
+        return None
+    return _decode_status(raw) if isinstance(raw, bytes) else None
+
+
+def _set_if_newer(settings: Settings, job_id: str, version: int, value: bytes, ttl: float) -> None:
+    try:
+        redis_client(settings).eval(_SET_IF_NEWER, 1, _status_key(job_id), version, value, int(ttl * 1000))
     except RedisError as e:
         warn_unavailable("status.write", e)
 
 
-def fill_status(settings: Settings, job_id: str, version: int, body: dict[str, Any], final: bool) -> None:
+def fill_status(settings: Settings, job_id: str, version: int, entry: CachedStatus, final: bool) -> None:
     """Populate after a miss, unless a newer commit already left its marker."""
     ttl = settings.status_ttl_final if final else settings.status_ttl_active
-    _set_if_newer(settings, job_id, version, {"v": version, "body": body}, ttl)
+    _set_if_newer(settings, job_id, version, _encode_status(version, entry), ttl)
 
 
 # Newer than any version a job row can reach: a fill for a buried job never lands.
@@ -123,7 +162,7 @@ def bury_status(settings: Settings, job_ids: list[str]) -> None:
 
 def mark_changed(settings: Settings, job_id: str, version: int) -> None:
     """Called after every committed status change: the next read goes to MySQL and refills."""
-    _set_if_newer(settings, job_id, version, {"v": version}, settings.status_ttl_active)
+    _set_if_newer(settings, job_id, version, json.dumps({"v": version}).encode(), settings.status_ttl_active)
 
 
 # --- API key records ------------------------------------------------------------------------------

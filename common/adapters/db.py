@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Enum,
     Float,
@@ -141,6 +142,14 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
+    # The completion webhook (rules/callbacks.py): where to POST, and how delivery went (state pending,
+    # delivered or failed; attempts made; the receiver's last HTTP status).
+    callback_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    callback_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    callback_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    callback_last_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The searchable PDF asked for as PDF/A-2b (upload's `output=pdfa`, default OUTPUT_PDFA).
+    pdfa: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     __table_args__ = (
         # list ?status= (selective states such as failed), and finding jobs by state.
@@ -172,6 +181,28 @@ class Page(Base):
         UniqueConstraint("job_id", "page_number", name="uq_pages_job_page"),
         {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"},
     )
+
+
+class JobChunk(Base):
+    """A run of a large document's pages, OCRed by an invocation of its own (see common/rules/chunks.py).
+
+    Claimed like a job: a lease renewed while a worker lives and a fresh token per claim, so a chunk whose
+    worker died is taken over, and the old worker's late writes are refused.
+    """
+
+    __tablename__ = "job_chunks"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0-based, in page order
+    first_page: Mapped[int] = mapped_column(Integer)
+    last_page: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | processing | done
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claim_token: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
+
+    __table_args__ = ({"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"},)
 
 
 _engines: dict[str, Engine] = {}

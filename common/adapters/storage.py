@@ -92,11 +92,16 @@ def ensure_bucket(settings: Settings, webhook_arn: str) -> None:
 def put_document(
     settings: Settings, key: str, data: BinaryIO, length: int, content_type: str, metadata: dict[str, str]
 ) -> str:
-    """Store an original; returns its ETag. Metadata links the object to its document and job."""
+    """Store an original; returns its ETag. Metadata links the object to its document and job.
+
+    One part in memory at a time (5 MiB, S3's smallest): the client's parallel multipart upload reads
+    every part into an unbounded queue before its three threads drain it, so a 50 MB upload was held whole.
+    """
     headers: dict[str, str | list[str] | tuple[str]] = dict(metadata)
     try:
         result = minio_client(settings).put_object(
-            settings.s3_bucket, key, data, length, content_type=content_type, metadata=headers
+            settings.s3_bucket, key, data, length, content_type=content_type, metadata=headers,
+            num_parallel_uploads=1,
         )
     except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
         raise _translate(e, f"storing {key}") from e

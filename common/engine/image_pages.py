@@ -56,7 +56,7 @@ def image_rasters(path: Path, workdir: Path, limits: OcrLimits) -> list[Raster]:
     except Image.DecompressionBombError as e:
         raise ImageTooLarge(f"the image exceeds {limits.max_page_pixels} pixels (MAX_PAGE_PIXELS)") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise CorruptDocument(f"the image cannot be decoded: {e}") from e
+        raise CorruptDocument("the image is damaged and cannot be decoded", detail=str(e)) from e
     if not rasters:
         raise CorruptDocument("the image has no frames")
     return rasters

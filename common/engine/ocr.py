@@ -5,17 +5,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image
 
 from common.engine import hocr, pdf_pages, scratch, searchable_pdf
 from common.engine.image_pages import image_rasters
+from common.engine.layer_words import LayerLayout, place_layers, write_hocr
 from common.engine.limits import OcrLimits
 from common.engine.page_ocr import PageRead, read_page
 from common.engine.pdf import PdfDocument
 from common.engine.recognition import Outputs, Recognition
+from common.logging import get_logger
 from common.models import PageResult
+
+log = get_logger()
 
 # OcrLimits lives in limits.py, as the page modules read it too; callers take it from here with the engine.
 __all__ = ["OcrLimits", "TesseractEngine"]
@@ -80,7 +85,7 @@ class TesseractEngine:
     def _read_pdf(
         self, path: Path, workdir: Path, lang: str, on_page_count: Callable[[int], None], output_dir: Path | None
     ) -> Generator[PageResult, None, Outputs]:
-        """Text-layer pages read from the layer, one-JPEG pages from their JPEG, the rest rendered.
+        """Text-layer pages read from the layer, one-image pages (JPEG or lossless) from their image, the rest rendered.
 
         The searchable PDF is the original with each OCRed page's invisible text laid over it.
         """
@@ -89,16 +94,25 @@ class TesseractEngine:
         with PdfDocument(path) as pdf:
             count = pdf_pages.page_count(pdf, self.limits)
             on_page_count(count)
-            pages = pdf_pages.plan_pages(path, pdf, count, self.limits)
+            pages = pdf_pages.plan_pages(path, pdf, count, self.limits, lang)
+            # Words placed as OCR would place them, so every page has words, lines and hOCR.
+            placed = place_layers(path, pages.text_layers, count, self.limits, workdir) if pages.text_layers else {}
 
             def page(n: int) -> PageRead:
                 started = time.monotonic()
                 if n in pages.text_layers:
+                    layout = LayerLayout.from_json(placed[n].read_text(encoding="utf-8"))
+                    placed[n].unlink()
+                    kept = write_hocr(layout, n, workdir / f"page-{n:05d}.hocr") if output_dir is not None else None
                     return PageRead(PageResult(number=n, text=pages.text_layers[n], confidence=None,
-                                               method="text_layer", width=None, height=None,
-                                               duration_ms=pages.layer_ms))
+                                               method="text_layer", width=layout.width, height=layout.height,
+                                               duration_ms=pages.layer_ms + int((time.monotonic() - started) * 1000),
+                                               words=layout.words, lines=layout.lines), hocr=kept)
                 raster = pdf_pages.page_raster(path, pdf, pages, n, workdir, self.limits)
-                return read_page(raster, lang, self.limits, output_dir is not None, started)
+                read = read_page(raster, lang, self.limits, output_dir is not None, started)
+                if n in pages.rejected:
+                    read = replace(read, result=replace(read.result, text_layer_rejected=pages.rejected[n]))
+                return read
 
             for read in self._in_parallel(count, page):
                 if read.pdf:
@@ -110,7 +124,6 @@ class TesseractEngine:
             return Outputs()
         return Outputs(
             searchable_pdf=searchable_pdf.lay_text_over(path, layers, output_dir / _SEARCHABLE_PDF),
-            # A wholly born-digital PDF was not OCRed: it has no hOCR.
             hocr=hocr.merge(hocrs, output_dir / _HOCR) if hocrs else None,
         )
 

@@ -21,6 +21,12 @@ from common.models import PageResult
 LOW_CONFIDENCE = 50.0
 # tesseract's own OSD confidence; under this its answer is a guess.
 MIN_OSD_CONFIDENCE = 2.0
+# OSD guesses on photographs and near-empty pages too, so its turn is kept only when the turned read is
+# clearly better: this many points of mean word confidence above the first read...
+ROTATION_MARGIN = 15.0
+# ...and this many letters or digits in words read with at least LOW_CONFIDENCE: a page with almost
+# no text keeps the orientation its owner gave it.
+MIN_TURNED_CHARS = 20
 
 # One OpenMP thread per tesseract: pages already run in parallel, extra threads only contend.
 _TESSERACT_ENV = dict(os.environ, OMP_THREAD_LIMIT="1")
@@ -62,11 +68,23 @@ def read_page(raster: Raster, lang: str, limits: OcrLimits, keep_files: bool, st
         read = _tesseract(raster, image, lang, limits.page_timeout, keep_files)
         rotation = 0
         if read.confidence is None or read.confidence < LOW_CONFIDENCE:
-            rotation = _orientation(image, limits.page_timeout)
-            if rotation:
+            turn = _orientation(image, limits.page_timeout)
+            if turn:
                 # OSD's "Rotate" is the clockwise turn that makes the page upright; PIL turns anticlockwise.
-                image = rewritten(image, "upright", raster.dpi, lambda im: im.rotate(-rotation, expand=True))
-                read = _tesseract(raster, image, lang, limits.page_timeout, keep_files)
+                upright = rewritten(image, "upright", raster.dpi, lambda im: im.rotate(-turn, expand=True),
+                                    keep=True)
+                turned = _tesseract(raster, upright, lang, limits.page_timeout, keep_files, kept_as="-upright")
+                if clearly_better(read, turned):
+                    image.unlink(missing_ok=True)
+                    image, read, rotation = upright, turned, turn
+                    if keep_files:
+                        for suffix in (".hocr", ".pdf"):
+                            _kept(raster, suffix, "-upright").replace(_kept(raster, suffix))
+                else:
+                    upright.unlink(missing_ok=True)
+                    if keep_files:
+                        for suffix in (".hocr", ".pdf"):
+                            _kept(raster, suffix, "-upright").unlink(missing_ok=True)
         with Image.open(image) as im:
             width, height = im.size
     finally:
@@ -80,7 +98,8 @@ def read_page(raster: Raster, lang: str, limits: OcrLimits, keep_files: bool, st
         height=height,
         duration_ms=int((time.monotonic() - started) * 1000),
         rotation=rotation,
-        words=read.words,
+        words=read.words_in_lines(),
+        lines=read.lines,
     )
     if not keep_files:
         return PageRead(result)
@@ -92,40 +111,56 @@ def cleaned_up(image: Image.Image) -> Image.Image:
     return ImageOps.autocontrast(image.filter(ImageFilter.MedianFilter(3)))
 
 
-def rewritten(image_path: Path, tag: str, dpi: int, change: Callable[[Image.Image], Image.Image]) -> Path:
-    """The page raster changed, as an uncompressed TIFF beside it (named with `tag`); the old one is removed."""
+def clearly_better(first: hocr.HocrPage, turned: hocr.HocrPage) -> bool:
+    """Whether the read of the turned page beats the first read by ROTATION_MARGIN, on real text."""
+    readable = sum(ch.isalnum() for w in turned.words
+                   if w.confidence is not None and w.confidence >= LOW_CONFIDENCE for ch in w.text)
+    if readable < MIN_TURNED_CHARS or turned.confidence is None:
+        return False
+    return turned.confidence >= (first.confidence or 0.0) + ROTATION_MARGIN
+
+
+def rewritten(image_path: Path, tag: str, dpi: int, change: Callable[[Image.Image], Image.Image],
+              keep: bool = False) -> Path:
+    """The page raster changed, as an uncompressed TIFF beside it (named with `tag`); the old one is removed
+    unless `keep` (a turned page is compared with the first read before either is dropped)."""
     out = image_path.with_name(f"{image_path.stem}-{tag}.tif")
     with Image.open(image_path) as im:
         change(im).save(out, format="TIFF", dpi=(dpi, dpi), compression="raw")
-    image_path.unlink()
+    if not keep:
+        image_path.unlink()
     return out
 
 
-def _kept(raster: Raster, suffix: str) -> Path:
+def _kept(raster: Raster, suffix: str, tag: str = "") -> Path:
     """Where a page's kept file lies: named by page, whichever raster (cleaned, turned) tesseract last read."""
-    return raster.path.with_name(f"page-{raster.number:05d}{suffix}")
+    return raster.path.with_name(f"page-{raster.number:05d}{tag}{suffix}")
 
 
-def _tesseract(raster: Raster, image: Path, lang: str, timeout: float, keep_files: bool) -> hocr.HocrPage:
-    """One tesseract run: hOCR (words, boxes, confidences) and, with `keep_files`, the page's PDF."""
+def _tesseract(raster: Raster, image: Path, lang: str, timeout: float, keep_files: bool,
+               kept_as: str = "") -> hocr.HocrPage:
+    """One tesseract run: hOCR (words, boxes, confidences) and, with `keep_files`, the page's PDF.
+
+    The resolution is always said: a PDF's JPEG or a bare image often records none (or 72), and tesseract
+    would then guess one (70 DPI, hOCR's scan_res), although the page's geometry gives the true one.
+    """
     base = image.with_suffix("")
-    if raster.from_pdf:
-        options = ["-c", "textonly_pdf=1"] if keep_files else []
-    else:
-        options = ["--dpi", str(raster.dpi)]
+    options = ["--dpi", str(raster.dpi)]
+    if raster.from_pdf and keep_files:
+        options += ["-c", "textonly_pdf=1"]
     renderers = ["hocr"] + (["pdf"] if keep_files else [])
     try:
         run(["tesseract", str(image), str(base), "-l", lang, *options, *renderers], timeout=timeout,
             env=_TESSERACT_ENV)
         page = hocr.parse(base.with_suffix(".hocr").read_bytes())
         if keep_files:
-            # A second read (after turning the page) replaces the first one's files.
-            base.with_suffix(".hocr").replace(_kept(raster, ".hocr"))
-            base.with_suffix(".pdf").replace(_kept(raster, ".pdf"))
+            # A turned page's read is kept beside the first (`kept_as`) until one of them is chosen.
+            base.with_suffix(".hocr").replace(_kept(raster, ".hocr", kept_as))
+            base.with_suffix(".pdf").replace(_kept(raster, ".pdf", kept_as))
     except OcrTimeout as e:
         raise OcrTimeout(f"page {raster.number} took longer than {timeout:g} s (OCR_PAGE_TIMEOUT)") from e
     except OcrError as e:
-        raise OcrError(f"tesseract failed on page {raster.number}: {e.message}") from e
+        raise OcrError(f"tesseract failed on page {raster.number} ({e.message})", detail=e.detail) from e
     finally:
         if not keep_files:
             base.with_suffix(".hocr").unlink(missing_ok=True)

@@ -1,13 +1,16 @@
-"""A PDF's structure through pikepdf (qpdf): pages, their sizes, and scanned pages whose JPEG can be read as stored."""
+"""A PDF's structure through pikepdf (qpdf): pages, their sizes, and scanned pages whose one image is read as stored."""
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pikepdf
+from PIL import Image
 
 from common.errors import CorruptDocument, PdfEncrypted
 
@@ -15,7 +18,10 @@ from common.errors import CorruptDocument, PdfEncrypted
 # graphics state with transparency) may draw over the image, e.g. a redaction box, so such a page
 # is rendered instead of read from its image.
 _PLACEMENT_OPERATORS = frozenset({"q", "Q", "cm", "Do"})
-_JPEG_COLOUR_SPACES = frozenset({"/DeviceGray", "/DeviceRGB"})
+_PLAIN_COLOUR_SPACES = frozenset({"/DeviceGray", "/DeviceRGB"})
+# Keys that change what a viewer shows of an image's samples (masks, a decode remap, optional content):
+# a page image carrying one is rendered. /Decode is weighed apart for 1-bit images, where [1 0] is common.
+_ALTERING_KEYS = ("/SMask", "/Mask", "/Decode", "/OC")
 # Points by which a page image may miss the page's edges and still count as covering it.
 _EDGE_TOLERANCE = 1.0
 
@@ -29,6 +35,35 @@ class PageJpeg:
     pixels: int
 
 
+# How a lossless page image is handed to tesseract: 8-bit gray or RGB samples, 1-bit samples, or a
+# CCITT G4 stream passed on undecoded inside a TIFF.
+LosslessKind = Literal["gray", "rgb", "bilevel", "ccitt"]
+
+
+@dataclass(frozen=True)
+class PageLossless:
+    """A page that is exactly one upright losslessly stored image covering it: Flate (or unfiltered)
+    gray or RGB at 8 bits, 1-bit gray, or CCITT G4. `black_is_0`: for "bilevel", whether a 0 sample
+    shows black (PDF's default; /Decode [1 0] turns it). A G4 stream's TIFF header says the same itself."""
+
+    objgen: tuple[int, int]
+    dpi: int
+    pixels: int
+    width: int
+    height: int
+    kind: LosslessKind
+    black_is_0: bool = True
+
+
+@dataclass(frozen=True)
+class PlacedImage:
+    """An image as a page draws it: its pixels, its resolution in pdftoppm's DPI, the share of the page it covers."""
+
+    pixels: int
+    dpi: float
+    coverage: float
+
+
 class PdfDocument:
     """One open PDF shared by the page workers; qpdf objects are not thread-safe, so every use takes the lock."""
 
@@ -39,7 +74,7 @@ class PdfDocument:
         except pikepdf.PasswordError as e:
             raise PdfEncrypted("the PDF is encrypted and needs a password") from e
         except pikepdf.PdfError as e:
-            raise CorruptDocument(f"the PDF cannot be read: {e}") from e
+            raise CorruptDocument("the PDF is damaged and cannot be read", detail=str(e)) from e
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -57,57 +92,117 @@ class PdfDocument:
             try:
                 return len(self._pdf.pages)
             except pikepdf.PdfError as e:  # a page tree qpdf cannot walk
-                raise CorruptDocument(f"the PDF's pages cannot be read: {e}") from e
+                raise CorruptDocument("the PDF's page tree is damaged and cannot be read", detail=str(e)) from e
 
-    def whole_page_jpegs(self, numbers: Iterable[int]) -> dict[int, PageJpeg]:
-        """Pages (1-based) among `numbers` that are one JPEG and nothing else: their pixels are the page.
+    def whole_page_images(self, numbers: Iterable[int]) -> dict[int, PageJpeg | PageLossless]:
+        """Pages (1-based) among `numbers` that are one image and nothing else, stored as JPEG or
+        losslessly in a form tesseract can be given without rendering: their pixels are the page.
 
-        Rendering such a page only decodes the JPEG again; tesseract can read the stored bytes itself.
-        Any doubt (rotation, masks, colour spaces, other drawing, annotations) leaves a page out, and
-        it is rendered as usual.
+        Rendering such a page only decodes the image again (and, for a colour or 1-bit scan, turns it
+        into more bytes). Any doubt (rotation, masks, colour spaces, other drawing, annotations, an
+        encoding not handled here such as JBIG2 or CCITT G3) leaves a page out, and it is rendered.
         """
-        found: dict[int, PageJpeg] = {}
+        found: dict[int, PageJpeg | PageLossless] = {}
         with self._lock:
             for number in numbers:
                 try:
-                    jpeg = _whole_page_jpeg(self._pdf.pages[number - 1])
-                except (pikepdf.PdfError, ValueError, KeyError, TypeError, AttributeError):
-                    jpeg = None  # an odd page is rendered, never fatal here
-                if jpeg is not None:
-                    found[number] = jpeg
+                    image = _whole_page_image(self._pdf.pages[number - 1])
+                except (pikepdf.PdfError, ValueError, KeyError, TypeError, AttributeError, ZeroDivisionError):
+                    image = None  # an odd page is rendered, never fatal here
+                if image is not None:
+                    found[number] = image
         return found
 
+    def whole_page_jpegs(self, numbers: Iterable[int]) -> dict[int, PageJpeg]:
+        """Pages (1-based) among `numbers` that are one JPEG and nothing else; see whole_page_images."""
+        return {n: image for n, image in self.whole_page_images(numbers).items() if isinstance(image, PageJpeg)}
+
     def rendered_pixels(self, number: int, dpi: int) -> int:
-        """Pixels of page `number` rendered at `dpi`: its crop box (what pdftoppm renders) in inches, squared."""
+        """Pixels of page `number` rendered at `dpi`: its crop box (what pdftoppm renders) in inches, squared.
+
+        In points, as pdftoppm counts them: poppler renders a page's /UserUnit as 1 (measured), so a
+        page with /UserUnit 10 is no larger a raster than the same page without it.
+        """
         with self._lock:
-            page = self._pdf.pages[number - 1]
-            box = pikepdf.Rectangle(page.cropbox)
-            unit = float(page.obj.get("/UserUnit", 1))  # points per unit; over 1 on some very large pages
-        return round(box.width * unit * dpi / 72) * round(box.height * unit * dpi / 72)
+            box = pikepdf.Rectangle(self._pdf.pages[number - 1].cropbox)
+        return round(box.width * dpi / 72) * round(box.height * dpi / 72)
+
+    def largest_image(self, number: int) -> PlacedImage | None:
+        """The image drawn on page `number` with the most pixels, its resolution and how much of the page it
+        covers; None for a page without images (or one whose drawing cannot be followed)."""
+        with self._lock:
+            try:
+                return _largest_image(self._pdf.pages[number - 1])
+            except (pikepdf.PdfError, ValueError, KeyError, TypeError, AttributeError, ZeroDivisionError):
+                return None
 
     def write_jpeg(self, jpeg: PageJpeg, out: Path) -> None:
         with self._lock:
             data = self._pdf.get_object(jpeg.objgen).read_raw_bytes()
         out.write_bytes(data)
 
+    def write_lossless(self, image: PageLossless, out: Path) -> bool:
+        """The page image as a TIFF at `out` (no compression, or the stored G4 stream as it is), which
+        leptonica reads fastest (PNG takes about 13x, PNM 28x as long for a gray A4 page, measured);
+        False when its stream cannot be decoded to what its dictionary promises: render the page then."""
+        try:
+            with self._lock:
+                obj = self._pdf.get_object(image.objgen)
+                if not isinstance(obj, pikepdf.Stream):
+                    return False
+                if image.kind == "ccitt":
+                    # pikepdf wraps the G4 stream in a TIFF header, photometry from /BlackIs1 and /Decode.
+                    with out.open("wb") as f:
+                        if pikepdf.PdfImage(obj).extract_to(stream=f) != ".tif":
+                            return False
+                else:
+                    data = obj.read_bytes()
+        except (pikepdf.PikepdfError, ValueError, KeyError, TypeError, NotImplementedError):
+            return False
+        if image.kind == "ccitt":
+            # Decoded once (a few ms for a page): a damaged stream, which poppler draws as far as it goes,
+            # would otherwise fail tesseract and the job.
+            try:
+                with Image.open(out) as check:
+                    check.load()
+            except (OSError, ValueError, SyntaxError):
+                return False
+            return True
+        mode, raw_mode = {"gray": ("L", "L"), "rgb": ("RGB", "RGB"),
+                          "bilevel": ("1", "1" if image.black_is_0 else "1;I")}[image.kind]
+        row = (image.width + 7) // 8 if image.kind == "bilevel" else image.width * (3 if image.kind == "rgb" else 1)
+        if len(data) < row * image.height:
+            return False  # a truncated stream: poppler draws what it can, so the page is rendered
+        pixels = Image.frombuffer(mode, (image.width, image.height), data, "raw", raw_mode, row, 1)
+        pixels.save(out, format="TIFF", dpi=(image.dpi, image.dpi), compression="raw")
+        return True
 
-def _whole_page_jpeg(page: pikepdf.Page) -> PageJpeg | None:
-    if int(page.obj.get("/Rotate", 0)) % 360 or "/Annots" in page.obj:
-        return None
+
+def _drawing(page: pikepdf.Page, only: str = "") -> Iterator[tuple[str, list[pikepdf.Object], pikepdf.Matrix]]:
+    """The page's content-stream instructions (only the `only` operators, if given), each with the
+    transformation in force after it: q/Q/cm are followed, as a viewer would."""
     ctm = pikepdf.Matrix()
     stack: list[pikepdf.Matrix] = []
-    placed: tuple[pikepdf.Matrix, pikepdf.Object] | None = None
-    for instruction in pikepdf.parse_content_stream(page):
-        operands, op = instruction.operands, str(instruction.operator)
-        if op not in _PLACEMENT_OPERATORS:
-            return None
+    instructions = pikepdf.parse_content_stream(page, only) if only else pikepdf.parse_content_stream(page)
+    for instruction in instructions:
+        operands, op = list(instruction.operands), str(instruction.operator)
         if op == "q":
             stack.append(ctm)
         elif op == "Q":
             ctm = stack.pop() if stack else pikepdf.Matrix()
         elif op == "cm":
             ctm = pikepdf.Matrix(*[float(v) for v in operands]) @ ctm
-        elif op == "Do":
+        yield op, operands, ctm
+
+
+def _whole_page_image(page: pikepdf.Page) -> PageJpeg | PageLossless | None:
+    if int(page.obj.get("/Rotate", 0)) % 360 or "/Annots" in page.obj:
+        return None
+    placed: tuple[pikepdf.Matrix, pikepdf.Object] | None = None
+    for op, operands, ctm in _drawing(page):
+        if op not in _PLACEMENT_OPERATORS:
+            return None
+        if op == "Do":
             if placed is not None:
                 return None  # a second image
             placed = (ctm, operands[0])
@@ -116,7 +211,7 @@ def _whole_page_jpeg(page: pikepdf.Page) -> PageJpeg | None:
     ctm, name = placed
     xobjects = page.resources.get("/XObject")
     image = xobjects.get(str(name)) if xobjects is not None else None
-    if image is None or image.get("/Subtype") != "/Image" or not _plain_jpeg(image):
+    if image is None or image.get("/Subtype") != "/Image":
         return None
     a, b, c, d, e, f = ctm.shorthand
     box = pikepdf.Rectangle(page.cropbox)
@@ -127,21 +222,118 @@ def _whole_page_jpeg(page: pikepdf.Page) -> PageJpeg | None:
     )
     if not covers:
         return None
-    dpi_x, dpi_y = int(image.Width) * 72 / a, int(image.Height) * 72 / d
+    width, height = int(image.Width), int(image.Height)
+    dpi_x, dpi_y = width * 72 / a, height * 72 / d
     if abs(dpi_x - dpi_y) > 0.02 * dpi_x:
         return None  # non-square pixels: tesseract takes one resolution
-    return PageJpeg(objgen=image.objgen, dpi=round(dpi_x), pixels=int(image.Width) * int(image.Height))
+    if _plain_jpeg(image):
+        return PageJpeg(objgen=image.objgen, dpi=round(dpi_x), pixels=width * height)
+    stored = _plain_lossless(image)
+    if stored is None:
+        return None
+    kind, black_is_0 = stored
+    return PageLossless(objgen=image.objgen, dpi=round(dpi_x), pixels=width * height, width=width, height=height,
+                        kind=kind, black_is_0=black_is_0)
+
+
+def _only_filter(image: pikepdf.Object) -> tuple[str | None, pikepdf.Object | None]:
+    """The image's one filter (None: unfiltered) and its /DecodeParms; ("", None) for a chain of filters."""
+    filters, parms = image.get("/Filter"), image.get("/DecodeParms")
+    if isinstance(filters, pikepdf.Array):
+        if len(filters) > 1:
+            return "", None
+        filters = filters[0] if len(filters) == 1 else None
+        if isinstance(parms, pikepdf.Array):
+            parms = parms[0] if len(parms) == 1 else None
+    if isinstance(parms, pikepdf.Dictionary) or parms is None:
+        return (str(filters) if filters is not None else None), parms
+    return "", None
 
 
 def _plain_jpeg(image: pikepdf.Object) -> bool:
     """A JPEG whose decoded pixels are exactly what a viewer shows: no mask, no decode array, gray or RGB."""
-    filters = image.get("/Filter")
-    if isinstance(filters, pikepdf.Array):
-        filters = filters[0] if len(filters) == 1 else None
+    filters, _ = _only_filter(image)
     return (
         filters == "/DCTDecode"
-        and str(image.get("/ColorSpace")) in _JPEG_COLOUR_SPACES
+        and str(image.get("/ColorSpace")) in _PLAIN_COLOUR_SPACES
         and int(image.get("/BitsPerComponent", 8)) == 8
         and not bool(image.get("/ImageMask", False))
-        and all(key not in image for key in ("/SMask", "/Mask", "/Decode", "/DecodeParms"))
+        and all(key not in image for key in (*_ALTERING_KEYS, "/DecodeParms"))
     )
+
+
+def _plain_lossless(image: pikepdf.Object) -> tuple[LosslessKind, bool] | None:
+    """How a losslessly stored image's samples are exactly what a viewer shows, or None.
+
+    A stencil (/ImageMask) paints the fill colour where its samples let it, not a picture of the page;
+    palettes, ICC profiles and other colour spaces need converting, so such pages are rendered.
+    """
+    if bool(image.get("/ImageMask", False)) or str(image.get("/ColorSpace")) not in _PLAIN_COLOUR_SPACES:
+        return None
+    if any(key in image for key in _ALTERING_KEYS if key != "/Decode"):
+        return None
+    bits, colour = int(image.get("/BitsPerComponent", 0)), str(image.ColorSpace)
+    decode = [float(v) for v in image.get("/Decode", [])]
+    filters, parms = _only_filter(image)
+    if filters in (None, "/FlateDecode") and bits == 8 and not decode:
+        if parms is not None and not _plain_predictor(parms, 3 if colour == "/DeviceRGB" else 1, 8, int(image.Width)):
+            return None
+        return ("rgb" if colour == "/DeviceRGB" else "gray"), True
+    if colour != "/DeviceGray" or bits != 1 or decode not in ([], [0.0, 1.0], [1.0, 0.0]):
+        return None
+    inverted = decode == [1.0, 0.0]
+    if filters in (None, "/FlateDecode"):
+        if parms is not None and not _plain_predictor(parms, 1, 1, int(image.Width)):
+            return None
+        return "bilevel", not inverted
+    if filters == "/CCITTFaxDecode" and parms is not None and _plain_g4(parms, int(image.Width), int(image.Height)):
+        return "ccitt", True  # /BlackIs1 and /Decode become the TIFF's photometry (pikepdf)
+    return None
+
+
+def _plain_predictor(parms: pikepdf.Object, colours: int, bits: int, columns: int) -> bool:
+    """A Flate /DecodeParms qpdf undoes exactly: no predictor, or a PNG one (10-15) describing this image."""
+    if set(parms.keys()) - {"/Predictor", "/Colors", "/BitsPerComponent", "/Columns"}:
+        return False
+    predictor = int(parms.get("/Predictor", 1))
+    return predictor == 1 or (
+        10 <= predictor <= 15 and int(parms.get("/Colors", 1)) == colours
+        and int(parms.get("/BitsPerComponent", 8)) == bits and int(parms.get("/Columns", 1)) == columns
+    )
+
+
+def _plain_g4(parms: pikepdf.Object, width: int, height: int) -> bool:
+    """CCITT group 4 that a TIFF header can carry as it is. Group 3 (K >= 0) pages are rendered: PDF's
+    G3 streams need no end-of-line codes, which TIFF readers may expect; byte-aligned rows, likewise."""
+    return (
+        int(parms.get("/K", 0)) < 0
+        and int(parms.get("/Columns", 1728)) == width
+        and int(parms.get("/Rows", height)) == height
+        and not bool(parms.get("/EncodedByteAlign", False)) and not bool(parms.get("/EndOfLine", False))
+        and set(parms.keys()) <= {"/K", "/Columns", "/Rows", "/BlackIs1", "/EndOfBlock", "/EndOfLine",
+                                  "/EncodedByteAlign", "/DamagedRowsBeforeError"}
+    )
+
+
+def _largest_image(page: pikepdf.Page) -> PlacedImage | None:
+    """Follows the page's own content stream (q/Q/cm/Do): images inside forms or patterns are not looked for."""
+    xobjects = page.resources.get("/XObject")
+    if xobjects is None:
+        return None
+    box = pikepdf.Rectangle(page.cropbox)
+    page_area = max(1.0, box.width * box.height)
+    best: PlacedImage | None = None
+    for op, operands, ctm in _drawing(page, "q Q cm Do"):
+        if op == "Do":
+            image = xobjects.get(str(operands[0]))
+            if image is None or image.get("/Subtype") != "/Image":
+                continue
+            a, b, c, d, _, _ = ctm.shorthand
+            # The unit square is drawn as the parallelogram (a, b), (c, d): its sides in points.
+            across, down = math.hypot(a, b), math.hypot(c, d)
+            width, height = int(image.Width), int(image.Height)
+            found = PlacedImage(pixels=width * height, dpi=min(width * 72 / across, height * 72 / down),
+                                coverage=min(1.0, abs(a * d - b * c) / page_area))
+            if best is None or found.pixels > best.pixels:
+                best = found
+    return best

@@ -30,5 +30,14 @@ def run(args: Sequence[str], timeout: float, env: dict[str, str] | None = None,
     log.debug("process.ran", program=args[0], args=list(args[1:]), returncode=done.returncode,
               duration_ms=round((time.monotonic() - started) * 1000, 1), stderr=stderr[-2000:])
     if done.returncode != 0:
-        raise failure(f"{args[0]} failed with exit code {done.returncode}: {stderr[-500:]}")
+        # The program's own lines (poppler repeats "Syntax Error: ..." per object) are for the log only:
+        # the message a user reads is one sentence, and the detail goes with the error to the job's log.
+        log.warning("process.failed", program=args[0], returncode=done.returncode, stderr=stderr[-2000:])
+        raise failure(f"{args[0]} failed with exit code {done.returncode}", detail=_last_line(stderr))
     return done.stdout
+
+
+def _last_line(stderr: str) -> str | None:
+    """The tool's last line of complaint, short, for the error's detail (the log has the whole stderr)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else None

@@ -36,7 +36,7 @@ def lay_text_over(original: Path, layers: Mapping[int, tuple[Path, int]], out: P
                 page.add_overlay(texts[-1].pages[0], pikepdf.Rectangle(page.cropbox))
             pdf.save(out)
     except pikepdf.PdfError as e:
-        raise AssemblyFailed(f"the text layers could not be laid over the PDF: {e}") from e
+        raise AssemblyFailed("the text layers could not be laid over the PDF", detail=str(e)) from e
     finally:
         for text in texts:
             text.close()
@@ -53,5 +53,5 @@ def join_pages(pages: list[Path], out: Path, timeout: float) -> Path:
         run(["pdfunite", *map(str, pages), str(out)], timeout=timeout)
     except OcrError as e:
         # Every page was read: what failed is putting them together, whether it hung, failed or never started.
-        raise AssemblyFailed(f"the page PDFs could not be joined: {e.message}") from e
+        raise AssemblyFailed(f"the page PDFs could not be joined ({e.message})", detail=e.detail) from e
     return out

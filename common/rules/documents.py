@@ -79,6 +79,8 @@ def accept_upload(
     lang: str,
     request_id: str,
     owner_id: str | None,
+    callback_url: str | None = None,
+    pdfa: bool = False,
 ) -> Accepted:
     """Record document + pending job, then store the original; 202 is only answered once it is stored.
 
@@ -105,7 +107,8 @@ def accept_upload(
         )
         session.add(document)
         session.flush()
-        job = jobs.create(session, document, lang, settings.job_max_attempts, request_id, owner_id)
+        job = jobs.create(session, document, lang, settings.job_max_attempts, request_id, owner_id, callback_url,
+                          pdfa)
         document.job_id = job_id = job.id
     metadata = {JOB_ID_KEY: job_id, "document-id": document_id, "lang": lang, REQUEST_ID_KEY: request_id}
     try:
@@ -175,8 +178,11 @@ def job_for_object(settings: Settings, obj: ObjectCreated) -> str:
     Deliveries are at-least-once, so a drop is keyed by bucket/key/etag under a unique index: the
     second delivery of the same object version finds the first one's job instead of making another.
     """
-    job_id = obj.job_id
-    if job_id is None and obj.key.startswith(settings.upload_prefix):
+    # Only `upload` writes under the upload prefix; elsewhere a job id in the metadata is whatever the
+    # dropper wrote, and honouring it would let a drop run (or hijack) someone else's job.
+    own_upload = obj.key.startswith(settings.upload_prefix)
+    job_id = obj.job_id if own_upload else None
+    if job_id is None and own_upload:
         # Our own upload whose record lacked user metadata: read it from the object, never register twice.
         job_id = storage.stat_object(settings, obj.bucket, obj.key).metadata.get(JOB_ID_KEY)
     if job_id:
@@ -219,7 +225,8 @@ def job_for_object(settings: Settings, obj: ObjectCreated) -> str:
             )
             session.add(document)
             session.flush()
-            job = jobs.create(session, document, lang, settings.job_max_attempts, request_id, owner_id)
+            job = jobs.create(session, document, lang, settings.job_max_attempts, request_id, owner_id,
+                              pdfa=settings.output_pdfa)
             document.job_id = job.id
             log.info("document.accepted", document_id=document.id, job_id=job.id, source="drop", key=obj.key)
             return job.id

@@ -47,6 +47,8 @@ class ParsedEvent:
 
     objects: list[ObjectCreated]
     job_ids: list[str]
+    # (job id, chunk number): one run of a large document's pages (common/rules/chunks.py).
+    chunks: list[tuple[str, int]] = field(default_factory=list)
 
 
 def _record(rec: object) -> ObjectCreated | None:
@@ -92,7 +94,8 @@ def _record(rec: object) -> ObjectCreated | None:
 
 
 def parse_event(body: bytes) -> ParsedEvent:
-    """Accept `{"Records": [...]}` (one or several) or `{"job_id": "..."}`; anything else is InvalidEvent."""
+    """Accept `{"Records": [...]}` (one or several), `{"job_id": "..."}` or `{"job_id": "...", "chunk": n}`;
+    anything else is InvalidEvent."""
     try:
         data = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError) as e:
@@ -101,8 +104,13 @@ def parse_event(body: bytes) -> ParsedEvent:
         raise InvalidEvent("event body must be a JSON object with Records or job_id")
     if "job_id" in data:
         job_id = data["job_id"]
-        if not isinstance(job_id, str) or not job_id:
-            raise InvalidEvent("job_id must be a non-empty string")
+        if not isinstance(job_id, str) or not job_id or len(job_id) > 36:
+            raise InvalidEvent("job_id must be a non-empty string of at most 36 characters")
+        if "chunk" in data:
+            chunk = data["chunk"]
+            if not isinstance(chunk, int) or isinstance(chunk, bool) or not 0 <= chunk < 100_000:
+                raise InvalidEvent("chunk must be a chunk number, an integer from 0")
+            return ParsedEvent(objects=[], job_ids=[], chunks=[(job_id, chunk)])
         return ParsedEvent(objects=[], job_ids=[job_id])
     records = data.get("Records")
     if not isinstance(records, list):

@@ -6,8 +6,8 @@ import json
 import math
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,6 +34,7 @@ class Claim:
     lang: str
     request_id: str | None
     document: Document
+    pdfa: bool = False  # the searchable PDF is to be made PDF/A-2b
 
 
 def new_id() -> str:
@@ -41,7 +42,7 @@ def new_id() -> str:
 
 
 def create(session: Session, document: Document, lang: str, max_attempts: int, request_id: str | None,
-           owner_id: str | None) -> Job:
+           owner_id: str | None, callback_url: str | None = None, pdfa: bool = False) -> Job:
     """A pending job for a document, inside the caller's transaction (document and job land together)."""
     now = utcnow()
     job = Job(
@@ -56,6 +57,11 @@ def create(session: Session, document: Document, lang: str, max_attempts: int, r
         owner_id=owner_id,
         created_at=now,
         updated_at=now,
+        # The completion webhook, owed once the job ends (rules/callbacks.py delivers it).
+        callback_url=callback_url,
+        callback_state="pending" if callback_url else None,
+        callback_attempts=0,
+        pdfa=pdfa,
     )
     session.add(job)
     log.info("job.created", job_id=job.id, document_id=document.id, status=JobStatus.PENDING.value)
@@ -63,7 +69,7 @@ def create(session: Session, document: Document, lang: str, max_attempts: int, r
 
 
 @contextmanager
-def _transaction(settings: Settings) -> Iterator[tuple[Session, list[Job]]]:
+def transaction(settings: Settings) -> Iterator[tuple[Session, list[Job]]]:
     """A transaction whose changed jobs are marked in the status cache only after MySQL committed."""
     changed: list[Job] = []
     with session_scope(settings) as session:
@@ -73,7 +79,7 @@ def _transaction(settings: Settings) -> Iterator[tuple[Session, list[Job]]]:
         cache.mark_changed(settings, job_id, version)
 
 
-def _bump(job: Job, changed: list[Job]) -> None:
+def bump(job: Job, changed: list[Job]) -> None:
     job.version = job.version + 1
     job.updated_at = utcnow()
     changed.append(job)
@@ -86,13 +92,14 @@ def _log_transition(job_id: str, to: JobStatus, **fields: object) -> None:
 def claim(settings: Settings, job_id: str) -> Claim | None:
     """Compare-and-set pending (or processing with an expired lease) -> processing.
 
-    Returns None when the job is already final (a duplicate delivery), raises JobInProgress while another
-    worker's lease is live, so the queue tries again later and a crashed worker's job is picked up.
+    Returns None when the job is already final (a duplicate delivery) or fanned out to chunks; raises
+    JobInProgress while another worker's lease is live, so the queue tries again later and a crashed
+    worker's job is picked up.
     """
     token = new_id()
     now = utcnow()
     lease_until = now + timedelta(seconds=settings.job_lease_seconds)
-    with _transaction(settings) as (session, changed):
+    with transaction(settings) as (session, changed):
         claimable = or_(
             Job.status == JobStatus.PENDING,
             and_(Job.status == JobStatus.PROCESSING, Job.lease_expires_at < now),
@@ -125,9 +132,14 @@ def claim(settings: Settings, job_id: str) -> Claim | None:
             trail = {"request_id": job.request_id} if job.request_id else {}
             _log_transition(job_id, JobStatus.PROCESSING, attempt=job.attempts, lease_until=lease_until.isoformat(),
                             **trail)
-            return Claim(job_id=job_id, token=token, lang=job.lang, request_id=job.request_id, document=document)
+            return Claim(job_id=job_id, token=token, lang=job.lang, request_id=job.request_id, document=document,
+                         pdfa=bool(job.pdfa))
         if job.status.is_final:
             log.info("job.claim_skipped", job_id=job_id, status=job.status.value, reason="already_final")
+            return None
+        if job.status == JobStatus.PROCESSING and job.lease_expires_at is None:
+            # Fanned out (rules/chunks.py): its chunks carry it, and the last one assembles it.
+            log.info("job.claim_skipped", job_id=job_id, status=job.status.value, reason="fanned_out")
             return None
         if job.status == JobStatus.PROCESSING and job.lease_expires_at and job.lease_expires_at >= now:
             # Come back when the lease would run out: by then it is renewed (the worker lives) or claimable.
@@ -135,12 +147,12 @@ def claim(settings: Settings, job_id: str) -> Claim | None:
             raise JobInProgress(f"job {job_id} is being processed by another worker; its lease ends in {wait} s",
                                 headers={"Retry-After": str(wait)})
         # Out of attempts: the last worker died holding the lease each time.
-        _finish(job, changed, JobStatus.FAILED, now, error_code="attempts_exhausted",
+        settle(job, changed, JobStatus.FAILED, now, error_code="attempts_exhausted",
                 error_message=f"gave up after {job.attempts} attempts (JOB_MAX_ATTEMPTS={job.max_attempts})")
         return None
 
 
-def _owned(session: Session, claim: Claim) -> Job | None:
+def owned(session: Session, claim: Claim) -> Job | None:
     """Lock the job row if this claim still owns it; a worker whose lease was taken over gets None."""
     return session.execute(
         select(Job)
@@ -152,7 +164,7 @@ def _owned(session: Session, claim: Claim) -> Job | None:
 def renew_lease(settings: Settings, claim: Claim) -> bool:
     """Heartbeat: push the lease end forward while the worker is alive; False once the claim was lost."""
     with session_scope(settings) as session:
-        job = _owned(session, claim)
+        job = owned(session, claim)
         if job is None:
             return False
         job.lease_expires_at = utcnow() + timedelta(seconds=settings.job_lease_seconds)
@@ -160,8 +172,8 @@ def renew_lease(settings: Settings, claim: Claim) -> bool:
 
 
 @contextmanager
-def lease_kept(settings: Settings, claim: Claim) -> Iterator[None]:
-    """Renew the lease every third of its length while the block runs, so only a dead worker loses it.
+def heartbeat(settings: Settings, renew: Callable[[], bool], name: str) -> Iterator[None]:
+    """Call `renew` every third of the lease while the block runs, until it says the claim is gone.
 
     The lease can then stay short (a crashed worker's job is claimable again within seconds) however
     long a single page takes.
@@ -171,12 +183,12 @@ def lease_kept(settings: Settings, claim: Claim) -> Iterator[None]:
     def beat() -> None:
         while not stop.wait(settings.job_lease_seconds / 3):
             try:
-                if not renew_lease(settings, claim):
+                if not renew():
                     return
             except PipelineError as e:
-                log.warning("job.lease_renew_failed", job_id=claim.job_id, error=str(e))
+                log.warning("job.lease_renew_failed", lease=name, error=str(e))
 
-    thread = threading.Thread(target=beat, name=f"lease-{claim.job_id[:8]}", daemon=True)
+    thread = threading.Thread(target=beat, name=f"lease-{name}", daemon=True)
     thread.start()
     try:
         yield
@@ -185,66 +197,76 @@ def lease_kept(settings: Settings, claim: Claim) -> Iterator[None]:
         thread.join()
 
 
+def lease_kept(settings: Settings, claim: Claim) -> AbstractContextManager[None]:
+    """The job's lease renewed while the block runs, so only a dead worker loses it."""
+    return heartbeat(settings, lambda: renew_lease(settings, claim), claim.job_id[:8])
+
+
 def set_page_count(settings: Settings, claim: Claim, count: int) -> None:
-    with _transaction(settings) as (session, changed):
-        job = _owned(session, claim)
+    with transaction(settings) as (session, changed):
+        job = owned(session, claim)
         if job is not None:
             job.page_count = count
-            _bump(job, changed)
+            bump(job, changed)
+
+
+def upsert_page(session: Session, job_id: str, page: PageResult) -> None:
+    """Store one page of a job: a retried attempt overwrites its row, never adds a second."""
+    values = dict(
+        job_id=job_id,
+        page_number=page.number,
+        text=page.text,
+        confidence=page.confidence,
+        method=page.method,
+        width=page.width,
+        height=page.height,
+        duration_ms=page.duration_ms,
+        rotation=page.rotation,
+        words=page.layout_json(),
+    )
+    stmt = mysql_insert(Page).values(**values)
+    session.execute(stmt.on_duplicate_key_update(**{k: stmt.inserted[k] for k in values if k != "job_id"}))
 
 
 def record_page(settings: Settings, claim: Claim, page: PageResult) -> bool:
     """Store one page (upsert: a retried attempt overwrites, never duplicates) and extend the lease."""
-    with _transaction(settings) as (session, changed):
-        job = _owned(session, claim)
+    with transaction(settings) as (session, changed):
+        job = owned(session, claim)
         if job is None:
             log.warning("job.lease_lost", job_id=claim.job_id, page=page.number)
             return False
-        values = dict(
-            job_id=claim.job_id,
-            page_number=page.number,
-            text=page.text,
-            confidence=page.confidence,
-            method=page.method,
-            width=page.width,
-            height=page.height,
-            duration_ms=page.duration_ms,
-            rotation=page.rotation,
-            words=json.dumps([w.to_dict() for w in page.words], ensure_ascii=False) if page.words else None,
-        )
-        stmt = mysql_insert(Page).values(**values)
-        session.execute(stmt.on_duplicate_key_update(**{k: stmt.inserted[k] for k in values if k != "job_id"}))
+        upsert_page(session, claim.job_id, page)
         now = utcnow()
         job.pages_done = job.pages_done + 1
         job.lease_expires_at = now + timedelta(seconds=settings.job_lease_seconds)
-        _bump(job, changed)
+        bump(job, changed)
         log.info("job.page_done", job_id=claim.job_id, page=page.number, duration_ms=page.duration_ms,
                  confidence=page.confidence)
         return True
 
 
-def _finish(job: Job, changed: list[Job], to: JobStatus, now: datetime, **fields: object) -> None:
+def settle(job: Job, changed: list[Job], to: JobStatus, now: datetime, **fields: object) -> None:
     for name, value in fields.items():
         setattr(job, name, value)
     job.status = to
     job.claim_token = None
     job.lease_expires_at = None
     job.finished_at = now
-    _bump(job, changed)
+    bump(job, changed)
     _log_transition(job.id, to, error_code=job.error_code)
 
 
 def complete(settings: Settings, claim: Claim, outputs: dict[str, str] | None = None) -> bool:
     """processing -> completed, with the full text assembled from the stored pages in order."""
-    with _transaction(settings) as (session, changed):
-        job = _owned(session, claim)
+    with transaction(settings) as (session, changed):
+        job = owned(session, claim)
         if job is None:
             log.warning("job.lease_lost", job_id=claim.job_id, at="complete")
             return False
         texts = session.execute(
             select(Page.text).where(Page.job_id == claim.job_id).order_by(Page.page_number)
         ).scalars().all()
-        _finish(job, changed, JobStatus.COMPLETED, utcnow(), text="\n\f\n".join(texts),
+        settle(job, changed, JobStatus.COMPLETED, utcnow(), text="\n\f\n".join(texts),
                 page_count=len(texts), pages_done=len(texts), outputs=json.dumps(outputs or {}))
         # The document now shows this result; a re-process's earlier job keeps its own, reachable by its id.
         session.execute(update(Document).where(Document.id == job.document_id).values(job_id=job.id)
@@ -253,32 +275,37 @@ def complete(settings: Settings, claim: Claim, outputs: dict[str, str] | None = 
 
 
 def fail(settings: Settings, claim: Claim, error: PipelineError) -> bool:
-    """processing -> failed with the error's code; a retryable error instead releases the job to pending."""
-    with _transaction(settings) as (session, changed):
-        job = _owned(session, claim)
+    """processing -> failed with the error's code; a retryable error (an outage) instead releases the job to
+    pending without spending an attempt."""
+    with transaction(settings) as (session, changed):
+        job = owned(session, claim)
         if job is None:
             return False
         now = utcnow()
-        if error.retryable and job.attempts < job.max_attempts:
+        if error.retryable:
+            # Only outages are retryable (ServiceUnavailable): not the document's fault, so the attempt is
+            # given back. JOB_MAX_ATTEMPTS then counts what it is for, workers dying on the document, and
+            # a ten-second MinIO restart cannot use up a job's attempts in the queue's first retries.
+            job.attempts = max(0, job.attempts - 1)
             job.status = JobStatus.PENDING
             job.claim_token = None
             job.lease_expires_at = None
             job.error_code = error.code
             job.error_message = error.message
-            _bump(job, changed)
+            bump(job, changed)
             _log_transition(job.id, JobStatus.PENDING, error_code=error.code, retry=True)
             return True
-        _finish(job, changed, JobStatus.FAILED, now, error_code=error.code, error_message=error.message)
+        settle(job, changed, JobStatus.FAILED, now, error_code=error.code, error_message=error.message)
         return True
 
 
 def fail_unclaimed(settings: Settings, job_id: str, error: PipelineError) -> None:
     """Fail a pending job that never reached OCR (e.g. its upload could not be stored)."""
-    with _transaction(settings) as (session, changed):
+    with transaction(settings) as (session, changed):
         job = session.get(Job, job_id, with_for_update=True)
         if job is None or job.status.is_final:
             return
-        _finish(job, changed, JobStatus.FAILED, utcnow(), error_code=error.code, error_message=error.message)
+        settle(job, changed, JobStatus.FAILED, utcnow(), error_code=error.code, error_message=error.message)
 
 
 def cancel_for_document(settings: Settings, document_id: str) -> list[str]:
@@ -287,13 +314,13 @@ def cancel_for_document(settings: Settings, document_id: str) -> list[str]:
     Clearing the claim token fences off a worker still running such a job: its next page, its
     completion and its failure all find the claim gone and write nothing.
     """
-    with _transaction(settings) as (session, changed):
+    with transaction(settings) as (session, changed):
         found = list(session.execute(
             select(Job).where(Job.document_id == document_id).with_for_update()).scalars())
         now = utcnow()
         for job in found:
             if not job.status.is_final:
-                _finish(job, changed, JobStatus.FAILED, now, error_code="cancelled",
+                settle(job, changed, JobStatus.FAILED, now, error_code="cancelled",
                         error_message="the document was deleted")
         return [job.id for job in found]
 
@@ -322,6 +349,10 @@ def get(settings: Settings, job_id: str, owner: str | None = None) -> tuple[Job,
         return row[0], row[1]
 
 
-def pages_of(settings: Settings, job_id: str) -> list[Page]:
+def pages_of(settings: Settings, job_id: str, first: int = 1, last: int | None = None) -> list[Page]:
+    """The job's stored pages from `first` to `last` (inclusive; None: to the end), in order."""
+    statement = select(Page).where(Page.job_id == job_id, Page.page_number >= first)
+    if last is not None:
+        statement = statement.where(Page.page_number <= last)
     with session_scope(settings) as session:
-        return list(session.execute(select(Page).where(Page.job_id == job_id).order_by(Page.page_number)).scalars())
+        return list(session.execute(statement.order_by(Page.page_number)).scalars())

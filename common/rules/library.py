@@ -66,13 +66,15 @@ def reprocess(settings: Settings, document_id: str, caller: Principal, lang: str
         if document is None:
             raise _not_found(document_id)
         running = session.execute(
-            select(Job.id, Job.status).where(Job.document_id == document.id)
+            select(Job.id, Job.status, Job.pdfa).where(Job.document_id == document.id)
             .order_by(Job.created_at.desc()).limit(1)).one_or_none()
         if running is not None and not running.status.is_final:
             raise DocumentBusy(f"document {document_id} has job {running.id} {running.status.value}; "
                                "re-process it once that job is completed or failed")
+        # The output the document was asked for when it came in (PDF/A or not) stays the same.
         job = jobs.create(session, document, lang, settings.job_max_attempts, request_id,
-                          caller.key_id or document.owner_id)
+                          caller.key_id or document.owner_id,
+                          pdfa=bool(running.pdfa) if running is not None else settings.output_pdfa)
         job_id = job.id
     # No object is written, so no bucket notification follows: the hand-off is the only way in.
     if not handoff.submit_job(settings, job_id, request_id):

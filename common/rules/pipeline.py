@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from common.engine.ocr import OcrLimits, TesseractEngine
 from common.engine.recognition import OcrEngine
 from common.errors import PipelineError
 from common.logging import bind_context, get_logger
-from common.rules import documents, jobs, outputs
+from common.rules import callbacks, chunks, documents, jobs, outputs
 from common.rules.events import parse_event
 
 log = get_logger()
@@ -24,7 +26,7 @@ log = get_logger()
 @dataclass(frozen=True)
 class Outcome:
     job_id: str | None
-    result: str  # completed | failed | duplicate | rejected | retry
+    result: str  # completed | failed | duplicate | rejected | retry | fanned_out | chunk_done
     error_code: str | None = None
 
     def to_dict(self) -> dict[str, str | None]:
@@ -47,7 +49,8 @@ def default_engine(settings: Settings) -> OcrEngine:
 def process_event(settings: Settings, body: bytes, engine: OcrEngine) -> list[Outcome]:
     """Handle every record of one delivery; a bad record becomes a rejected outcome, never an exception.
 
-    Only retryable failures (a service outage, a job another worker holds) propagate, so the caller
+    Only retryable failures (a service outage, a job another worker holds) and the service's own errors
+    (see _not_the_events_fault) propagate, so the caller
     answers non-2xx and the queue delivers again later.
     """
     # This worker's temporary folder, opened (and dead workers' folders swept) before the first job.
@@ -60,16 +63,21 @@ def process_event(settings: Settings, body: bytes, engine: OcrEngine) -> list[Ou
         try:
             job_ids.append(documents.job_for_object(settings, obj))
         except PipelineError as e:
-            if e.retryable:
+            if _not_the_events_fault(e):
                 retry = e
             else:
                 log.warning("event.rejected", key=obj.key, error_code=e.code, error=str(e))
                 outcomes.append(Outcome(job_id=obj.job_id, result="rejected", error_code=e.code))
-    for job_id in job_ids:
+    work: list[tuple[str, Callable[[], Outcome]]] = [
+        *((job_id, functools.partial(process_job, settings, job_id, engine)) for job_id in job_ids),
+        *((job_id, functools.partial(process_chunk, settings, job_id, number, engine))
+          for job_id, number in event.chunks),
+    ]
+    for job_id, run in work:
         try:
-            outcomes.append(process_job(settings, job_id, engine))
+            outcomes.append(run())
         except PipelineError as e:
-            if not e.retryable:
+            if not _not_the_events_fault(e):
                 outcomes.append(Outcome(job_id=job_id, result="rejected", error_code=e.code))
                 continue
             retry = e
@@ -79,40 +87,73 @@ def process_event(settings: Settings, body: bytes, engine: OcrEngine) -> list[Ou
     return outcomes
 
 
+def _not_the_events_fault(error: PipelineError) -> bool:
+    """Retryable errors, and the service's own (a 5xx such as config_invalid: a schema behind the code): the
+    delivery is answered non-2xx so the queue keeps it, instead of being dropped as a bad event."""
+    return error.retryable or error.http_status >= 500
+
+
+def _bind(claim: jobs.Claim) -> None:
+    bind_context(job_id=claim.job_id, document_id=claim.document.id)
+    if claim.request_id:
+        # The upload's request id, so one id follows the document from upload to its OCR lines.
+        bind_context(request_id=claim.request_id)
+
+
 def process_job(settings: Settings, job_id: str, engine: OcrEngine) -> Outcome:
     bind_context(job_id=job_id)
     claim = jobs.claim(settings, job_id)
     if claim is None:
         return Outcome(job_id=job_id, result="duplicate")
-    bind_context(document_id=claim.document.id)
-    if claim.request_id:
-        # The upload's request id, so one id follows the document from upload to its OCR lines.
-        bind_context(request_id=claim.request_id)
+    _bind(claim)
+    total, done = chunks.state(settings, job_id)
+    if total and done == total:
+        # Every chunk was read, and the worker that took the job to put it together died: assemble now.
+        return _assemble(settings, claim)
+    return _settled(settings, claim, lambda tmp: _recognise(settings, claim, engine, tmp))
+
+
+def _recognise(settings: Settings, claim: jobs.Claim, engine: OcrEngine, tmp: Path) -> Outcome | dict[str, str]:
+    """The document read in this call (its stored outputs), or fanned out to chunks (an Outcome)."""
+    path = _fetch(settings, claim.document, tmp)
+    media_type = _media_type_of(path)
+    lang = validate_lang(claim.lang)
+    count = chunks.pages_to_split(settings, path, media_type)
+    if count is not None:
+        fanned = chunks.fan_out(settings, claim, path, count, tmp)
+        return Outcome(job_id=claim.job_id, result="fanned_out" if fanned else "duplicate")
+    # The engine writes the document's outputs here and says which it wrote once every page is read.
+    output_dir = tmp / "outputs"
+    output_dir.mkdir()
+    with engine.recognise(path, media_type, lang, lambda n: jobs.set_page_count(settings, claim, n),
+                          output_dir) as recognition:
+        # Each page is recorded as it is read: memory stays flat and progress exact.
+        for page in recognition:
+            if not jobs.record_page(settings, claim, page):
+                return Outcome(job_id=claim.job_id, result="duplicate")
+    return outputs.store(settings, claim.job_id, recognition.outputs, pdfa=claim.pdfa)
+
+
+def _settled(settings: Settings, claim: jobs.Claim, work: Callable[[Path], Outcome | dict[str, str]]) -> Outcome:
+    """Run `work` under the job's lease in a folder of its own, then complete or fail the job by what it gave."""
+    job_id = claim.job_id
     try:
         with jobs.lease_kept(settings, claim), scratch.job_dir("ocr-job-") as tmp:
-            path = _fetch(settings, claim.document, Path(tmp))
-            media_type = _media_type_of(path)
-            lang = validate_lang(claim.lang)
-            # The engine writes the document's outputs here and says which it wrote once every page is read.
-            output_dir = Path(tmp) / "outputs"
-            output_dir.mkdir()
-            with engine.recognise(path, media_type, lang, lambda n: jobs.set_page_count(settings, claim, n),
-                                  output_dir) as recognition:
-                # Each page is recorded as it is read: memory stays flat and progress exact.
-                for page in recognition:
-                    if not jobs.record_page(settings, claim, page):
-                        return Outcome(job_id=job_id, result="duplicate")
-            stored = outputs.store(settings, job_id, recognition.outputs)
+            stored = work(Path(tmp))
+        if isinstance(stored, Outcome):
+            return stored
         if not jobs.complete(settings, claim, stored):
             # The claim was lost meanwhile (the document deleted, or the lease taken over): results
             # stored under this job's prefix must not outlive it.
             if jobs.was_cancelled(settings, job_id):
                 storage.remove_prefix(settings, outputs.result_prefix(settings, job_id))
             return Outcome(job_id=job_id, result="duplicate")
+        callbacks.deliver_quietly(settings, job_id)
         return Outcome(job_id=job_id, result="completed")
     except PipelineError as e:
         log.warning("job.error", error_code=e.code, error=str(e), retryable=e.retryable)
         jobs.fail(settings, claim, e)
+        callbacks.deliver_quietly(settings, job_id)  # owed only if that failure was the job's last
         if e.retryable:
             raise
         return Outcome(job_id=job_id, result="failed", error_code=e.code)
@@ -121,7 +162,60 @@ def process_job(settings: Settings, job_id: str, engine: OcrEngine) -> Outcome:
         log.exception("job.crashed")
         jobs.fail(settings, claim, PipelineError("internal error; see the ocr-process log",
                                                  detail=f"{type(e).__name__}: {e}"))
+        callbacks.deliver_quietly(settings, job_id)
         return Outcome(job_id=job_id, result="failed", error_code=PipelineError.code)
+
+
+def process_chunk(settings: Settings, job_id: str, number: int, engine: OcrEngine) -> Outcome:
+    """One run of a fanned-out document's pages (rules/chunks.py); the last one to finish assembles the job."""
+    bind_context(job_id=job_id, chunk=number)
+    cc = chunks.claim(settings, job_id, number)
+    if cc is None:
+        return Outcome(job_id=job_id, result="duplicate")
+    if cc.request_id:
+        bind_context(request_id=cc.request_id)
+    try:
+        with chunks.lease_kept(settings, cc), scratch.job_dir("ocr-chunk-") as tmp:
+            path = chunks.run_path(settings, cc, Path(tmp))
+            output_dir = Path(tmp) / "outputs"
+            output_dir.mkdir()
+            # The page count is the document's, set when it was split: the run's own is not reported.
+            with engine.recognise(path, "application/pdf", validate_lang(cc.lang), lambda _n: None,
+                                  output_dir) as recognition:
+                for page in recognition:
+                    if not chunks.record_page(settings, cc, page):
+                        return Outcome(job_id=job_id, result="duplicate")
+            chunks.store_outputs(settings, cc, recognition.outputs)
+    except PipelineError as e:
+        log.warning("chunk.error", error_code=e.code, error=str(e), retryable=e.retryable)
+        if e.retryable:
+            chunks.release(settings, cc)
+            raise
+        return _fail_fanned_out(settings, job_id, e)
+    except Exception as e:
+        log.exception("chunk.crashed")
+        return _fail_fanned_out(settings, job_id, PipelineError("internal error; see the ocr-process log",
+                                                                 detail=f"{type(e).__name__}: {e}"))
+    assembler = chunks.finish(settings, cc)
+    if assembler is None:
+        return Outcome(job_id=job_id, result="chunk_done")
+    _bind(assembler)
+    return _assemble(settings, assembler)
+
+
+def _fail_fanned_out(settings: Settings, job_id: str, error: PipelineError) -> Outcome:
+    """A chunk that fails for good fails its job with its code; the other chunks then find the job final."""
+    jobs.fail_unclaimed(settings, job_id, error)
+    callbacks.deliver_quietly(settings, job_id)
+    return Outcome(job_id=job_id, result="failed", error_code=error.code)
+
+
+def _assemble(settings: Settings, claim: jobs.Claim) -> Outcome:
+    outcome = _settled(settings, claim, lambda tmp: outputs.store(
+        settings, claim.job_id, chunks.assemble(settings, claim.job_id, tmp), pdfa=claim.pdfa))
+    if outcome.result == "completed":
+        chunks.clean_up(settings, claim.job_id)
+    return outcome
 
 
 def _fetch(settings: Settings, document: Document, workdir: Path) -> Path:

@@ -14,6 +14,7 @@ from common.config import Settings
 from common.errors import BadRequest, JobNotFound
 from common.models import JobStatus, Principal
 from common.rules import jobs
+from common.rules.page_layout import PAGES_PER_ANSWER, PageRange, stored_layout, with_box
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -23,25 +24,52 @@ def iso(moment: datetime | None) -> str | None:
 
 @dataclass(frozen=True)
 class StatusRead:
-    body: dict[str, Any]
+    """A status answer: the stored JSON object, and the fields made for this read (signed links, `include=`).
+
+    A cache hit hands `stored` on as Redis returned it; only `extra` is encoded per read, and spliced in.
+    """
+
+    stored: bytes  # a JSON object without any key of `extra`
+    status: str
+    extra: dict[str, Any]
     cache: str  # "hit", "miss" or "off": sent as X-Cache so the path taken can be observed
 
+    def json_bytes(self) -> bytes:
+        """The answer as JSON, `stored` not decoded: `{...stored` + `,` + `extra...}`."""
+        if not self.extra:
+            return self.stored
+        return self.stored[:-1] + b"," + encode(self.extra)[1:]
 
-# What `?include=` may add to a status answer: per-page details, and each OCRed word with its box.
-INCLUDE_CHOICES = ("pages", "words")
+    @property
+    def body(self) -> dict[str, Any]:
+        """The answer decoded, for callers that need its fields (the text view, tests)."""
+        decoded: dict[str, Any] = json.loads(self.stored)
+        return {**decoded, **self.extra}
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON, the one encoding of a status answer whether it is then cached or served."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# What `?include=` may add to a status answer: per-page details, each word with its box, lines of words.
+INCLUDE_CHOICES = ("pages", "words", "lines")
 
 
 def parse_include(value: str | None) -> frozenset[str]:
-    """`pages`, `words` or `pages,words`; words come inside their pages, so `words` implies `pages`."""
+    """`pages`, `words`, `lines` or any of them joined by commas; words and lines come inside their pages,
+    so either implies `pages`, and lines come with their words (Textract's shape: lines, then words)."""
     chosen = frozenset(part.strip() for part in (value or "").split(",") if part.strip())
     unknown = sorted(chosen - set(INCLUDE_CHOICES))
     if unknown:
         raise BadRequest(f"include={','.join(unknown)} is not known; choose from {', '.join(INCLUDE_CHOICES)}")
+    if "lines" in chosen:
+        return chosen | {"pages", "words"}
     return chosen | {"pages"} if "words" in chosen else chosen
 
 
 def job_status(settings: Settings, job_id: str, caller: Principal,
-               include: frozenset[str] = frozenset()) -> StatusRead:
+               include: frozenset[str] = frozenset(), pages: PageRange | None = None) -> StatusRead:
     """Redis first, MySQL on a miss (refilling Redis); Redis trouble only ever means a miss.
 
     Someone else's job is answered like a missing one, and along the same path: a cached entry of
@@ -52,25 +80,37 @@ def job_status(settings: Settings, job_id: str, caller: Principal,
     except ValueError as e:
         raise JobNotFound(f"job {job_id!r} does not exist (job ids are UUIDs)") from e
     owner = caller.owner_filter
-    body = cache.read_status(settings, job_id) if settings.status_cache else None
-    if body is not None and owner is not None and body.get("owner_id") != owner:
-        body = None
-    outcome = "hit" if body is not None else ("miss" if settings.status_cache else "off")
-    if body is None:
+    entry = cache.read_status(settings, job_id) if settings.status_cache else None
+    if entry is not None and owner is not None and entry.owner_id != owner:
+        entry = None
+    outcome = "hit" if entry is not None else ("miss" if settings.status_cache else "off")
+    if entry is None:
         job, document = jobs.get(settings, job_id, owner)
-        body = _body(job, document)
+        entry = _cached(_body(job, document))
         if settings.status_cache:
-            cache.fill_status(settings, job_id, job.version, body, job.status.is_final)
-    if isinstance(body.get("outputs"), dict):
-        # The body (and the cache) holds object keys; links are signed per read, as a cached link
-        # would outlive its signature.
-        body["outputs"] = {name: storage.presigned_url(settings, key) for name, key in body["outputs"].items()}
+            cache.fill_status(settings, job_id, job.version, entry, job.status.is_final)
+    extra: dict[str, Any] = {}
+    if entry.outputs is not None:
+        # The cache holds object keys; links are signed per read, as a cached link would outlive its signature.
+        extra["outputs"] = {name: storage.presigned_url(settings, key) for name, key in entry.outputs.items()}
     if "pages" in include:
-        body["pages"] = [_page(p, "words" in include) for p in jobs.pages_of(settings, job_id)]
-    return StatusRead(body=body, cache=outcome)
+        # One page past the range is asked for only to say whether another answer follows.
+        chosen = pages or PageRange(1, PAGES_PER_ANSWER)
+        stored = jobs.pages_of(settings, job_id, chosen.first, chosen.last + 1)
+        extra["pages"] = [_page(p, "words" in include, "lines" in include)
+                          for p in stored if p.page_number <= chosen.last]
+        extra["next_page_from"] = chosen.last + 1 if stored and stored[-1].page_number > chosen.last else None
+    return StatusRead(stored=entry.body, status=entry.status, extra=extra, cache=outcome)
 
 
-def _page(page: Page, with_words: bool) -> dict[str, Any]:
+def _cached(body: dict[str, Any]) -> cache.CachedStatus:
+    """A body as the cache keeps it: encoded once, its output keys beside it (they become links per read)."""
+    outputs = body.pop("outputs", None)
+    return cache.CachedStatus(body=encode(body), owner_id=body["owner_id"], status=body["status"],
+                              outputs=outputs if isinstance(outputs, dict) else None)
+
+
+def _page(page: Page, with_words: bool, with_lines: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "page": page.page_number,
         "text": page.text,
@@ -81,9 +121,15 @@ def _page(page: Page, with_words: bool) -> dict[str, Any]:
         "duration_ms": page.duration_ms,
         "rotation": page.rotation,
     }
-    if with_words:
-        # Boxes are in pixels of the OCRed raster (width x height above); text-layer pages have none.
-        out["words"] = json.loads(page.words) if page.words else []
+    layout = stored_layout(page.words)
+    if layout.text_layer_rejected:
+        out["text_layer_rejected"] = layout.text_layer_rejected
+    # Boxes are in pixels of the page (width x height above); with lines, also as fractions of it in `box`.
+    if with_lines:
+        out["lines"] = [with_box(line, page.width, page.height) for line in layout.lines]
+        out["words"] = [with_box(w, page.width, page.height) for w in layout.words]
+    elif with_words:
+        out["words"] = layout.words
     return out
 
 
@@ -116,6 +162,10 @@ def _body(job: Job, document: Document) -> dict[str, Any]:
         if job.status == JobStatus.FAILED
         else None,
     }
+    if job.callback_url:
+        # How the completion webhook went (rules/callbacks.py); the URL itself is not repeated.
+        body["callback"] = {"state": job.callback_state, "attempts": job.callback_attempts,
+                            "last_code": job.callback_last_code}
     if job.status == JobStatus.COMPLETED:
         body["text"] = job.text
         body["outputs"] = json.loads(job.outputs or "{}")

@@ -89,6 +89,18 @@ def _warn_once(settings: Settings) -> None:
 _warned = False
 
 
+def _unbuffered(response: flask.Response) -> None:
+    """Answer without reading the rest of the body, then close the connection.
+
+    functions-framework reads the whole request after every response that is not streamed (so that an
+    early answer does not break the connection): for a body refused as too large that would read it all
+    into memory. A streamed response skips that, and `Connection: close` makes gunicorn drop the unread rest.
+    """
+    body = response.get_data()
+    response.response = iter([body])
+    response.headers["Connection"] = "close"
+
+
 def http_function(
     service: str, access: str = "key"
 ) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
@@ -146,6 +158,8 @@ def http_function(
                 response = error_response(PipelineError("internal error; see the function's log"), request_id)
             if decision is not None:
                 response.headers.update(decision.headers())
+            if response.status_code == 413:
+                _unbuffered(response)
             status = response.status_code
             response.headers["X-Request-Id"] = request_id
             log.info(

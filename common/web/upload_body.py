@@ -11,14 +11,14 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from common.engine.media import media_type_of
 from common.errors import BadRequest, FileTooLarge, MissingFile, PipelineError, unknown_parameters
+from common.models import UPLOAD_FORM_ROOM_BYTES
 
-# Uploads above this size go to a temporary file rather than memory.
-_SPOOL_BYTES = 8 * 1024 * 1024
+# Uploads above this size go to a temporary file rather than memory. Small: the gateway hands the body over
+# whole and at once, so a larger buffer would only raise the function's memory per upload in flight.
+_SPOOL_BYTES = 1024 * 1024
 # What an upload may carry besides the file: the query string, and the multipart form's other fields.
-QUERY_PARAMETERS = ["filename", "lang"]
-FORM_FIELDS = ["file", "lang"]
-# Room for multipart boundaries and form fields around the file itself.
-_MULTIPART_OVERHEAD = 64 * 1024
+QUERY_PARAMETERS = ["filename", "lang", "callback_url", "output"]
+FORM_FIELDS = ["file", "lang", "callback_url", "output"]
 
 
 @dataclass
@@ -52,11 +52,11 @@ def read_upload(request: flask.Request, limit: int) -> UploadedFile:
     unknown = sorted(set(request.args) - set(QUERY_PARAMETERS))
     if unknown:  # before a byte of the body is read
         raise unknown_parameters(unknown, QUERY_PARAMETERS)
-    if request.content_length is not None and request.content_length > limit + _MULTIPART_OVERHEAD:
+    if request.content_length is not None and request.content_length > limit + UPLOAD_FORM_ROOM_BYTES:
         raise _too_large(limit)
     try:
         if request.mimetype == "multipart/form-data":
-            request.max_content_length = limit + _MULTIPART_OVERHEAD
+            request.max_content_length = limit + UPLOAD_FORM_ROOM_BYTES
             part = request.files.get("file")
             if part is None:
                 raise MissingFile("the multipart form has no field named 'file'")

@@ -7,8 +7,9 @@ import flask
 from common.config import Settings
 from common.errors import BadRequest, JobNotCompleted
 from common.models import Principal
+from common.rules.page_layout import page_range
 from common.rules.status import job_status, parse_include
-from common.web.api import http_function, json_response, require_method
+from common.web.api import http_function, require_method
 
 
 @http_function("status")
@@ -17,9 +18,11 @@ def handle(request: flask.Request, settings: Settings, caller: Principal) -> fla
     job_id = request.path.strip("/").split("/")[-1] or request.args.get("job_id", "")
     if not job_id:
         raise BadRequest("name the job: GET /function/status/<job_id>")
-    read = job_status(settings, job_id, caller, parse_include(request.args.get("include")))
+    include = parse_include(request.args.get("include"))
+    read = job_status(settings, job_id, caller, include, page_range(request.args, bool(include & {"words", "lines"})))
     if request.args.get("format") == "text":
-        if read.body["status"] != "completed":
-            raise JobNotCompleted(f"job {job_id} is {read.body['status']}; its text exists once it is completed")
+        if read.status != "completed":
+            raise JobNotCompleted(f"job {job_id} is {read.status}; its text exists once it is completed")
         return flask.Response(read.body["text"], mimetype="text/plain", headers={"X-Cache": read.cache})
-    return json_response(read.body, headers={"X-Cache": read.cache})
+    # The stored JSON as it is: json_response would encode the whole answer again on every read.
+    return flask.Response(read.json_bytes(), mimetype="application/json", headers={"X-Cache": read.cache})

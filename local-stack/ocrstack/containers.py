@@ -7,15 +7,20 @@ hierarchies), lowered ulimits, no registry (base images are local: `local-stack/
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ocrstack.services import ServiceError, cache_dir, openfaas_tool
+from ocrstack.services import ServiceError, cache_dir, openfaas_tool, tools_bin
 
 PODMAN = ["podman", "--runtime", "runc"]
 ULIMITS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
@@ -30,6 +35,13 @@ HOST_ADDRESS_VARIABLES = ("MYSQL_HOST", "REDIS_URL", "S3_ENDPOINT", "GATEWAY_URL
 # Variables of the local stack that name paths of the host: a container has none of them.
 HOST_PATH_VARIABLES = ("SECRETS_DIR",)
 LABEL = "ocr-pipeline.stack"
+# Every image (and every stage's intermediate image: buildah labels them all) the project's builds make, through
+# build_image or the `docker` shim faas-cli uses, carries this label; pruning touches nothing without it.
+BUILD_LABEL = "ocr-pipeline.build"
+# The template's test stage labels its images so: no tag keeps them, yet the current one is worth keeping.
+STAGE_LABEL = "ocr-pipeline.stage"
+# The named build context the template's Dockerfile takes its wheels from (`FROM scratch AS wheelhouse`).
+WHEELHOUSE_CONTEXT = "wheelhouse"
 
 
 class ImageBuildError(ServiceError):
@@ -108,12 +120,33 @@ def wheelhouse() -> Path:
     return cache_dir() / "wheelhouse"
 
 
+def docker_shim() -> Path:
+    """The `docker` local-stack/bootstrap-containers writes for faas-cli (podman underneath): put its folder first
+    on PATH for `faas-cli build` and `faas-cli up`."""
+    return tools_bin() / "docker"
+
+
 def bootstrap(repo_root: Path) -> None:
     """Install and build what the container runtime needs (idempotent; seconds when all is there)."""
     script = Path(repo_root) / "local-stack" / "bootstrap-containers"
     done = subprocess.run([str(script)], capture_output=True, text=True, check=False, timeout=1800)
     if done.returncode != 0:
         raise ServiceError(f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+
+
+@contextlib.contextmanager
+def images_lock() -> Iterator[None]:
+    """One image build or prune at a time across bootstraps, stacks, test runs and the docker shim (the same
+    lock file local-stack/bootstrap-containers and the shim take): a prune must not see a running build's
+    newest layer, which is untagged until the build's next step."""
+    path = cache_dir() / "images.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -133,27 +166,28 @@ def shrinkwrap(project: Path, stack_file: Path) -> Path:
     return project / "build"
 
 
+def build_options(wheels: Path) -> list[str]:
+    """The `podman build` options of every project build. local-stack/bootstrap-containers writes the same ones
+    into the docker shim for faas-cli, so both share one layer cache: never pull (the base images are local),
+    Docker's image format (it keeps HEALTHCHECK), the lowered ulimits, the project's label, and the wheelhouse
+    as the named build context the Dockerfile installs from (nothing is added to the build context)."""
+    return ["--pull=never", "--format", "docker", *ULIMITS, "--label", f"{BUILD_LABEL}=local-stack",
+            "--build-context", f"{WHEELHOUSE_CONTEXT}={wheels}"]
+
+
 def build_image(context: Path, image: str, log_path: Path | None = None) -> float:
     """podman build of one faas-cli context, installing from the wheelhouse; seconds taken. A failing
     in-build test fails it (ImageBuildError quoting the end of the log)."""
     wheels = wheelhouse()
     if not (wheels / ".complete").is_file():
         raise ImageBuildError(f"no wheelhouse in {wheels}: run ./local-stack/bootstrap --containers")
-    target = context / "wheelhouse"
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir()
-    for wheel in wheels.resolve().glob("*.whl"):
-        try:
-            os.link(wheel, target / wheel.name)
-        except OSError:
-            shutil.copy2(wheel, target / wheel.name)
     started = time.monotonic()
-    done = subprocess.run(
-        [*PODMAN, "build", "--pull=never", "--format", "docker", *ULIMITS, "--build-arg", "PIP_WHEELHOUSE=wheelhouse",
-         "--tag", image, str(context)],
-        capture_output=True, text=True, timeout=1800, check=False)
+    # faas-cli's build always passes ADDITIONAL_PACKAGE (empty unless asked); the same here, or podman would not
+    # share the layers under it between faas-cli's builds and these.
+    done = subprocess.run([*PODMAN, "build", *build_options(wheels.resolve()), "--build-arg", "ADDITIONAL_PACKAGE=",
+                           "--tag", image, str(context)],
+                          capture_output=True, text=True, timeout=1800, check=False)
     seconds = time.monotonic() - started
-    shutil.rmtree(target, ignore_errors=True)
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text(done.stdout + done.stderr)
@@ -163,15 +197,92 @@ def build_image(context: Path, image: str, log_path: Path | None = None) -> floa
     return seconds
 
 
+def stale_images(images: list[dict[str, Any]]) -> list[str]:
+    """Of `podman images --all --format json`, the ids of the project's leftovers: images with BUILD_LABEL that
+    have no name and no child (a function image a rebuild replaced, the end of a failed build, the test stage of
+    code that changed), except the test stage a named image was built with (its build stage is under a named
+    image; a rebuild of unchanged code reuses it instead of running the tests again)."""
+    parent = {str(i["Id"]): str(i.get("ParentId") or "") for i in images}
+    children = set(parent.values())
+    labels = {str(i["Id"]): dict(i.get("Labels") or {}) for i in images}
+
+    def lineage(image_id: str) -> Iterator[str]:
+        seen: set[str] = set()
+        while image_id and image_id in parent and image_id not in seen:
+            seen.add(image_id)
+            yield image_id
+            image_id = parent[image_id]
+
+    under_named: set[str] = set()
+    for i in images:
+        if i.get("Names"):
+            under_named.update(lineage(str(i["Id"])))
+    stale = []
+    for i in images:
+        image_id = str(i["Id"])
+        if BUILD_LABEL not in labels[image_id] or i.get("Names") or image_id in children or image_id in under_named:
+            continue
+        if labels[image_id].get(STAGE_LABEL) == "test":
+            base = next((a for a in lineage(image_id) if labels[a].get(STAGE_LABEL) != "test"), "")
+            if base in under_named:
+                continue
+        stale.append(image_id)
+    return stale
+
+
+def list_images() -> list[dict[str, Any]]:
+    """`podman images --all` as podman's JSON: Id, ParentId, Names, Labels, Created..."""
+    listed = podman("images", "--all", "--format", "json", check=True, timeout=120)
+    return list(json.loads(listed.stdout or "[]"))
+
+
+def stale_build_containers(listed: list[dict[str, Any]], images: list[dict[str, Any]]) -> list[str]:
+    """Of `podman ps --all --external --format json`, the working containers (state "storage") an interrupted
+    project build left on one of its unnamed labelled layers; they would hold those layers in the store for ever.
+    Only meaningful under images_lock, when no project build is running."""
+    layers = {str(i["Id"]) for i in images if BUILD_LABEL in (i.get("Labels") or {}) and not i.get("Names")}
+    return [str(c["Id"]) for c in listed if c.get("State") == "storage" and str(c.get("ImageID")) in layers]
+
+
+def prune_images(locked: bool = False) -> list[str]:
+    """Remove the project's stale images (stale_images) from podman's store, and the layers under them that
+    become stale once they are gone, after the working containers of interrupted project builds that would hold
+    them (stale_build_containers); other images and containers are never touched. The image ids removed."""
+    with contextlib.nullcontext() if locked else images_lock():
+        remaining = list_images()
+        listed = podman("ps", "--all", "--external", "--format", "json", check=True, timeout=120)
+        leftovers = stale_build_containers(json.loads(listed.stdout or "[]"), remaining)
+        if leftovers:
+            podman("rm", "--force", *leftovers, timeout=300)
+        doomed: list[str] = []
+        while stale := stale_images(remaining):
+            doomed += stale
+            remaining = [i for i in remaining if i["Id"] not in set(stale)]
+        if not doomed:
+            return []
+        # One call, each image before the layer under it (the order they were found in). No --force: an image a
+        # container still runs from stays, and so does what is under it.
+        podman("rmi", *doomed, timeout=600)
+        left = {str(i["Id"]) for i in list_images()}
+        return [i for i in doomed if i not in left]
+
+
 def build_function_images(project: Path, stack_file: Path, images: dict[str, str],
                           log_dir: Path | None = None) -> list[BuiltImage]:
     """Each function of `images` ({function: image}) shrink-wrapped by faas-cli and built with podman, one
-    after the other (they share the template's cached layers)."""
+    after the other (they share the template's cached layers); then what the builds left behind is pruned."""
     build = shrinkwrap(project, stack_file)
     built = []
-    for fn, image in images.items():
-        log_path = log_dir / f"build-{fn}.log" if log_dir else None
-        built.append(BuiltImage(fn, image, build_image(build / fn, image, log_path)))
+    with images_lock():
+        try:
+            for fn, image in images.items():
+                log_path = log_dir / f"build-{fn}.log" if log_dir else None
+                built.append(BuiltImage(fn, image, build_image(build / fn, image, log_path)))
+        finally:
+            try:
+                prune_images(locked=True)
+            except (ServiceError, subprocess.TimeoutExpired, ValueError):
+                pass  # best effort, never in the way of a build's own outcome: the next round prunes again
     return built
 
 

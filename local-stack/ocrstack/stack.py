@@ -75,6 +75,8 @@ class Gateway(Service):
         self.redis_url = redis_url
         self.queue_workers = queue_workers
         self.runtime = runtime
+        # More gateway options, for a benchmark or test that compares settings (e.g. --queue-lanes "").
+        self.extra_args: tuple[str, ...] = ()
         self.password_file = self.state_dir / "gateway" / "basic-auth-password"
 
     def command(self) -> list[str]:
@@ -91,7 +93,7 @@ class Gateway(Service):
             args += ["--queue-workers", str(self.queue_workers)]
         if self.runtime == "containers":
             args += ["--runtime", "containers", "--stack-id", containers.stack_id(self.state_dir)]
-        return args
+        return args + list(self.extra_args)
 
     def ready(self) -> bool:
         return http_ok(f"http://127.0.0.1:{self.port}/healthz")
@@ -99,10 +101,10 @@ class Gateway(Service):
 
 class Retention(Service):
     """The scheduled retention run (`python -m common retention --every`), which deletes documents older
-    than RETENTION_DAYS; with the default 0 it only logs that retention is off."""
+    than RETENTION_DAYS (with the default 0 it only logs that retention is off) and sweeps stalled jobs."""
 
     name = "retention"
-    interval_seconds = 3600
+    interval_seconds = 300
 
     def __init__(self, state_dir: Path, repo_root: Path, function_env: Callable[[], dict[str, str]]) -> None:
         super().__init__(state_dir, 0)
@@ -209,6 +211,8 @@ class LocalStack:
             "INTERNAL_TOKEN": self.credentials["internal_token"],
             # Files dropped straight under inbox/ belong to the stack's admin key; inbox/<key id>/ to that key.
             "INBOX_OWNER": self.credentials.get("admin_key_id", ""),
+            # Completion webhooks may call receivers on this machine (the tests' own); elsewhere public only.
+            "CALLBACK_ALLOWED_HOSTS": "127.0.0.1,::1,localhost",
         }
 
     def start(self) -> None:

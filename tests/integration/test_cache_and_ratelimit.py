@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -101,6 +102,12 @@ def test_status_is_miss_then_hit_and_repopulates_after_a_change(gateway: Gateway
     second = gateway.status(job_id)
     assert second.headers["X-Cache"] == "hit"
     assert first.json() == second.json() == done
+    assert set(done["outputs"]) and all(link.startswith("http") for link in done["outputs"].values())
+    paged = gateway.status(job_id, "?include=words")
+    assert paged.headers["X-Cache"] == "hit"
+    per_read = {"pages", "next_page_from"}  # what include= adds beside the cached answer
+    assert paged.json()["pages"][0]["words"]
+    assert {k: v for k, v in paged.json().items() if k not in per_read} == done
     cache.mark_changed(settings, job_id, 10**9)
     assert gateway.status(job_id).headers["X-Cache"] == "miss"
 
@@ -109,10 +116,39 @@ def test_a_slow_reader_cannot_put_an_older_status_back(settings: Settings) -> No
     """A refill carrying an older version than the last committed change is refused."""
     job_id = str(uuid.uuid4())
     cache.mark_changed(settings, job_id, 5)
-    cache.fill_status(settings, job_id, 4, {"status": "pending"}, final=False)
+    cache.fill_status(settings, job_id, 4, _entry("pending"), final=False)
     assert cache.read_status(settings, job_id) is None
-    cache.fill_status(settings, job_id, 5, {"status": "processing"}, final=False)
-    assert cache.read_status(settings, job_id) == {"status": "processing"}
+    cache.fill_status(settings, job_id, 5, _entry("processing"), final=False)
+    assert cache.read_status(settings, job_id) == _entry("processing")
+
+
+def _entry(status: str) -> cache.CachedStatus:
+    return cache.CachedStatus(body=f'{{"status":"{status}"}}'.encode(), owner_id=None, status=status, outputs=None)
+
+
+def test_a_large_cached_status_keeps_its_version_guard(settings: Settings) -> None:
+    """The set-if-newer script reads only the entry's header line, so a long text after it changes nothing."""
+    job_id = str(uuid.uuid4())
+    text = "line one\nline two " * 50_000  # newlines inside the text are escaped in the stored JSON
+    entry = cache.CachedStatus(body=json.dumps({"status": "completed", "text": text}).encode(), owner_id="k1",
+                               status="completed", outputs={"pdf": "results/x/document.pdf"})
+    cache.fill_status(settings, job_id, 7, entry, final=True)
+    assert cache.read_status(settings, job_id) == entry
+    cache.fill_status(settings, job_id, 6, _entry("processing"), final=False)
+    assert cache.read_status(settings, job_id) == entry
+    cache.mark_changed(settings, job_id, 8)
+    assert cache.read_status(settings, job_id) is None
+
+
+def test_an_entry_of_the_older_format_reads_as_a_miss_and_is_replaced(settings: Settings) -> None:
+    """A one-object entry left by the previous release is no hit, and its version still guards refills."""
+    job_id = str(uuid.uuid4())
+    cache.redis_client(settings).set(f"ocr:status:{job_id}", json.dumps({"v": 3, "body": {"status": "pending"}}))
+    assert cache.read_status(settings, job_id) is None
+    cache.fill_status(settings, job_id, 2, _entry("pending"), final=False)
+    assert cache.read_status(settings, job_id) is None
+    cache.fill_status(settings, job_id, 3, _entry("processing"), final=False)
+    assert cache.read_status(settings, job_id) == _entry("processing")
 
 
 def test_status_never_goes_backwards_while_a_job_runs(gateway: Gateway) -> None:

@@ -38,10 +38,12 @@ STACK_FUNCTIONS = sorted(yaml.safe_load((REPO_ROOT / "stack.yml").read_text())["
 class FaasCli:
     """faas-cli with a home of its own (its config, logins included, stays there) aimed at one gateway."""
 
-    def __init__(self, home: Path, gateway: str) -> None:
+    def __init__(self, home: Path, gateway: str, docker: Path | None = None) -> None:
         self.binary = openfaas_tool("faas-cli")  # no skip: the bootstrap provides it, in CI too
         self.home = home
         self.gateway = gateway.rstrip("/")
+        # The folder whose `docker` faas-cli's build and up run (the container bootstrap's podman shim).
+        self.docker = docker
         home.mkdir(parents=True, exist_ok=True)
 
     def env(self) -> dict[str, str]:
@@ -49,6 +51,8 @@ class FaasCli:
         # the images or the config folder.
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPENFAAS_") and k != "CI"}
         env.update(HOME=str(self.home), OPENFAAS_CONFIG=str(self.home / ".openfaas"), NO_COLOR="1")
+        if self.docker is not None:
+            env["PATH"] = os.pathsep.join([str(self.docker), env.get("PATH", os.defpath)])
         return env
 
     def run(self, *args: str, cwd: Path = REPO_ROOT, input: bytes = b"", timeout: float = 120,

@@ -579,3 +579,49 @@ def test_a_callback_redirect_is_not_followed(gw: GatewayUnderTest) -> None:
         wait_until(lambda: received, 20, what="the callback")
         time.sleep(1.0)
     assert [posted.path for posted in received] == ["/first"]
+
+
+def test_a_flood_in_the_default_lane_does_not_hold_up_the_uploads_lane(gw: GatewayUnderTest) -> None:
+    """Workers take the lanes in turn: a call in `uploads` runs after at most one more call per worker, while
+    most of a flood queued before it (as bucket drops in the default lane) still waits."""
+    flood = [f"flood-{i}" for i in range(30)]
+    for call_id in flood:
+        gw.client.request("POST", "/async-function/sleepy", body=b"0.5", headers={"X-Call-Id": call_id})
+    reply = gw.client.request("POST", "/async-function/sleepy", body=b"0",
+                              headers={"X-Call-Id": "lane-upload-1", "X-Queue-Lane": "uploads"})
+    assert reply.status == 202
+    counters = gw.root / "counters"
+    wait_until((counters / "lane-upload-1").exists, 20, what="the uploads lane's call")
+    ran = sum((counters / call_id).exists() for call_id in flood)
+    assert ran <= 6, f"{ran} of the flood ran before the uploads lane's call"
+    stats = gw.client.request("GET", "/system/queue").json()
+    assert set(stats["lanes"]) == {"default", "uploads", "chunks"}
+    wait_until(lambda: all((counters / call_id).exists() for call_id in flood), 60, what="the flood to drain")
+
+
+def test_an_unknown_lane_is_the_default_lane(gw: GatewayUnderTest) -> None:
+    """A lane the gateway was not started with makes no new stream: the call waits in the default lane."""
+    reply = gw.client.request("POST", "/async-function/sleepy", body=b"0",
+                              headers={"X-Call-Id": "lane-unknown-1", "X-Queue-Lane": "mine-alone"})
+    assert reply.status == 202
+    wait_until((gw.root / "counters" / "lane-unknown-1").exists, 20, what="the call in the default lane")
+    assert "mine-alone" not in gw.client.request("GET", "/system/queue").json()["lanes"]
+
+
+def test_scaling_labels_run_replicas_that_share_the_queued_calls(gw: GatewayUnderTest) -> None:
+    """com.openfaas.scale.min=2: two processes; two queued 2-second calls run side by side, one on each."""
+    deployment = {"service": "sleepy", "image": "test/sleepy:1", "labels": {"com.openfaas.scale.min": "2"}}
+    assert gw.client.request("PUT", "/system/functions", json=deployment).status == 202
+    described = gw.client.request("GET", "/system/function/sleepy").json()
+    assert (described["replicas"], described["availableReplicas"]) == (2, 2)
+    for call_id in ("replica-a", "replica-b"):
+        gw.client.request("POST", "/async-function/sleepy", body=b"2", headers={"X-Call-Id": call_id})
+    counters = [gw.root / "counters" / call_id for call_id in ("replica-a", "replica-b")]
+    wait_until(lambda: all(c.exists() for c in counters), 20, what="both calls to start")
+    # Started together (each writes its counter first): one replica would have begun the second call only
+    # after the first call's 2 s.
+    first, second = sorted(c.stat().st_mtime for c in counters)
+    assert second - first < 1.5, second - first
+    single = {**deployment, "labels": {"com.openfaas.scale.min": "1"}}
+    assert gw.client.request("PUT", "/system/functions", json=single).status == 202
+    assert gw.client.request("GET", "/system/function/sleepy").json()["replicas"] == 1

@@ -16,12 +16,23 @@ from sqlalchemy.dialects import mysql
 from common.adapters.db import Document, Job, session_scope
 from common.config import Settings
 from common.models import TRUSTED, JobStatus
-from common.rules.listing import ListQuery, list_documents, page_statement
+from common.rules.listing import ListQuery, list_documents, page_statement, recent
+from common.rules.listing import page as listing_page
 from tests.support import Gateway, private_database
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 1, 10, 9, 0, 0)
+
+
+@pytest.fixture(params=["walk", "fulltext"])
+def search_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A `q` answered by walking the newest documents (a window of 3, so walks also run out) or by the index."""
+    if request.param == "walk":
+        monkeypatch.setattr(recent, "WINDOW", 3)
+    else:
+        monkeypatch.setattr(listing_page, "search_recent", lambda _session, _query: None)
+    return str(request.param)
 
 
 @dataclass(frozen=True)
@@ -254,7 +265,8 @@ def test_search_finds_a_word_and_shows_it_in_a_snippet(db: Settings) -> None:
         ("zeppelin", [], []),
     ],
 )
-def test_search_requires_every_searchable_word(db: Settings, q: str, expected: list[str], ignored: list[str]) -> None:
+def test_search_requires_every_searchable_word(db: Settings, q: str, expected: list[str], ignored: list[str],
+                                              search_path: str) -> None:
     """Every word of 3+ characters must occur (case- and accent-insensitive); shorter ones and stop words are ignored."""
     insert(db, CATALOGUE)
     page = listing(db, q=q)
@@ -299,10 +311,10 @@ def test_list_over_http_filters_pages_and_refuses_bad_parameters(gateway: Gatewa
     first = gateway.request("GET", "/function/list?" + urlencode(query))
     assert first.status == 200, first.body
     body = first.json()
-    assert set(body) == {"items", "total", "limit", "offset", "next_cursor"}
-    assert body["total"] == 5 and body["limit"] == 3 and body["offset"] == 0
+    assert set(body) == {"items", "total", "total_exact", "limit", "offset", "next_cursor"}
+    assert body["total"] == 5 and body["total_exact"] is True and body["limit"] == 3 and body["offset"] == 0
     second = gateway.request("GET", "/function/list?" + urlencode({**query, "cursor": body["next_cursor"]})).json()
-    assert second["next_cursor"] is None and second["total"] is None
+    assert second["next_cursor"] is None and second["total"] is None and second["total_exact"] is None
     seen = [item["document_id"] for item in body["items"] + second["items"]]
     assert seen == [r.document_id for r in reversed(rows)]
 
@@ -313,3 +325,88 @@ def test_list_over_http_filters_pages_and_refuses_bad_parameters(gateway: Gatewa
         assert reply.status == 400, reply.body
         error = reply.json()["error"]
         assert error["code"] == "bad_request" and named in error["message"]
+
+
+def _warranty_rows() -> list[Row]:
+    """40 documents: most say 'warranty' (one accented, one only 'warranties'), with ties on created_at."""
+    def text_of(i: int) -> str:
+        if i % 7 == 3:
+            return "the warranties are listed overleaf"  # a longer word: no match
+        if i % 7 == 5:
+            return "nothing relevant here"
+        return "Garantie: WARRANTY clause, Büro copy" if i % 4 == 0 else f"page {i} mentions the warranty clause"
+    return [Row(f"w-{i:02d}.pdf", T0 + timedelta(seconds=i // 2), text=text_of(i)) for i in range(40)]
+
+
+@pytest.mark.parametrize("params", [{"q": "warranty"}, {"q": "warranty buro"}, {"q": "warranty", "sort": "created_at_asc"},
+                                    {"q": "warranty", "status": "completed"}])
+def test_a_common_word_walk_gives_the_pages_the_index_gives(db: Settings, monkeypatch: pytest.MonkeyPatch,
+                                                             params: dict[str, str]) -> None:
+    """Walking the newest documents finds exactly the index's matches, in list order, page after page."""
+    rows = insert(db, _warranty_rows())
+    monkeypatch.setattr(recent, "WINDOW", 24)
+    walked = [item["document_id"] for page in walk(db, **params, limit=4) for item in page["items"]]
+    with session_scope(db) as session:
+        assert recent.search_recent(session, ListQuery.from_params({**params, "limit": "4"}, TRUSTED)) is not None
+    monkeypatch.setattr(listing_page, "search_recent", lambda _session, _query: None)
+    indexed = [item["document_id"] for page in walk(db, **params, limit=4) for item in page["items"]]
+    assert walked == indexed and len(walked) == sum(
+        1 for r in rows if r.text and "warranty " in r.text.lower() and ("buro" not in params["q"] or "Büro" in r.text))
+
+
+def test_a_common_words_total_is_an_estimate_and_says_so(db: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the walk's window a common word's total is the window's share times the other filters' count."""
+    insert(db, [Row(f"e-{i:02d}.pdf", T0 + timedelta(seconds=i),
+                    text="invoice total" if i % 2 else "invoice reimbursement") for i in range(40)])
+    monkeypatch.setattr(recent, "WINDOW", 10)
+    common = listing(db, q="total", limit=4)  # 5 in the window of 10, 4 + 1 wanted: the walk answers
+    assert (common["total"], common["total_exact"], len(common["items"])) == (20, False, 4)
+    rare = listing(db, q="reimbursement", limit=6)  # 5 in the window, 6 + 1 wanted: the index counts
+    assert (rare["total"], rare["total_exact"], len(rare["items"])) == (20, True, 6)
+    assert (listing(db)["total"], listing(db)["total_exact"]) == (40, True)
+    assert listing(db, q="total", limit=4, cursor=common["next_cursor"])["total_exact"] is None
+
+
+def test_a_word_absent_from_the_newest_documents_is_found_by_the_index(db: Settings,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full window without enough matches hands the search to the full-text index, which finds older ones."""
+    insert(db, [Row(f"o-{i:02d}.pdf", T0 + timedelta(seconds=i), text="archive" if i < 3 else "current")
+                for i in range(30)])
+    monkeypatch.setattr(recent, "WINDOW", 10)
+    with session_scope(db) as session:
+        assert recent.search_recent(session, ListQuery.from_params({"q": "archive"}, TRUSTED)) is None
+    page = listing(db, q="archive")
+    assert names(page) == ["o-02.pdf", "o-01.pdf", "o-00.pdf"] and (page["total"], page["total_exact"]) == (3, True)
+
+
+def test_counting_stops_past_the_cap_and_says_so(db: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past TOTAL_CAP matches total is the cap and total_exact false; at or under it, the exact count."""
+    insert(db, [Row(f"c-{i:02d}.pdf", T0 + timedelta(seconds=i),
+                    status=JobStatus.FAILED if i < 4 else JobStatus.COMPLETED) for i in range(12)])
+    monkeypatch.setattr(listing_page, "TOTAL_CAP", 4)
+    assert [(p["total"], p["total_exact"]) for p in (listing(db), listing(db, status="completed"),
+                                                      listing(db, status="failed"))] == [(4, False), (4, False),
+                                                                                         (4, True)]
+
+
+def test_a_walk_stopped_by_its_sample_estimates_from_the_documents_it_went_through(
+        db: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A walk that reads its sample before the window ends takes the share over the documents up to there."""
+    insert(db, [Row(f"s-{i:02d}.pdf", T0 + timedelta(seconds=i), text="invoice" if i % 2 else "receipt")
+                for i in range(40)])
+    monkeypatch.setattr(recent, "WINDOW", 30)
+    monkeypatch.setattr(recent, "SAMPLE", 1)  # fetch 2 x (2 + 1) = 6 matches, in the newest 11 or 12 documents
+    page = listing(db, q="invoice", limit=2)
+    assert names(page) == ["s-39.pdf", "s-37.pdf"] and page["total_exact"] is False
+    assert page["total"] in (20, 22)  # 6 of 12 (or 11) documents examined, times 40
+
+
+@pytest.mark.parametrize("params", [{}, {"content_type": "image/*"}, {"filename": "scan"}, {"status": "completed"},
+                                    {"sort": "created_at_asc", "date_from": "2026-01-10"}],
+                         ids=lambda v: urlencode(v) or "no filter")
+def test_offset_pages_are_slices_of_the_whole_listing(db: Settings, params: dict[str, str]) -> None:
+    """Skipping by document ids first (filters on documents alone) or in the join, offset pages cut the same list."""
+    insert(db, CATALOGUE + [Row(f"scan-{i}.png", T0 + timedelta(hours=i), "image/png") for i in range(7)])
+    whole = names(listing(db, **params, limit=100))
+    pages = [names(listing(db, **params, limit=3, offset=start)) for start in range(0, len(whole) + 3, 3)]
+    assert [name for page in pages for name in page] == whole and len(whole) > 3

@@ -72,8 +72,12 @@ def previous_release(engine: Engine) -> None:
     Base.metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE api_keys"))
+        conn.execute(text("DROP TABLE job_chunks"))
+        conn.execute(text("ALTER TABLE jobs DROP COLUMN pdfa"))
         conn.execute(text("ALTER TABLE jobs ADD UNIQUE INDEX document_id (document_id)"))
-        conn.execute(text("ALTER TABLE jobs DROP INDEX ix_jobs_document_id, DROP COLUMN owner_id"))
+        conn.execute(text("ALTER TABLE jobs DROP INDEX ix_jobs_document_id, DROP COLUMN owner_id, "
+                          "DROP COLUMN callback_url, DROP COLUMN callback_state, DROP COLUMN callback_attempts, "
+                          "DROP COLUMN callback_last_code"))
         conn.execute(text("ALTER TABLE documents DROP INDEX ix_documents_owner_created_id, "
                           "DROP COLUMN owner_id, DROP COLUMN job_id"))
         conn.execute(text(DOCUMENT))
@@ -84,7 +88,8 @@ def test_head_is_the_newest_revision_and_history_is_one_line() -> None:
     """migrations.HEAD (what the models describe, checked without alembic on start) is the revisions' only head."""
     script = ScriptDirectory.from_config(migrations.config())
     assert script.get_heads() == [migrations.HEAD]
-    assert [r.revision for r in script.walk_revisions()] == [migrations.HEAD, "0001_baseline"]
+    assert [r.revision for r in script.walk_revisions()] == [
+        migrations.HEAD, "0003_callbacks", "0002_keys_owners", "0001_baseline"]
 
 
 def test_an_empty_database_gets_the_schema_of_the_models_and_a_second_run_changes_nothing(settings: Settings) -> None:
@@ -114,19 +119,43 @@ def test_a_database_at_the_first_revision_is_upgraded_and_each_document_points_a
         conn.execute(text(job("j2", "pending")))
 
 
-def test_downgrading_one_step_gives_back_the_first_revision_and_upgrading_again_restores_the_models(
-        settings: Settings) -> None:
+def test_downgrading_to_the_first_revision_and_upgrading_again_restores_the_models(settings: Settings) -> None:
     """head -> 0001 removes keys and owners and makes the job unique per document again; 0001 -> head undoes it."""
     create_schema(settings)
     engine = raw(settings)
 
-    change = migrations.downgrade(engine, "-1")
+    change = migrations.downgrade(engine, "0001_baseline")
 
     assert (change.before, change.after) == (migrations.HEAD, "0001_baseline")
     found = inspect(engine)
     assert "api_keys" not in found.get_table_names()
     assert "owner_id" not in {c["name"] for c in found.get_columns("documents")}
     assert [u["column_names"] for u in found.get_unique_constraints("jobs")] == [["document_id"]]
+    create_schema(settings)
+    assert differences(engine) == []
+
+
+def test_downgrading_the_callbacks_drops_only_their_columns(settings: Settings) -> None:
+    """0003 -> 0002 removes the completion webhook's columns from jobs and nothing else; upgrading restores them."""
+    create_schema(settings)
+    engine = raw(settings)
+    change = migrations.downgrade(engine, "0002_keys_owners")
+    assert (change.before, change.after) == (migrations.HEAD, "0002_keys_owners")
+    columns = {c["name"] for c in inspect(engine).get_columns("jobs")}
+    assert not {c for c in columns if c.startswith("callback_")} and {"owner_id", "text"} <= columns
+    create_schema(settings)
+    assert differences(engine) == []
+
+
+def test_downgrading_the_chunks_drops_only_their_table_and_the_pdfa_choice(settings: Settings) -> None:
+    """0004 -> 0003 removes job_chunks and jobs.pdfa and nothing else; upgrading makes them again."""
+    create_schema(settings)
+    engine = raw(settings)
+    change = migrations.downgrade(engine, "-1")
+    assert (change.before, change.after) == (migrations.HEAD, "0003_callbacks")
+    tables = set(inspect(engine).get_table_names())
+    assert "job_chunks" not in tables and {"jobs", "pages", "documents", "api_keys"} <= tables
+    assert "pdfa" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
     create_schema(settings)
     assert differences(engine) == []
 
@@ -140,7 +169,7 @@ def test_downgrading_is_refused_while_a_document_has_several_jobs(settings: Sett
         conn.execute(text(job("j1")))
         conn.execute(text(job("j2")))
     with pytest.raises(RuntimeError, match="documents d1 have several"):
-        migrations.downgrade(engine, "-1")
+        migrations.downgrade(engine, "0001_baseline")
     with engine.connect() as conn:
         assert migrations.revision_of(conn) == migrations.HEAD
 

@@ -40,7 +40,7 @@ def test_a_gateway_killed_hard_takes_its_functions_along_and_comes_back(stack: A
     assert supervisor is not None
     [first] = children_of(supervisor)
     functions = children_of(first)
-    assert len(functions) == 5, functions  # one process per function of stack.yml
+    assert len(functions) == 6, functions  # one process per function of stack.yml
 
     os.kill(first, signal.SIGKILL)
     wait_until(lambda: not any(alive(pid) for pid in functions), 15, what="the functions to die with the gateway")

@@ -28,6 +28,10 @@ DOCKERFILE = TEMPLATE / "Dockerfile"
 GATEWAY_DOCKERFILE = REPO / "local-stack" / "Dockerfile"
 # Every function stack.yml deploys; each must have its compose service (the tests below look them up).
 FUNCTIONS = list(yaml.safe_load((REPO / "stack.yml").read_text())["functions"])
+# Those that use the database, the bucket and Redis (and so their settings and secrets): all but the ones stack.yml
+# mounts no secret for, such as ui, the web page (static files on the public API).
+SERVICE_FUNCTIONS = [name for name, fn in yaml.safe_load((REPO / "stack.yml").read_text())["functions"].items()
+                     if fn.get("secrets")]
 # Compose services that run common/ outside a function: the one-shot setup and the retention loop.
 TOOLS = ["setup", "retention"]
 
@@ -241,14 +245,16 @@ def test_services_waited_on_as_healthy_have_a_health_check() -> None:
 
 
 def test_functions_start_after_setup_and_the_backing_services() -> None:
-    """Each function waits for setup to finish and MySQL, Redis and MinIO to be healthy; the gateway for the functions."""
+    """Each function using them waits for setup to finish and MySQL, Redis and MinIO to be healthy; the gateway for
+    every function."""
     services = compose()["services"]
     for function in FUNCTIONS:
+        assert services["gateway"]["depends_on"][function]["condition"] == "service_healthy"
+    for function in SERVICE_FUNCTIONS:
         rules = services[function]["depends_on"]
         assert rules["setup"]["condition"] == "service_completed_successfully"
         for backing in ("mysql", "redis", "minio"):
             assert rules[backing]["condition"] == "service_healthy"
-        assert services["gateway"]["depends_on"][function]["condition"] == "service_healthy"
 
 
 def test_every_function_of_stack_yml_has_a_compose_service_behind_the_gateway() -> None:
@@ -263,7 +269,7 @@ def test_every_function_of_stack_yml_has_a_compose_service_behind_the_gateway() 
         assert services["gateway"]["depends_on"][function]["condition"] == "service_healthy", function
 
 
-@pytest.mark.parametrize("function", FUNCTIONS + TOOLS)
+@pytest.mark.parametrize("function", SERVICE_FUNCTIONS + TOOLS)
 def test_required_settings_are_set_for_each_function(function: str, tmp_path: Path) -> None:
     """Every setting without a default (the secrets) is given to the function by the compose file."""
     _, required = settings_variables(tmp_path)
@@ -272,7 +278,7 @@ def test_required_settings_are_set_for_each_function(function: str, tmp_path: Pa
     assert not missing, f"{function} lacks {sorted(missing)}"
 
 
-@pytest.mark.parametrize("function", FUNCTIONS + TOOLS)
+@pytest.mark.parametrize("function", SERVICE_FUNCTIONS + TOOLS)
 def test_settings_load_from_each_functions_compose_environment(function: str, tmp_path: Path) -> None:
     """load_settings accepts the environment compose gives the function, and it points at the compose services."""
     env = {**service_env(compose()["services"][function]), "SECRETS_DIR": str(tmp_path)}
@@ -332,7 +338,7 @@ def test_ocr_process_and_the_callers_of_its_queue_share_minios_webhook_token() -
     assert "internal-token" in stack()["functions"]["ocr-process"]["secrets"]
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", SERVICE_FUNCTIONS)
 def test_result_links_are_signed_for_a_host_users_reach(function: str) -> None:
     """Functions reach MinIO as minio:9000 inside compose; the links they sign name its published address."""
     env = service_env(compose()["services"][function])
@@ -442,11 +448,31 @@ def test_dockerfile_pins_the_watchdog_and_starts_it() -> None:
     """of-watchdog comes from a pinned image, CMD is fwatchdog and a HEALTHCHECK is declared."""
     instructions = dockerfile()
     froms = [i.args for i in instructions if i.keyword == "FROM"]
-    assert re.fullmatch(r"ghcr\.io/openfaas/of-watchdog:\d+\.\d+\.\d+ AS watchdog", froms[0])
+    assert any(re.fullmatch(r"ghcr\.io/openfaas/of-watchdog:\d+\.\d+\.\d+ AS watchdog", f) for f in froms)
     assert any(f.startswith("python:3.11-slim-bookworm") for f in froms)
     last_stage = instructions[-1].stage
     assert [i.args for i in instructions if i.keyword == "CMD" and i.stage == last_stage] == ['["fwatchdog"]']
     assert any(i.keyword == "HEALTHCHECK" and i.stage == last_stage for i in instructions)
+
+
+def test_offline_wheels_come_from_the_named_wheelhouse_context() -> None:
+    """Wheels for an offline build come in as the named build context `wheelhouse` (an empty stage unless a build
+    gives one: podman's and BuildKit's --build-context replace a stage of that name), bind-mounted into every pip
+    install, which then uses them alone; nothing about wheels in the build context or a build argument."""
+    instructions = dockerfile()
+    assert [i.args for i in instructions if i.keyword == "FROM"][0] == "scratch AS wheelhouse"
+    installs = [i.args for i in instructions if i.keyword == "RUN" and "pip install" in i.args]
+    assert len(installs) == 3
+    for args in installs:
+        assert args.startswith("--mount=type=bind,from=wheelhouse,target=/tmp/wheelhouse "), args
+        assert "--no-index --find-links /tmp/wheelhouse" in args
+    assert "PIP_WHEELHOUSE" not in DOCKERFILE.read_text() and "source=." not in DOCKERFILE.read_text()
+
+
+def test_function_tests_import_the_handler_in_the_test_stage() -> None:
+    """A function's tests/ run with function/ on their path, so they can `import handler` (and common)."""
+    runs = [i.args for i in dockerfile() if i.keyword == "RUN" and i.stage == "test" and "pytest -q" in i.args]
+    assert len(runs) == 1 and "-o pythonpath=function" in runs[0]
 
 
 def test_shipped_image_depends_on_the_test_stage() -> None:

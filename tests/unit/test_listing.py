@@ -12,6 +12,7 @@ from werkzeug.datastructures import MultiDict
 from common.errors import BadRequest
 from common.models import TRUSTED, JobStatus
 from common.rules.listing import DEFAULT_LIMIT, ListQuery, Position, decode_cursor, encode_cursor, snippet_of
+from common.rules.listing.snippets import contains_words
 
 POSITION = Position(datetime(2026, 1, 31, 12, 0, 0, 123456), "6c1f1c2e-6d8a-4c51-9a5e-2f1f8e0b6a11")
 
@@ -245,3 +246,16 @@ def test_snippet_without_a_hit_shows_the_beginning() -> None:
     """When Python finds no whole-word hit (the server's tokenizer differs at the edges) the start is shown."""
     text = "first words of the text " + "more " * 100
     assert snippet_of(text, ("absent",)).startswith("first words of the text")
+
+
+@pytest.mark.parametrize(("text", "words", "found"), [
+    ("Receipt from the Büro café", ("buro",), True),
+    ("Receipt from the BÜRO", ("büro", "receipt"), True),
+    ("the warranties are listed", ("warranty",), False),
+    ("warranty_clause applies", ("warranty",), False),
+    ("invoice, then receipt", ("invoice", "missing"), False),
+])
+def test_contains_words_needs_every_word_whole_with_case_and_accents_folded(
+        text: str, words: tuple[str, ...], found: bool) -> None:
+    """The walk's check of a text the server's REGEXP could not confirm: whole words, folded as the collation."""
+    assert contains_words(text, words) is found

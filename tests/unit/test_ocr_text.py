@@ -81,10 +81,11 @@ def test_mixed_pdf_takes_text_layer_pages_as_is_and_ocrs_scanned_ones(tmp_path: 
     recognition = TesseractEngine(LIMITS).recognise(mixed, "application/pdf", "eng", lambda n: None, tmp_path / "out")
     pages = list(recognition)
     assert [p.method for p in pages] == ["text_layer", "ocr"]
-    # The searchable PDF is the original with text laid over its scanned page; only that page has hOCR.
+    # The searchable PDF is the original with text laid over its scanned page; both pages have hOCR
+    # (the text-layer page's words placed by poppler: issue 14, item 7).
     out = recognition.outputs
     assert out.searchable_pdf is not None and out.hocr is not None
-    assert out.hocr.read_bytes().count(b"class='ocr_page'") == 1
+    assert out.hocr.read_bytes().count(b"class='ocr_page'") == 2
     assert "born digital page" in " ".join(pages[0].text.lower().split())
     assert "scanned page" in pages[1].text.lower()
     searchable = subprocess.run(["pdftotext", str(out.searchable_pdf), "-"], check=True,
@@ -122,7 +123,8 @@ def test_wholly_born_digital_pdf_is_its_own_searchable_pdf(tmp_path: Path) -> No
     recognition = TesseractEngine(LIMITS).recognise(tmp_path / "digital.pdf", "application/pdf", "eng",
                                                     lambda n: None, tmp_path / "out")
     assert [p.method for p in recognition] == ["text_layer"]
-    assert recognition.outputs.hocr is None  # nothing was OCRed
+    # Nothing was OCRed, yet the layer's words are placed: the hOCR says where they are (issue 14, item 7).
+    assert recognition.outputs.hocr is not None and b"ENTIRELY" in recognition.outputs.hocr.read_bytes()
     assert recognition.outputs.searchable_pdf is not None
     assert recognition.outputs.searchable_pdf.read_bytes() == (tmp_path / "digital.pdf").read_bytes()
 

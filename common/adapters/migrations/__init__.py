@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 FOLDER = Path(__file__).resolve().parent
 # The revision the models of common/adapters/db.py describe (a unit test checks it is the newest one).
-HEAD = "0002_keys_owners"
+HEAD = "0004_chunks_pdfa"
 # How long an upgrade waits for another process's upgrade of the same database to finish.
 LOCK_SECONDS = 300
 
@@ -40,6 +40,23 @@ _JOBS = {"id", "document_id", "status", "lang", "attempts", "version", "max_atte
 _PAGES = {"id", "job_id", "page_number", "text", "confidence", "method", "width", "height", "duration_ms",
           "rotation", "words", "uq_pages_job_page"}
 _RELEASES: tuple[tuple[str, dict[str, set[str]]], ...] = (
+    # What the models make since page chunks and the PDF/A choice (made by create_all, it is stamped, not upgraded).
+    ("0004_chunks_pdfa", {
+        "api_keys": {"id", "name", "role", "secret_hash", "created_at", "last_used_at", "revoked_at"},
+        "documents": _DOCUMENTS | {"owner_id", "job_id", "ix_documents_owner_created_id"},
+        "jobs": _JOBS | {"owner_id", "ix_jobs_document_id", "callback_url", "callback_state", "callback_attempts",
+                         "callback_last_code", "pdfa"},
+        "pages": _PAGES,
+        "job_chunks": {"job_id", "number", "first_page", "last_page", "status", "attempts", "claim_token",
+                       "lease_expires_at", "updated_at"},
+    }),
+    ("0003_callbacks", {
+        "api_keys": {"id", "name", "role", "secret_hash", "created_at", "last_used_at", "revoked_at"},
+        "documents": _DOCUMENTS | {"owner_id", "job_id", "ix_documents_owner_created_id"},
+        "jobs": _JOBS | {"owner_id", "ix_jobs_document_id", "callback_url", "callback_state", "callback_attempts",
+                         "callback_last_code"},
+        "pages": _PAGES,
+    }),
     ("0002_keys_owners", {
         "api_keys": {"id", "name", "role", "secret_hash", "created_at", "last_used_at", "revoked_at"},
         "documents": _DOCUMENTS | {"owner_id", "job_id", "ix_documents_owner_created_id"},
@@ -167,9 +184,29 @@ def downgrade(engine: Engine, revision: str) -> Change:
 
     with engine.connect() as connection, _locked(connection):
         before = revision_of(connection)
+        _refuse_early(connection, before, revision)
         command.downgrade(config(connection), revision)
         connection.commit()
         return Change(before, revision_of(connection))
+
+
+def _refuse_early(connection: Connection, before: str | None, target: str) -> None:
+    """Ask every revision to be undone whether it can be, before any is: MySQL commits each DDL statement
+    at once, so a refusal half-way would leave a schema its alembic_version does not describe.
+
+    A revision module that may refuse defines `refusal(connection) -> str | None` (the reason).
+    """
+    from alembic.script import ScriptDirectory
+
+    if before is None:
+        return
+    script = ScriptDirectory.from_config(config(connection))
+    goal = script.get_revision(before).down_revision if target == "-1" else target
+    for step in script.iterate_revisions(before, str(goal or "base")):
+        refusal = getattr(step.module, "refusal", None)
+        reason = refusal(connection) if refusal is not None else None
+        if reason:
+            raise RuntimeError(reason)
 
 
 def _quiet_alembic() -> None:

@@ -26,20 +26,24 @@ silently lists everything; a parameter given twice is refused too; an empty valu
   not hold (shorter than 3 characters, longer than 84, or on its default stop-word list such as "the")
   cannot be searched: they are dropped and echoed in `ignored_terms`; a `q` with no searchable word is
   a 400. `q` filters only: the order stays `sort`, which keeps cursors exact. Each item then carries
-  a `snippet`: about 160 characters around the first occurrence of a searched word.
+  a `snippet`: about 160 characters around the first occurrence of a searched word. A word common in
+  the newest documents is found by walking them in list order (`recent`), a rare one by the index.
 
-Answer: `{"items", "total", "limit", "offset", "next_cursor"}` (+ `ignored_terms` with `q`).
+Answer: `{"items", "total", "total_exact", "limit", "offset", "next_cursor"}` (+ `ignored_terms` with `q`).
 - `next_cursor` is in every answer, offset mode included (so a client can switch to cursors), and is
   null when no item follows. The next page is read by keyset, `(created_at, id)` after the last item,
   which costs the same at any depth, and never repeats or skips an item when rows are added meanwhile.
-- `total` (offset mode only) is a COUNT over the filter: a scan of every matching row, so its cost grows
-  with the table. Cursor mode skips it: `total` and `offset` are null there.
+- `total` (offset mode only) is a COUNT over the filter that stops past TOTAL_CAP matches: then `total`
+  is the cap and `total_exact` false (at least that many). With a common `q` it is an estimate
+  (`total_exact` false): the walk's share of matches times the documents the other filters select.
+  Cursor mode skips it: `total`, `total_exact` and `offset` are null there.
 - The cursor is opaque base64url JSON with a checksum: it catches edits and corruption, but is not a
   secret token (it only positions a scan within filters the caller may use anyway).
 
 Where each part lives: `params` (parsing and validation), `cursor` (the cursor codec), `query` (the
-SQL of a page and its count), `plan` (the join-order heuristic for status filters), `snippets`, and
-`page` (running the statements and shaping the answer).
+SQL of a page and its count), `plan` (the join-order heuristic for status filters), `recent` (a common
+word's search by walking the newest documents), `snippets`, and `page` (running the statements and
+shaping the answer).
 """
 
 from __future__ import annotations

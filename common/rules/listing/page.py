@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from common.adapters.db import Job, session_scope
 from common.config import Settings
 from common.rules.listing.cursor import Position, encode_cursor
 from common.rules.listing.params import ListQuery
 from common.rules.listing.query import count_statement, page_statement
+from common.rules.listing.recent import RecentPage, search_recent
 from common.rules.listing.snippets import snippet_of
 from common.rules.status import iso
+
+
+# Past this many matches `total` says "at least this many": an exact count would read every match, and
+# a filter on jobs (status) joins each one.
+TOTAL_CAP = 1_000
 
 
 def list_documents(settings: Settings, query: ListQuery) -> dict[str, Any]:
     """One page in list order, the cursor of the next one, and the total in offset mode."""
     with session_scope(settings) as session:
-        rows = session.execute(page_statement(session, query)).all()
+        recent = search_recent(session, query)
+        rows = recent.rows if recent is not None else session.execute(page_statement(session, query)).all()
         more = len(rows) > query.limit
         rows = rows[: query.limit]
-        total = None if query.after is not None else session.execute(count_statement(query)).scalar_one()
+        total, exact = _total(session, query, recent)
         texts: dict[str, str | None] = {}
         if query.search is not None and rows:
             # Fetched apart from the page: a MEDIUMTEXT carried through the page's sort would force an
@@ -49,6 +58,7 @@ def list_documents(settings: Settings, query: ListQuery) -> dict[str, Any]:
     body: dict[str, Any] = {
         "items": items,
         "total": total,
+        "total_exact": exact,
         "limit": query.limit,
         "offset": None if query.after is not None else query.offset,
         "next_cursor": next_cursor,
@@ -56,3 +66,20 @@ def list_documents(settings: Settings, query: ListQuery) -> dict[str, Any]:
     if query.search is not None:
         body["ignored_terms"] = list(query.search.ignored)
     return body
+
+
+def _total(session: Session, query: ListQuery, recent: RecentPage | None) -> tuple[int | None, bool | None]:
+    """The total and whether it is exact; both None in cursor mode.
+
+    Counting stops past TOTAL_CAP (then `total` is the cap: at least that many). A common word's matches
+    are not counted at all (that is reading them all): the share of matches among the documents the walk
+    examined, times the documents the other filters select, stands in for it.
+    """
+    if query.after is not None:
+        return None, None
+    if recent is not None and not recent.complete:
+        # Documents' own filters only: an index range, no job read.
+        others = session.execute(count_statement(replace(query, search=None, status=None))).scalar_one()
+        return round(recent.share * int(others)), False
+    counted = int(session.execute(count_statement(query, TOTAL_CAP)).scalar_one())
+    return min(counted, TOTAL_CAP), counted <= TOTAL_CAP

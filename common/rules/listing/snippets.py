@@ -49,3 +49,8 @@ def snippet_of(text: str, words: tuple[str, ...], width: int = SNIPPET_CHARS) ->
         space = text.rfind(" ", hit, end)
         end = space if space > hit else end
     return ("…" if start > 0 else "") + text[start:end].strip() + ("…" if end < len(text) else "")
+
+
+def contains_words(text: str, words: tuple[str, ...]) -> bool:
+    """Whether every word occurs whole in the text, as the snippet finds words (case and accents folded)."""
+    return all(_first_hit(text, (word,)) is not None for word in words)

@@ -14,6 +14,7 @@ from aiohttp import web
 from common.logging import get_logger, setup
 from ocrstack.gateway.app import GatewayApp
 from ocrstack.gateway.callbacks import CallbackRules
+from ocrstack.gateway.intake import BodyRules
 from ocrstack.gateway.provider import FunctionSpec, FunctionStartError, Provider, load_stack
 from ocrstack.gateway.queue import AsyncQueue
 
@@ -39,10 +40,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "docs/openapi.yaml (default: the checkout `common` is installed from, else the current "
                         "directory)")
     p.add_argument("--state-dir", type=Path, default=Path(".state/gateway"))
-    p.add_argument("--queue-workers", type=int, default=2, help="0 accepts invocations without running them")
+    p.add_argument("--queue-workers", type=int,
+                   help="invocations run side by side (default: 2, or more when a function starts with more "
+                        "replicas, so each can be busy); 0 accepts invocations without running them")
     p.add_argument("--queue-max-attempts", type=int, default=8)
+    p.add_argument("--queue-lanes", default="uploads,chunks",
+                   help="lanes besides the default one, taken in turn (comma-separated); an async call names its "
+                        "lane in X-Queue-Lane (default: uploads,chunks)")
     p.add_argument("--queue-backoff-base", type=float, default=1.0, help="seconds before the first retry")
-    p.add_argument("--max-body-bytes", type=int, default=200 * 1024 * 1024)
+    p.add_argument("--max-body-bytes", type=int, default=200 * 1024 * 1024,
+                   help="largest request body; a function with MAX_UPLOAD_BYTES gets that plus its form's room")
+    p.add_argument("--body-min-rate", type=float, default=8 * 1024,
+                   help="bytes per second a request body must average after --body-grace seconds, else 408")
+    p.add_argument("--body-grace", type=float, default=10.0, help="seconds before --body-min-rate applies")
+    p.add_argument("--body-idle", type=float, default=10.0,
+                   help="longest wait, in seconds, for the next bytes of a request body, else 408")
     p.add_argument("--queue-reclaim-idle", type=float, default=30.0,
                    help="seconds after which an invocation whose worker stopped touching it is taken over")
     p.add_argument("--trusted-proxies", default="",
@@ -103,11 +115,14 @@ def main(argv: list[str] | None = None) -> None:
     provider = Provider(specs, repo_root, args.function_env, args.state_dir / "logs",
                         declared=lambda: function_specs(args), runtime=args.runtime, stack=args.stack_id)
     queue = AsyncQueue(args.redis_url, max_attempts=args.queue_max_attempts,
-                       backoff_base=args.queue_backoff_base, reclaim_idle=args.queue_reclaim_idle)
+                       backoff_base=args.queue_backoff_base, reclaim_idle=args.queue_reclaim_idle,
+                       lanes=tuple(lane.strip() for lane in args.queue_lanes.split(",") if lane.strip()))
     gateway = GatewayApp(provider, queue, args.max_body_bytes, auth, openapi=repo_root / "docs" / "openapi.yaml",
                          logs_follow_timeout=args.logs_follow_timeout,
                          trusted_proxies=tuple(p.strip() for p in args.trusted_proxies.split(",") if p.strip()),
-                         callback_rules=CallbackRules.parse(args.callback_allowed_hosts))
+                         callback_rules=CallbackRules.parse(args.callback_allowed_hosts),
+                         body_rules=BodyRules(args.max_body_bytes, min_rate=args.body_min_rate,
+                                              grace=args.body_grace, idle=args.body_idle))
     app = gateway.build()
     background: list[asyncio.Task[None]] = []
 
@@ -123,10 +138,13 @@ def main(argv: list[str] | None = None) -> None:
             await gateway.close()
             raise
         background.append(asyncio.create_task(provider.supervise()))
-        queue.start(args.queue_workers, gateway.run_queued, gateway.send_callback)
+        workers = args.queue_workers
+        if workers is None:
+            workers = max([2, *(len(d.replicas) for d in provider.functions.values())])
+        queue.start(workers, gateway.run_queued, gateway.send_callback)
         gateway.ready = True
         log.info("gateway.started", host=args.host, port=args.port, functions=sorted(specs),
-                 queue_workers=args.queue_workers, system_auth=auth is not None, runtime=args.runtime)
+                 queue_workers=workers, system_auth=auth is not None, runtime=args.runtime)
 
     async def on_shutdown(_app: web.Application) -> None:
         gateway.stopping = True  # followed logs end, so the shutdown does not wait for them

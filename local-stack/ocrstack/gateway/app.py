@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import base64
+import dataclasses
 import hmac
 import importlib.metadata
+import ipaddress
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,12 +22,14 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from redis.exceptions import RedisError
 
 from common.logging import bind_context, clear_context, get_logger
+from common.models import UPLOAD_FORM_ROOM_BYTES
 from ocrstack.gateway import policy
+from ocrstack.gateway.intake import BodyRefused, BodyRules, ReceivedBody, receive
 from ocrstack.gateway.logs import BadLogRequest, LogFile, LogRequest, wanted
 from ocrstack.gateway.policy import DeploymentRefused
 from ocrstack.gateway.callbacks import CallbackRefused, CallbackRules, PinnedResolver
-from ocrstack.gateway.provider import FunctionSpec, FunctionStartError, Provider
-from ocrstack.gateway.queue import AsyncQueue, Invocation, Result, new_call_id
+from ocrstack.gateway.provider import Deployment, FunctionSpec, FunctionStartError, Provider
+from ocrstack.gateway.queue import LANE_HEADER, AsyncQueue, Invocation, Result, new_call_id
 
 log = get_logger()
 
@@ -59,6 +62,16 @@ _DOCS_PAGE = """<!doctype html>
 
 def json_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def body_refused(e: BodyRefused, call_id: str) -> web.Response:
+    # With the call's id, as a function's own errors carry their request id.
+    response = web.json_response({"error": {"code": e.code, "message": e.message, "request_id": call_id}},
+                                 status=e.status, headers={"X-Request-Id": call_id, "X-Call-Id": call_id})
+    # The rest of the body is not wanted: the connection ends after the answer, which the client gets
+    # while it is still sending.
+    response.force_close()
+    return response
 
 
 class Metrics:
@@ -104,13 +117,14 @@ class GatewayApp:
     def __init__(self, provider: Provider, queue: AsyncQueue, max_body: int,
                  basic_auth: tuple[str, str] | None = None, openapi: Path | None = None,
                  logs_follow_timeout: float = 300.0, trusted_proxies: tuple[str, ...] = (),
-                 callback_rules: CallbackRules = CallbackRules()) -> None:
+                 callback_rules: CallbackRules = CallbackRules(), body_rules: BodyRules | None = None) -> None:
         self.openapi = openapi
         self.trusted_proxies = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
         self.callback_rules = callback_rules
         self.provider = provider
         self.queue = queue
         self.max_body = max_body
+        self.body_rules = body_rules or BodyRules(max_bytes=max_body)
         self.basic_auth = basic_auth
         self.logs_follow_timeout = logs_follow_timeout
         self.metrics = Metrics(lambda: len(self.provider.functions))
@@ -120,8 +134,13 @@ class GatewayApp:
 
     # --- wiring --------------------------------------------------------------------------------
     def build(self) -> web.Application:
+        async def front_page(_request: web.Request) -> web.StreamResponse:
+            # A browser opening the gateway lands on the web page (the ui function).
+            raise web.HTTPFound("/function/ui/")
+
         app = web.Application(client_max_size=self.max_body, middlewares=[self._system_auth])
         app.add_routes([
+            web.get("/", front_page),
             web.get("/healthz", self.healthz),
             web.get("/system/info", self.system_info),
             web.get("/system/functions", self.list_functions),
@@ -178,10 +197,9 @@ class GatewayApp:
 
     def _describe(self, name: str) -> dict[str, Any]:
         fn = self.provider.functions[name]
-        alive = fn.spec.upstream is not None or (fn.proc is not None and fn.proc.poll() is None)
         return {
-            "name": name, "namespace": "openfaas-fn", "image": fn.spec.image, "replicas": 1,
-            "availableReplicas": 1 if alive else 0, "invocationCount": self.provider.invocations[name],
+            "name": name, "namespace": "openfaas-fn", "image": fn.spec.image, "replicas": len(fn.replicas),
+            "availableReplicas": fn.available(), "invocationCount": self.provider.invocations[name],
             "envProcess": f"functions-framework --target handle --source {fn.spec.handler}/handler.py",
             "envVars": {k: v for k, v in fn.spec.environment.items()},
             "labels": fn.spec.labels, "annotations": fn.spec.annotations,
@@ -339,6 +357,16 @@ class GatewayApp:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     # --- invocations ---------------------------------------------------------------------------
+    def body_rules_for(self, fn: Deployment) -> BodyRules:
+        """The gateway's body rules, with the limit the function states for itself when it is smaller:
+        a function with MAX_UPLOAD_BYTES takes that plus room for the multipart form, as it checks itself."""
+        stated = fn.spec.environment.get("MAX_UPLOAD_BYTES", "")
+        if stated.isdigit() and int(stated) + UPLOAD_FORM_ROOM_BYTES < self.body_rules.max_bytes:
+            return dataclasses.replace(
+                self.body_rules, max_bytes=int(stated) + UPLOAD_FORM_ROOM_BYTES, too_large_code="file_too_large",
+                limit_setting=f"MAX_UPLOAD_BYTES={stated} plus {UPLOAD_FORM_ROOM_BYTES} bytes for the form")
+        return self.body_rules
+
     def _from_trusted_proxy(self, peer: str) -> bool:
         try:
             address = ipaddress.ip_address(peer)
@@ -377,29 +405,38 @@ class GatewayApp:
         if fn is None:
             log.info("http.request", method=request.method, path=request.path, status=404, duration_ms=0.0)
             return json_error(404, "function_not_found", f"no function named {name!r}")
-        url = fn.url + "/" + request.match_info.get("tail", "")
         headers = self._forward_headers(request, call_id)
         status = 502
+        body: ReceivedBody | None = None
         assert self.session is not None
         try:
-            async with self.session.request(
-                request.method, url, params=request.rel_url.query, headers=headers,
-                data=request.content.iter_chunked(64 * 1024) if request.body_exists else None,
-                timeout=aiohttp.ClientTimeout(total=fn.spec.exec_timeout), allow_redirects=False,
-            ) as upstream:
-                status = upstream.status
-                response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-                for key, value in upstream.headers.items():
-                    if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
-                        response.headers.add(key, value)
-                response.headers["X-Call-Id"] = call_id
-                if upstream.content_length is not None:
-                    response.content_length = upstream.content_length
-                await response.prepare(request)
-                async for chunk in upstream.content.iter_chunked(64 * 1024):
-                    await response.write(chunk)
-                await response.write_eof()
-                return response
+            if request.body_exists:
+                try:
+                    body = await receive(request, self.body_rules_for(fn), name)
+                except BodyRefused as e:
+                    status = e.status
+                    return body_refused(e, call_id)
+                headers["Content-Length"] = str(body.size)
+            with fn.serving() as replica:
+                url = replica.url + "/" + request.match_info.get("tail", "")
+                async with self.session.request(
+                    request.method, url, params=request.rel_url.query, headers=headers,
+                    data=body.chunks() if body is not None else None,
+                    timeout=aiohttp.ClientTimeout(total=fn.spec.exec_timeout), allow_redirects=False,
+                ) as upstream:
+                    status = upstream.status
+                    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+                    for key, value in upstream.headers.items():
+                        if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
+                            response.headers.add(key, value)
+                    response.headers["X-Call-Id"] = call_id
+                    if upstream.content_length is not None:
+                        response.content_length = upstream.content_length
+                    await response.prepare(request)
+                    async for chunk in upstream.content.iter_chunked(64 * 1024):
+                        await response.write(chunk)
+                    await response.write_eof()
+                    return response
         except asyncio.TimeoutError:
             status = 504
             return json_error(504, "function_timeout",
@@ -408,6 +445,8 @@ class GatewayApp:
             status = 502
             return json_error(502, "function_unavailable", f"{name} could not be reached: {e}")
         finally:
+            if body is not None:
+                body.close()
             elapsed = time.monotonic() - started
             self.provider.invocations[name] += 1
             self.metrics.observe(name, status, elapsed)
@@ -417,7 +456,8 @@ class GatewayApp:
     async def invoke_async(self, request: web.Request) -> web.Response:
         name = split_name(request.match_info["name"])
         started = time.monotonic()
-        if self.provider.get(name) is None:
+        fn = self.provider.get(name)
+        if fn is None:
             log.info("http.request", method=request.method, path=request.path, status=404, function=name)
             return json_error(404, "function_not_found", f"no function named {name!r}")
         call_id = request.headers.get("X-Call-Id") or new_call_id()
@@ -429,13 +469,17 @@ class GatewayApp:
             except CallbackRefused as e:
                 return json_error(400, "callback_refused", str(e))
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return json_error(413, "payload_too_large", f"the body exceeds the gateway limit of {self.max_body} bytes")
+            received = await receive(request, self.body_rules_for(fn), name)
+        except BodyRefused as e:
+            return body_refused(e, call_id)
+        try:
+            body = received.read_all()  # kept in the queue's Redis stream
+        finally:
+            received.close()
         invocation = Invocation(
             function=name, path="/" + request.match_info.get("tail", ""), query=request.query_string,
             method=request.method, headers=self._forward_headers(request, call_id), body=body, call_id=call_id,
-            callback_url=callback_url,
+            callback_url=callback_url, lane=request.headers.get(LANE_HEADER, ""),
         )
         try:
             await self.queue.enqueue(invocation)
@@ -457,12 +501,14 @@ class GatewayApp:
         headers.pop("Content-Length", None)
         started = time.monotonic()
         try:
-            async with self.session.request(
-                invocation.method, fn.url + invocation.path, params=invocation.query or None, headers=headers,
-                data=invocation.body, timeout=aiohttp.ClientTimeout(total=fn.spec.exec_timeout),
-            ) as upstream:
-                body = await upstream.read()
-                result = Result(upstream.status, body, dict(upstream.headers))
+            # The least busy replica: queue workers calling side by side spread over a scaled function.
+            with fn.serving() as replica:
+                async with self.session.request(
+                    invocation.method, replica.url + invocation.path, params=invocation.query or None,
+                    headers=headers, data=invocation.body, timeout=aiohttp.ClientTimeout(total=fn.spec.exec_timeout),
+                ) as upstream:
+                    body = await upstream.read()
+                    result = Result(upstream.status, body, dict(upstream.headers))
         except asyncio.TimeoutError:
             result = Result(0, b"", {}, f"timed out after {fn.spec.exec_timeout:g} s")
         except aiohttp.ClientError as e:

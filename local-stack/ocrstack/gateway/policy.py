@@ -23,7 +23,7 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # The project's settings (common/config.py) a deployment may set to any value, and the watchdog's
 # timeouts (the gateway applies exec_timeout): how much and how fast, never who may, what is logged or what runs.
 TUNABLE = frozenset({
-    "MAX_UPLOAD_BYTES", "MAX_PAGES", "MAX_PAGE_PIXELS",
+    "MAX_UPLOAD_BYTES", "MAX_PAGES", "MAX_PAGE_PIXELS", "OCR_CHUNK_PAGES", "OUTPUT_PDFA",
     "OCR_DPI", "OCR_PAGE_TIMEOUT", "OCR_WORKERS", "OCR_CLEAN_UP", "DEFAULT_LANG",
     "JOB_LEASE_SECONDS", "JOB_MAX_ATTEMPTS",
     "STATUS_CACHE", "STATUS_CACHE_TTL_ACTIVE", "STATUS_CACHE_TTL_FINAL", "REDIS_TIMEOUT",

@@ -13,7 +13,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,6 +47,23 @@ def parse_duration(value: object, default: float) -> float:
 
 class FunctionStartError(RuntimeError):
     """A function's process exited or never listened; the message quotes the tail of its log."""
+
+
+# OpenFaaS's scaling labels (stack.yml `labels:`): how many replicas the local gateway runs of a function.
+SCALE_MIN = "com.openfaas.scale.min"
+SCALE_MAX = "com.openfaas.scale.max"
+# The most replicas of one function the local gateway starts, whatever a label asks: each is a process (or a
+# container) with its own memory.
+MAX_REPLICAS = 8
+
+
+def replica_count(labels: dict[str, str]) -> int:
+    """com.openfaas.scale.min (default 1), no more than com.openfaas.scale.max nor MAX_REPLICAS."""
+    def number(name: str, default: int) -> int:
+        raw = labels.get(name, "")
+        return int(raw) if raw.strip().isdigit() else default
+
+    return max(1, min(number(SCALE_MIN, 1), number(SCALE_MAX, MAX_REPLICAS), MAX_REPLICAS))
 
 
 @dataclass
@@ -117,10 +135,12 @@ def start_marker(name: str, instance: str) -> bytes:
 
 
 class FunctionProcess:
-    """One function: a functions-framework server on a private 127.0.0.1 port."""
+    """One replica of a function: a functions-framework server on a private 127.0.0.1 port."""
 
-    def __init__(self, spec: FunctionSpec, repo_root: Path, extra_env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, spec: FunctionSpec, repo_root: Path, extra_env: dict[str, str], log_dir: Path,
+                 replica: int = 0) -> None:
         self.spec = spec
+        self.replica = replica
         self.repo_root = repo_root
         self.extra_env = extra_env
         self.log_path = log_dir / f"{spec.name}.log"
@@ -233,11 +253,13 @@ class ContainerFunction(FunctionProcess):
     start_timeout = 120.0
 
     def __init__(self, spec: FunctionSpec, repo_root: Path, extra_env: dict[str, str], log_dir: Path,
-                 stack: str) -> None:
-        super().__init__(spec, repo_root, extra_env, log_dir)
+                 stack: str, replica: int = 0) -> None:
+        super().__init__(spec, repo_root, extra_env, log_dir, replica)
         self.stack = stack
-        self.container = containers.container_name(spec.name, stack)
-        self.env_file = log_dir.parent / "containers" / f"{spec.name}.env"
+        # Replicas after the first get names of their own: ocr-<function>-r<i>-<stack>.
+        self.replica_name = spec.name if replica == 0 else f"{spec.name}-r{replica}"
+        self.container = containers.container_name(self.replica_name, stack)
+        self.env_file = log_dir.parent / "containers" / f"{self.replica_name}.env"
 
     def spawn(self) -> None:
         self.port = free_port()
@@ -246,7 +268,7 @@ class ContainerFunction(FunctionProcess):
         containers.write_env_file(self.env_file, containers.container_env(env))
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.instance = f"{self.spec.name}-{secrets.token_hex(4)}"
-        command = containers.run_command(self.spec.name, self.spec.image, self.port, self.env_file, self.stack)
+        command = containers.run_command(self.replica_name, self.spec.image, self.port, self.env_file, self.stack)
         with self.log_path.open("ab") as out:
             out.write(start_marker(self.spec.name, self.instance))
             out.flush()
@@ -280,6 +302,45 @@ class ContainerFunction(FunctionProcess):
             containers.podman("kill", "--signal", sig.name, self.container, timeout=30)
 
 
+class Deployment:
+    """A deployed function: its spec and its replicas (com.openfaas.scale.min of them), calls spread across them."""
+
+    def __init__(self, spec: FunctionSpec, replicas: list[FunctionProcess]) -> None:
+        self.spec = spec
+        self.replicas = replicas
+        self._in_flight = [0] * len(replicas)
+
+    def available(self) -> int:
+        if self.spec.upstream is not None:
+            return 1
+        return sum(1 for r in self.replicas if r.proc is not None and r.proc.poll() is None)
+
+    @contextmanager
+    def serving(self) -> Iterator[FunctionProcess]:
+        """The live replica with the fewest calls in flight (ties: the lowest index), held for one call.
+
+        Least-busy rather than round-robin: an OCR call holds a replica for seconds, and the next call
+        should go to one that is free, not to whichever is next in turn.
+        """
+        live = [i for i, r in enumerate(self.replicas)
+                if r.spec.upstream is not None or (r.proc is not None and r.proc.poll() is None)]
+        index = min(live or range(len(self.replicas)), key=lambda i: self._in_flight[i])
+        self._in_flight[index] += 1
+        try:
+            yield self.replicas[index]
+        finally:
+            self._in_flight[index] -= 1
+
+    def stop(self, grace: float = 10.0) -> None:
+        for replica in self.replicas:
+            replica.retired = True
+        for replica in self.replicas:
+            replica.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for replica in self.replicas:
+            replica.kill_after(deadline)
+
+
 class Provider:
     """What OpenFaaS's provider does for the gateway: knows the functions and keeps them running.
 
@@ -299,14 +360,21 @@ class Provider:
         # What the stack file declares, read again for every deployment (so a function added to the file, or
         # a changed setting, can be deployed without a restart); without a reader, the functions started with.
         self._declared = declared or (lambda: dict(specs))
-        self.functions = {name: self._function(spec) for name, spec in specs.items()}
+        self.functions = {name: self._deployment(spec) for name, spec in specs.items()}
         self.invocations: dict[str, int] = {name: 0 for name in specs}
         self._stopping = False
 
-    def _function(self, spec: FunctionSpec) -> FunctionProcess:
+    def _deployment(self, spec: FunctionSpec) -> Deployment:
+        count = 1 if spec.upstream is not None else replica_count(spec.labels)
+        return Deployment(spec, [self._function(spec, i) for i in range(count)])
+
+    def _function(self, spec: FunctionSpec, replica: int) -> FunctionProcess:
         if self.runtime == "containers" and spec.image and spec.upstream is None:
-            return ContainerFunction(spec, self.repo_root, self.extra_env, self.log_dir, self.stack)
-        return FunctionProcess(spec, self.repo_root, self.extra_env, self.log_dir)
+            return ContainerFunction(spec, self.repo_root, self.extra_env, self.log_dir, self.stack, replica)
+        return FunctionProcess(spec, self.repo_root, self.extra_env, self.log_dir, replica)
+
+    def replicas(self) -> list[FunctionProcess]:
+        return [replica for deployment in self.functions.values() for replica in deployment.replicas]
 
     def declared(self, name: str) -> FunctionSpec | None:
         """The stack file's function of that name: the only code a deployment can start (OSError or
@@ -321,30 +389,30 @@ class Provider:
         """Start (or restart with the new settings) one function, as faas-cli deploy asks."""
         old = self.functions.get(spec.name)
         if old is not None:
-            old.retired = True
             # In a thread: a container's stop waits for the watchdog's drain (seconds); the gateway keeps serving.
             await asyncio.to_thread(old.stop)
-        fn = self._function(spec)
-        self.functions[spec.name] = fn
+        deployment = self._deployment(spec)
+        self.functions[spec.name] = deployment
         self.invocations.setdefault(spec.name, 0)
         if spec.upstream is None:
-            fn.spawn()
-            await fn.wait_ready()
-        log.info("function.deployed", function=spec.name, image=spec.image)
+            for replica in deployment.replicas:
+                replica.spawn()
+            await asyncio.gather(*(replica.wait_ready() for replica in deployment.replicas))
+        log.info("function.deployed", function=spec.name, image=spec.image, replicas=len(deployment.replicas))
 
     def remove(self, name: str) -> bool:
-        fn = self.functions.pop(name, None)
-        if fn is None:
+        deployment = self.functions.pop(name, None)
+        if deployment is None:
             return False
-        fn.stop()
+        deployment.stop()
         log.info("function.removed", function=name)
         return True
 
-    def get(self, name: str) -> FunctionProcess | None:
+    def get(self, name: str) -> Deployment | None:
         return self.functions.get(name)
 
     async def start(self) -> None:
-        local = [fn for fn in self.functions.values() if fn.spec.upstream is None]
+        local = [fn for fn in self.replicas() if fn.spec.upstream is None]
         for fn in local:
             fn.spawn()
         await asyncio.gather(*(fn.wait_ready() for fn in local))
@@ -354,9 +422,8 @@ class Provider:
         while not self._stopping:
             await asyncio.sleep(1.0)
             # A copy: deploy and remove may change the set while a restart is awaited.
-            for fn in list(self.functions.values()):
-                if (fn.spec.upstream is None and fn.exited() and not self._stopping and not fn.retired
-                        and self.functions.get(fn.spec.name) is fn):
+            for fn in self.replicas():
+                if fn.spec.upstream is None and fn.exited() and not self._stopping and not fn.retired:
                     code = fn.proc.returncode if fn.proc else None
                     log.warning("function.exited", function=fn.spec.name, returncode=code, restarts=fn.restarts)
                     # Workers of the dead master would keep the old port and memory: end them first (for a
@@ -372,7 +439,7 @@ class Provider:
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM every function group at once, SIGKILL what is left after `grace` seconds; idempotent."""
         self._stopping = True
-        running = [fn for fn in self.functions.values() if fn.proc is not None]
+        running = [fn for fn in self.replicas() if fn.proc is not None]
         # All SIGTERMs first, so the functions shut down side by side within one grace period.
         for fn in running:
             fn.signal_group(signal.SIGTERM)

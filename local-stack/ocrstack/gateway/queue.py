@@ -24,6 +24,9 @@ STREAM = "faas:queue"
 GROUP = "faas-gateway"
 DELAYED = "faas:queue:delayed"
 DEAD = "faas:queue:dead"
+# The header that names an invocation's lane (see AsyncQueue); a name the gateway was not started with
+# is the default lane.
+LANE_HEADER = "X-Queue-Lane"
 # 4xx answers that mean "not now" rather than "never": timeout, conflict (job held elsewhere), too early, rate limited.
 RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
@@ -50,6 +53,7 @@ class Invocation:
     body: bytes
     call_id: str
     callback_url: str | None
+    lane: str = ""  # "" is the default lane
     attempt: int = 0
     enqueued_at: float = 0.0
     last_status: int | None = None
@@ -81,11 +85,25 @@ Invoker = Callable[[Invocation], Awaitable[Result]]
 Callback = Callable[[Invocation, Result], Awaitable[None]]
 
 
+def stream_of(lane: str) -> str:
+    return f"{STREAM}:lane:{lane}" if lane else STREAM
+
+
+def delayed_of(lane: str) -> str:
+    return f"{DELAYED}:lane:{lane}" if lane else DELAYED
+
+
 class AsyncQueue:
-    """Accepts invocations durably and runs them with bounded, backed-off retries; consumers are `gateway-<i>`."""
+    """Accepts invocations durably and runs them with bounded, backed-off retries; consumers are `gateway-<i>`.
+
+    Invocations wait in lanes, one stream each: the default lane, and the named lanes the gateway is
+    started with (by default `uploads` and `chunks`, asked for by the hand-offs of uploads and of a large
+    document's chunks). Workers take from the lanes in turn, so a flood in one lane (thousands of bucket
+    drops) delays another lane's next invocation by at most one invocation per worker, not by the flood.
+    """
 
     def __init__(self, redis_url: str, max_attempts: int = 8, backoff_base: float = 1.0, backoff_cap: float = 30.0,
-                 reclaim_idle: float = 30.0) -> None:
+                 reclaim_idle: float = 30.0, lanes: tuple[str, ...] = ()) -> None:
         # Typed loosely: redis-py's stream replies are unions over RESP2/RESP3 shapes; we use RESP2.
         self.redis: Any = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=10)
         self.max_attempts = max_attempts
@@ -94,21 +112,28 @@ class AsyncQueue:
         # A worker touches the entry it runs every third of this (_kept_claimed), however long the call
         # takes; an entry idle this long was left by a worker that died or lost its acknowledgement.
         self.reclaim_idle_ms = int(reclaim_idle * 1000)
+        self.lanes = ("", *sorted(set(lanes) - {""}))
+        self.streams = tuple(stream_of(lane) for lane in self.lanes)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
+    def lane_of(self, requested: str | None) -> str:
+        return requested if requested in self.lanes else ""
+
     async def ensure_group(self) -> None:
-        try:
-            # From id 0: entries added before the group existed are delivered too.
-            await self.redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
-        except ResponseError as e:
-            if "BUSYGROUP" not in str(e):
-                raise
+        for stream in self.streams:
+            try:
+                # From id 0: entries added before the group existed are delivered too.
+                await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except ResponseError as e:
+                if "BUSYGROUP" not in str(e):
+                    raise
 
     async def enqueue(self, invocation: Invocation) -> str:
         invocation.enqueued_at = invocation.enqueued_at or time.time()
-        entry_id = await self.redis.xadd(STREAM, {"payload": invocation.dumps()})
-        log.info("queue.enqueued", function=invocation.function, call_id=invocation.call_id,
+        invocation.lane = self.lane_of(invocation.lane)
+        entry_id = await self.redis.xadd(stream_of(invocation.lane), {"payload": invocation.dumps()})
+        log.info("queue.enqueued", function=invocation.function, call_id=invocation.call_id, lane=invocation.lane,
                  entry=entry_id.decode() if isinstance(entry_id, bytes) else entry_id)
         return str(entry_id)
 
@@ -124,31 +149,50 @@ class AsyncQueue:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.redis.aclose()
 
+    async def _read(self, consumer: str, streams: dict[str, str], block: int | None = None
+                    ) -> list[tuple[str, bytes, dict[bytes, bytes] | None]]:
+        """At most one entry per stream: (stream, entry id, fields)."""
+        reply = await self.redis.xreadgroup(GROUP, consumer, streams, count=1, block=block)
+        return [(name.decode() if isinstance(name, bytes) else name, entry_id, fields)
+                for name, entries in reply or [] for entry_id, fields in entries]
+
+    async def _next(self, consumer: str, turn: int) -> list[tuple[str, bytes, dict[bytes, bytes] | None]]:
+        """The next new entry, looking at the lanes from a different one each turn; else wait for any."""
+        for i in range(len(self.streams)):
+            stream = self.streams[(turn + i) % len(self.streams)]
+            entries = await self._read(consumer, {stream: ">"})
+            if entries:
+                return entries
+        return await self._read(consumer, {stream: ">" for stream in self.streams}, block=1000)
+
     async def _consume(self, consumer: str, invoke: Invoker, callback: Callback) -> None:
         # Own pending entries first: what this consumer had taken but not finished before a restart.
         backlog = True
         last_reclaim = 0.0
+        turn = 0
         while not self._stopping:
             try:
                 if backlog:
-                    reply = await self.redis.xreadgroup(GROUP, consumer, {STREAM: "0"}, count=1)
-                    entries = reply[0][1] if reply else []
+                    entries = await self._read(consumer, {stream: "0" for stream in self.streams})
                     if not entries:
                         backlog = False
                         continue
                 else:
                     if time.monotonic() - last_reclaim > 10:
                         last_reclaim = time.monotonic()
-                        _next, claimed, *_ = await self.redis.xautoclaim(
-                            STREAM, GROUP, consumer, min_idle_time=self.reclaim_idle_ms, count=10)
+                        claimed = 0
+                        for stream in self.streams:
+                            _next, taken, *_ = await self.redis.xautoclaim(
+                                stream, GROUP, consumer, min_idle_time=self.reclaim_idle_ms, count=10)
+                            claimed += len(taken)
                         if claimed:
-                            log.warning("queue.reclaimed", consumer=consumer, entries=len(claimed))
+                            log.warning("queue.reclaimed", consumer=consumer, entries=claimed)
                             backlog = True
                             continue
-                    reply = await self.redis.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=1, block=1000)
-                    entries = reply[0][1] if reply else []
-                for entry_id, fields in entries:
-                    await self._handle(consumer, entry_id, fields, invoke, callback)
+                    entries = await self._next(consumer, turn)
+                    turn += 1
+                for stream, entry_id, fields in entries:
+                    await self._handle(consumer, stream, entry_id, fields, invoke, callback)
             except asyncio.CancelledError:
                 raise
             except RedisError as e:
@@ -156,7 +200,7 @@ class AsyncQueue:
                 await asyncio.sleep(1.0)
 
     @contextlib.asynccontextmanager
-    async def _kept_claimed(self, consumer: str, entry_id: bytes) -> AsyncIterator[None]:
+    async def _kept_claimed(self, consumer: str, stream: str, entry_id: bytes) -> AsyncIterator[None]:
         """Reset the entry's idle time while its call runs, so only an abandoned entry is ever reclaimed.
 
         The reclaim bound is then short and the same for every function (a long OCR call is touched, not
@@ -168,7 +212,7 @@ class AsyncQueue:
             while True:
                 await asyncio.sleep(self.reclaim_idle_ms / 3000)
                 try:
-                    await self.redis.xclaim(STREAM, GROUP, consumer, min_idle_time=0, message_ids=[entry_id],
+                    await self.redis.xclaim(stream, GROUP, consumer, min_idle_time=0, message_ids=[entry_id],
                                             justid=True)
                 except RedisError as e:
                     log.warning("queue.touch_failed", error=str(e))
@@ -180,15 +224,15 @@ class AsyncQueue:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    async def _handle(self, consumer: str, entry_id: bytes, fields: dict[bytes, bytes] | None, invoke: Invoker,
-                      callback: Callback) -> None:
+    async def _handle(self, consumer: str, stream: str, entry_id: bytes, fields: dict[bytes, bytes] | None,
+                      invoke: Invoker, callback: Callback) -> None:
         raw = fields.get(b"payload") if fields else None
         if raw is None:  # a deleted entry still listed in the pending list
-            await self.redis.xack(STREAM, GROUP, entry_id)
+            await self.redis.xack(stream, GROUP, entry_id)
             return
         invocation = Invocation.loads(raw)
         try:
-            async with self._kept_claimed(consumer, entry_id):
+            async with self._kept_claimed(consumer, stream, entry_id):
                 result = await invoke(invocation)
         except (asyncio.CancelledError, RedisError):
             raise
@@ -199,8 +243,8 @@ class AsyncQueue:
             result = Result(0, b"", {}, f"gateway error: {e!r}")
         if 200 <= result.status < 300:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.xack(STREAM, GROUP, entry_id)
-                pipe.xdel(STREAM, entry_id)
+                pipe.xack(stream, GROUP, entry_id)
+                pipe.xdel(stream, entry_id)
                 await pipe.execute()
             log.info("queue.done", function=invocation.function, call_id=invocation.call_id,
                      attempt=invocation.attempt, status=result.status)
@@ -225,7 +269,7 @@ class AsyncQueue:
                 else:
                     delay = min(self.backoff_cap, self.backoff_base * 2 ** (invocation.attempt - 1))
                     delay *= random.uniform(0.8, 1.2)
-                pipe.zadd(DELAYED, {invocation.dumps(): time.time() + delay})
+                pipe.zadd(delayed_of(invocation.lane), {invocation.dumps(): time.time() + delay})
                 log.warning("queue.retry_scheduled", function=invocation.function, call_id=invocation.call_id,
                             attempt=invocation.attempt, status=result.status, delay_s=round(delay, 2),
                             error=invocation.last_error)
@@ -235,27 +279,32 @@ class AsyncQueue:
                           attempts=invocation.attempt, status=result.status, error=invocation.last_error)
                 if invocation.callback_url:
                     await callback(invocation, result)
-            pipe.xack(STREAM, GROUP, entry_id)
-            pipe.xdel(STREAM, entry_id)
+            pipe.xack(stream, GROUP, entry_id)
+            pipe.xdel(stream, entry_id)
             await pipe.execute()
 
     async def _promote_due(self) -> None:
         while not self._stopping:
             try:
-                await self.redis.eval(_PROMOTE, 2, DELAYED, STREAM, time.time())
+                for lane in self.lanes:
+                    await self.redis.eval(_PROMOTE, 2, delayed_of(lane), stream_of(lane), time.time())
             except RedisError as e:
                 log.warning("queue.redis_error", task="promote", error=str(e))
             await asyncio.sleep(0.2)
 
     # --- operator view -------------------------------------------------------------------------
     async def stats(self) -> dict[str, Any]:
-        pending = await self.redis.xpending(STREAM, GROUP)
-        return {
-            "queued": await self.redis.xlen(STREAM),
-            "pending": int(pending["pending"]) if pending else 0,
-            "delayed": await self.redis.zcard(DELAYED),
-            "dead": await self.redis.xlen(DEAD),
-        }
+        """Totals over the lanes, and each lane's own under `lanes` (the default lane is `default`)."""
+        lanes: dict[str, dict[str, int]] = {}
+        for lane in self.lanes:
+            pending = await self.redis.xpending(stream_of(lane), GROUP)
+            lanes[lane or "default"] = {
+                "queued": await self.redis.xlen(stream_of(lane)),
+                "pending": int(pending["pending"]) if pending else 0,
+                "delayed": await self.redis.zcard(delayed_of(lane)),
+            }
+        totals = {name: sum(lane[name] for lane in lanes.values()) for name in ("queued", "pending", "delayed")}
+        return {**totals, "dead": await self.redis.xlen(DEAD), "lanes": lanes}
 
     async def dead_letters(self, count: int = 100) -> list[dict[str, Any]]:
         out = []
@@ -275,8 +324,9 @@ class AsyncQueue:
             return False
         inv = Invocation.loads(entries[0][1][b"payload"])
         inv.attempt, inv.last_status, inv.last_error = 0, None, None
+        inv.lane = self.lane_of(inv.lane)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(STREAM, {"payload": inv.dumps()})
+            pipe.xadd(stream_of(inv.lane), {"payload": inv.dumps()})
             pipe.xdel(DEAD, dead_id)
             await pipe.execute()
         log.info("queue.replayed", function=inv.function, call_id=inv.call_id, dead_id=dead_id)

@@ -42,14 +42,21 @@ def upgrade() -> None:
     op.execute("UPDATE documents d JOIN jobs j ON j.document_id = d.id SET d.job_id = j.id WHERE d.job_id IS NULL")
 
 
+def refusal(connection: sa.engine.Connection) -> str | None:
+    """Why this revision cannot be undone now (checked before a downgrade starts), or None."""
+    several = connection.execute(sa.text(
+        "SELECT document_id FROM jobs GROUP BY document_id HAVING COUNT(*) > 1 LIMIT 5")).scalars().all()
+    if several:
+        return ("cannot go back to one job per document: documents " + ", ".join(several)
+                + " have several (re-processed); delete their older jobs first")
+    return None
+
+
 def downgrade() -> None:
     if not context.is_offline_mode():
-        several = op.get_bind().execute(sa.text(
-            "SELECT document_id FROM jobs GROUP BY document_id HAVING COUNT(*) > 1 LIMIT 5")).scalars().all()
-        if several:
-            raise RuntimeError(
-                "cannot go back to one job per document: documents " + ", ".join(several)
-                + " have several (re-processed); delete their older jobs first")
+        reason = refusal(op.get_bind())
+        if reason:
+            raise RuntimeError(reason)
     op.create_index("document_id", "jobs", ["document_id"], unique=True)
     op.drop_index("ix_jobs_document_id", table_name="jobs")
     op.drop_column("jobs", "owner_id")

@@ -1,0 +1,203 @@
+"""Completion webhooks: which URLs a job may call back (no SSRF), how events are signed, and their delivery.
+
+When a job that names a `callback_url` ends, ocr-process POSTs one JSON event (`job.completed` or `job.failed`,
+never the text) signed with the owner key's webhook secret, and records every attempt on the job, which
+`status` shows as `callback: {state, attempts, last_code}`. The receiver's 2xx ends delivery; anything else is
+tried again with exponential backoff up to CALLBACK_MAX_ATTEMPTS, then the delivery is `failed`.
+
+Signature (as Stripe's): header `X-OCR-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>`.
+The secret is derived from the API key's stored hash (`webhook_secret`), so each key has its own, a key's
+holder can compute it (common/client/webhooks.py), and a revoked-and-replaced key gets a new one."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from common.adapters import cache
+from common.adapters.callback_post import DeliveryFailed, Target, post
+from common.adapters.db import ApiKey, Document, Job, session_scope, utcnow
+from common.config import Settings
+from common.errors import CallbackRefused, PipelineError
+from common.logging import get_logger
+from common.models import JobStatus
+
+log = get_logger()
+
+MAX_URL_CHARS = 2048
+SIGNATURE_HEADER = "X-OCR-Signature"
+# Domain separation: the key hash signs nothing else, and a future scheme can change the label.
+_SECRET_LABEL = b"ocr-pipeline webhook v1"
+# Seconds before the second attempt; doubled for each one after (1, 2, 4, 8 s for the default five).
+BACKOFF_SECONDS = 1.0
+
+
+class Unresolvable(CallbackRefused):
+    """The host did not resolve: refused at upload, but only a failed attempt at delivery (DNS may be back)."""
+
+
+class State:
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+# --- where a callback may go ---------------------------------------------------------------------------------
+
+def _allowed(settings: Settings, host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    for entry in settings.callback_allowed_hosts:
+        if entry.lower() == host.lower():
+            return True
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue  # a host name, compared above
+    return address.is_global
+
+
+def check(settings: Settings, url: str) -> Target:
+    """The URL's target, resolved once: every address of the host must be public (or allowed by
+    CALLBACK_ALLOWED_HOSTS), and the connection will go to the first of them. Raises CallbackRefused naming
+    the rule broken."""
+    if len(url) > MAX_URL_CHARS:
+        raise CallbackRefused(f"callback_url is longer than {MAX_URL_CHARS} characters")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CallbackRefused("callback_url must be an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise CallbackRefused("callback_url must not carry credentials")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as e:
+        raise CallbackRefused("callback_url has an invalid port") from e
+    host = parts.hostname
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise Unresolvable(f"the callback host {host!r} does not resolve", detail=str(e)) from e
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
+        if not _allowed(settings, host, address):
+            raise CallbackRefused(
+                f"the callback host {host!r} is {address}, a private, loopback or link-local address; only "
+                "public addresses are called back, unless CALLBACK_ALLOWED_HOSTS names the host or its network")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(scheme=parts.scheme, host=host, port=port, path=path, address=str(addresses[0]))
+
+
+# --- signing -------------------------------------------------------------------------------------------------
+
+def webhook_secret(secret_hash: str) -> bytes:
+    """The key's webhook signing secret, from the SHA-256 of its secret that MySQL keeps."""
+    return hmac.new(secret_hash.encode(), _SECRET_LABEL, hashlib.sha256).digest()
+
+
+def signature(secret: bytes, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+# --- delivery ------------------------------------------------------------------------------------------------
+
+def event(job: Job, document: Document, base_url: str) -> dict[str, object]:
+    """What the receiver gets: which job ended and how, and where to read more (never the text itself)."""
+    status_url = f"{base_url}/function/status/{job.id}"
+    failed = job.status == JobStatus.FAILED
+    return {
+        "id": str(uuid.uuid4()),
+        "type": f"job.{job.status.value}",
+        "created_at": utcnow().isoformat(timespec="seconds") + "Z",
+        "data": {
+            "job_id": job.id,
+            "document_id": document.id,
+            "filename": document.filename,
+            "status": job.status.value,
+            "page_count": job.page_count,
+            "error": {"code": job.error_code, "message": job.error_message} if failed else None,
+            "links": {"status": status_url, **({} if failed else {"text": f"{status_url}?format=text"})},
+        },
+    }
+
+
+def _record(settings: Settings, job_id: str, state: str, attempts: int, last_code: int | None) -> bool:
+    """Store one attempt on the job (False if the job is gone); the status cache is told, as for any change."""
+    with session_scope(settings) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return False
+        job.callback_state, job.callback_attempts, job.callback_last_code = state, attempts, last_code
+        job.version = job.version + 1
+        version = job.version
+    cache.mark_changed(settings, job_id, version)
+    return True
+
+
+def _prepare(settings: Settings, job_id: str) -> tuple[str, bytes, bytes, int] | None:
+    """(url, body, secret, attempts so far) of a delivery still owed, or None: no callback, already settled, the
+    job not final or gone (a deleted document's job is called back for nothing)."""
+    with session_scope(settings) as session:
+        job = session.get(Job, job_id)
+        if job is None or not job.callback_url or job.callback_state != State.PENDING or not job.status.is_final:
+            return None
+        document = session.get(Document, job.document_id)
+        key = session.get(ApiKey, job.owner_id) if job.owner_id else None
+        if document is None or key is None:
+            return None
+        body = json.dumps(event(job, document, settings.public_url or settings.gateway_url)).encode()
+        return job.callback_url, body, webhook_secret(key.secret_hash), job.callback_attempts
+
+
+def deliver(settings: Settings, job_id: str, sleep: Callable[[float], None] = time.sleep) -> str | None:
+    """Deliver a finished job's event, retrying with backoff; returns the delivery's final state (None: nothing
+    was owed). Every attempt is recorded before the next, so `status` shows progress as it happens."""
+    owed = _prepare(settings, job_id)
+    if owed is None:
+        return None
+    url, body, secret, made = owed
+    for attempt in range(made + 1, settings.callback_max_attempts + 1):
+        code: int | None = None
+        try:
+            # Checked again now: the address is resolved for this attempt and the connection pinned to it.
+            target = check(settings, url)
+            timestamp = int(time.time())
+            code = post(target, body, {"Content-Type": "application/json", "User-Agent": "ocr-pipeline-webhook/1",
+                                       SIGNATURE_HEADER: signature(secret, timestamp, body),
+                                       "X-OCR-Event": json.loads(body)["type"]})
+        except Unresolvable as e:
+            log.warning("callback.unresolvable", job_id=job_id, attempt=attempt, error=str(e))
+        except CallbackRefused as e:
+            # A rule broken now (the name points somewhere private since the upload): no retry will pass it.
+            log.warning("callback.refused", job_id=job_id, reason=e.message)
+            _record(settings, job_id, State.FAILED, attempt, None)
+            return State.FAILED
+        except DeliveryFailed as e:
+            log.warning("callback.unreachable", job_id=job_id, attempt=attempt, error=str(e))
+        delivered = code is not None and 200 <= code < 300
+        final = delivered or attempt == settings.callback_max_attempts
+        state = State.DELIVERED if delivered else (State.FAILED if final else State.PENDING)
+        log.info("callback.attempt", job_id=job_id, attempt=attempt, status_code=code, state=state)
+        if not _record(settings, job_id, state, attempt, code) or final:
+            return state
+        sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+        if _prepare(settings, job_id) is None:  # deleted while waiting: nothing more is sent
+            return None
+    return None
+
+
+def deliver_quietly(settings: Settings, job_id: str) -> None:
+    """deliver() for ocr-process: a receiver's or MySQL's trouble is logged, never turned into the job's."""
+    try:
+        deliver(settings, job_id)
+    except PipelineError as e:
+        log.warning("callback.not_delivered", job_id=job_id, error_code=e.code, error=str(e))
+    except Exception:
+        # The job's own outcome is settled and recorded: a fault here must not be taken for the job's.
+        log.exception("callback.crashed", job_id=job_id)
