@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import io
 import fcntl
 import json
 import os
@@ -25,7 +26,7 @@ import pytest
 from common.client import Client
 from common.config import Settings
 from common.rules import apikeys
-from tests.support import image_bytes, scanned_pdf
+from tests.support import image_bytes, render_page, scanned_pdf
 
 pytestmark = pytest.mark.integration
 
@@ -127,10 +128,20 @@ def _in_a_terminal(command: list[str], env: dict[str, str], interrupt_when: str 
     return code, drawn.decode("utf-8", "replace")
 
 
+def full_pages(count: int, word: str) -> bytes:
+    """A PDF of `count` A4 pages full of text (30 lines each): long enough to read that a poll of its status sees
+    it part-way however quiet the machine is, and no more than one chunk (OCR_CHUNK_PAGES is 8)."""
+    pages = [render_page([f"{word} {n} line {i} of a long page of the report" for i in range(30)], (2480, 3508))
+             for n in range(1, count + 1)]
+    out = io.BytesIO()
+    pages[0].save(out, format="PDF", save_all=True, append_images=pages[1:], resolution=300)
+    return out.getvalue()
+
+
 def test_progress_bars_advance_in_a_terminal(env: dict[str, str], tmp_path: Path) -> None:
     """On a terminal, --wait draws a bar per document that advances page by page, and an overall bar."""
     pdf = tmp_path / "four pages.pdf"
-    pdf.write_bytes(scanned_pdf([[f"PAGE {n} of the report"] for n in range(1, 5)]))
+    pdf.write_bytes(full_pages(4, "PAGE"))
     png = tmp_path / "cover.png"
     png.write_bytes(image_bytes(["COVER sheet"]))
 
@@ -150,7 +161,7 @@ def test_progress_bars_advance_in_a_terminal(env: dict[str, str], tmp_path: Path
 def test_ctrl_c_leaves_the_jobs_running_and_says_how_to_resume(env: dict[str, str], tmp_path: Path) -> None:
     """Ctrl-C while waiting exits 130 and prints `ocr wait JOB`; that command then sees the job to its end."""
     pdf = tmp_path / "long.pdf"
-    pdf.write_bytes(scanned_pdf([[f"CHAPTER {n} text"] for n in range(1, 5)]))
+    pdf.write_bytes(full_pages(4, "CHAPTER"))
 
     code, drawn = _in_a_terminal([*OCR, "upload", str(pdf), "--wait", "--out", str(tmp_path / "out")], env,
                                  interrupt_when="pages")
@@ -164,7 +175,7 @@ def test_ctrl_c_leaves_the_jobs_running_and_says_how_to_resume(env: dict[str, st
     assert done.returncode == 0, done.stderr
     [job] = json.loads(done.stdout)
     assert job["job_id"] == job_id and job["status"] == "completed"
-    assert "chapter 4 text" in _words((tmp_path / "out" / "long.txt").read_text())
+    assert "chapter 4 line 29" in _words((tmp_path / "out" / "long.txt").read_text())
 
 
 def test_failed_document_exits_1_and_prints_its_code(env: dict[str, str], tmp_path: Path) -> None:
