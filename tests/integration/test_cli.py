@@ -95,8 +95,10 @@ def _in_a_terminal(command: list[str], env: dict[str, str], interrupt_when: str 
     everything it drew. With `interrupt_when`, send it SIGINT (Ctrl-C) once that text has appeared."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    # SIGINT as a terminal's user has it: a test run started in the background (`cmd &`, as a CI runner may)
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler at all.
     proc = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env={**env, "TERM": "xterm-256color"},
-                            cwd=REPO, close_fds=True)
+                            cwd=REPO, close_fds=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(slave)
     drawn = b""
     interrupted = False
