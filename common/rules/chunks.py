@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from common.adapters import handoff, storage
-from common.adapters.db import Document, Job, JobChunk, Page, utcnow
+from common.adapters.db import Document, Job, JobChunk, Page, session_scope, utcnow
 from common.config import Settings
 from common.engine import pdf_split
 from common.engine.recognition import Outputs
@@ -138,7 +138,7 @@ def _owned(session: Session, cc: ChunkClaim) -> JobChunk | None:
 
 
 def renew(settings: Settings, cc: ChunkClaim) -> bool:
-    with jobs.transaction(settings) as (session, _changed):
+    with session_scope(settings) as session:
         chunk = _owned(session, cc)
         if chunk is None:
             return False
@@ -216,7 +216,7 @@ def _take_for_assembly(settings: Settings, session: Session, changed: list[Job],
 
 def state(settings: Settings, job_id: str) -> tuple[int, int]:
     """(chunks, chunks done) of a job; (0, 0) for a job that was not fanned out."""
-    with jobs.transaction(settings) as (session, _changed):
+    with session_scope(settings) as session:
         total, done = session.execute(
             select(func.count(), func.coalesce(func.sum(JobChunk.status == DONE), 0))
             .where(JobChunk.job_id == job_id)).one()
@@ -225,7 +225,7 @@ def state(settings: Settings, job_id: str) -> tuple[int, int]:
 
 def release(settings: Settings, cc: ChunkClaim) -> None:
     """An outage stopped the chunk: back to pending with its attempt given back, for the queue's next try."""
-    with jobs.transaction(settings) as (session, _changed):
+    with session_scope(settings) as session:
         chunk = _owned(session, cc)
         if chunk is not None:
             chunk.status, chunk.claim_token, chunk.lease_expires_at = PENDING, None, None
@@ -235,7 +235,7 @@ def release(settings: Settings, cc: ChunkClaim) -> None:
 
 def assemble(settings: Settings, job_id: str, workdir: Path) -> Outputs:
     """The runs' outputs joined, in page order, into the document's searchable PDF and hOCR."""
-    with jobs.transaction(settings) as (session, _changed):
+    with session_scope(settings) as session:
         numbers = list(session.execute(select(JobChunk.number).where(JobChunk.job_id == job_id)
                                        .order_by(JobChunk.number)).scalars())
     parts: dict[str, list[Path]] = {_SEARCHABLE: [], _HOCR: []}
@@ -268,7 +268,7 @@ def clean_up(settings: Settings, job_id: str) -> None:
 
 def stalled(settings: Settings, cutoff: datetime, batch: int) -> list[tuple[str, int, str | None]]:
     """Chunks of unfinished jobs nothing touched since `cutoff`: (job id, chunk number, request id)."""
-    with jobs.transaction(settings) as (session, _changed):
+    with session_scope(settings) as session:
         rows = session.execute(
             select(JobChunk.job_id, JobChunk.number, Job.request_id).join(Job, Job.id == JobChunk.job_id)
             .where(Job.status == JobStatus.PROCESSING, JobChunk.status != DONE, JobChunk.updated_at < cutoff,
