@@ -8,6 +8,11 @@ services: the cache on (every read after the first is a hit), the same with AUTH
 and STATUS_CACHE=false (every read goes to MySQL), and with wrk a function that answers a constant: the
 functions-framework server's own ceiling on this machine. Rate limits are off, so the figures are the read
 path alone. Figures are printed as they are measured. `--concurrency 16` is the issue's measuring point.
+
+The servers run with the worker processes and threads stack.yml gives the status function (WORKERS,
+THREADS, which functions-framework reads); a last table runs the cache hit and the constant function under
+other settings, functions-framework's default (1 process, 4 threads per core) first, one after the other in
+the same run, so the choice in stack.yml can be checked on the day's machine.
 """
 
 from __future__ import annotations
@@ -27,11 +32,22 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 
 from ocrstack.stack import LocalStack, StackPorts
 from tests.support import Gateway, image_bytes
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+# Worker processes x threads per process compared in the last table; (1, 4 per core) is functions-framework's default.
+SERVER_SETTINGS = ((1, 4 * (os.cpu_count() or 1)), (2, 1), (2, 2), (2, 4))
+
+
+def status_server_settings() -> dict[str, str]:
+    """WORKERS and THREADS as stack.yml deploys the status function with them (functions-framework reads both)."""
+    environment = yaml.safe_load((REPO / "stack.yml").read_text())["functions"]["status"].get("environment") or {}
+    return {name: str(environment[name]) for name in ("WORKERS", "THREADS") if name in environment}
 
 
 def free_port() -> int:
@@ -147,6 +163,26 @@ def key_check_cost(settings: Any, token: str, rounds: int = 2000) -> tuple[float
     return percentile(took, 50), percentile(took, 99)
 
 
+def compare_server_settings(env: dict[str, str], job_id: str, key: dict[str, str], concurrency: int,
+                            folder: Path) -> None:
+    """The cache hit and the constant function under each of SERVER_SETTINGS, wrk 10 s each."""
+    print(f"\nserver settings, wrk, {concurrency} connections, 10 s each (processes x threads)", flush=True)
+    print(f"{'':22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'floor req/s':>13}{'p99 ms':>9}", flush=True)
+    for workers, threads in SERVER_SETTINGS:
+        settings = dict(env, WORKERS=str(workers), THREADS=str(threads))
+        hit, hit_url = start_status_server(settings, folder / f"server-{workers}x{threads}.log")
+        floor, floor_url = start_status_server(settings, folder / f"floor-{workers}x{threads}.log", folder / "floor.py")
+        try:
+            rps, w50, w99 = hammer_wrk(f"{hit_url}/{job_id}", 10, concurrency, key)
+            floor_rps, _, floor_99 = hammer_wrk(f"{floor_url}/{job_id}", 10, concurrency, {})
+        finally:
+            for proc in (hit, floor):
+                proc.terminate()
+                proc.wait(timeout=10)
+        print(f"{f'cache hit, {workers} x {threads}':22}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}{floor_rps:>13.0f}"
+              f"{floor_99:>9.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
@@ -173,8 +209,10 @@ def main() -> None:
             gateway.wait_final(job_id)
             gateway.wait_final(large_id)
             make_text_large(settings, large_id, args.text_kb)
-            base = dict(os.environ, **stack.function_env(), RATE_LIMIT_CAPACITY="0",
+            server = status_server_settings()
+            base = dict(os.environ, **stack.function_env(), **server, RATE_LIMIT_CAPACITY="0",
                         LOG_LEVEL="WARNING")
+            print(f"status servers as stack.yml deploys them: {server or 'functions-framework defaults'}", flush=True)
             variants = {
                 "cache hit, key": (dict(base, STATUS_CACHE="true"), key),
                 "cache hit, AUTH=off": (dict(base, STATUS_CACHE="true", AUTH="off"), {}),
@@ -184,10 +222,6 @@ def main() -> None:
             for n, (name, (env, _)) in enumerate(variants.items()):
                 proc, urls[name] = start_status_server(env, folder / f"server-{n}.log")
                 servers.append(proc)
-            # Two gunicorn worker processes (functions-framework reads WORKERS): one GIL per core.
-            proc, two_workers_url = start_status_server(dict(variants["cache hit, key"][0], WORKERS="2"),
-                                                        folder / "server-workers.log")
-            servers.append(proc)
             (folder / "floor.py").write_text(FLOOR_FUNCTION)
             proc, floor_url = start_status_server(base, folder / "server-floor.log", folder / "floor.py")
             servers.append(proc)
@@ -221,8 +255,6 @@ def main() -> None:
                     print(f"{name + f', {args.text_kb} kB':22}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}", flush=True)
                 print(f"hit / MySQL throughput with {args.text_kb} kB of text: "
                       f"{large['cache hit, key'][0] / large['MySQL, key'][0]:.2f}x", flush=True)
-                rps, w50, w99 = hammer_wrk(f"{two_workers_url}/{job_id}", 10, args.concurrency, key)
-                print(f"{'cache hit, WORKERS=2':22}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}", flush=True)
                 rps, w50, w99 = hammer_wrk(f"{floor_url}/{job_id}", 10, args.concurrency, {})
                 print(f"{'server floor (constant)':22}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}   the same server, a function "
                       "that does nothing", flush=True)
@@ -235,6 +267,7 @@ def main() -> None:
                     print(f"{name:22}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}", flush=True)
                 print(f"key check at the function: {single['cache hit, key'][1] - single['cache hit, AUTH=off'][1]:+.2f} "
                       "ms at p50", flush=True)
+                compare_server_settings(variants["cache hit, key"][0], f"{job_id}", key, args.concurrency, folder)
             else:
                 print("wrk not installed (apt-get install wrk): only the Python client's figures")
         finally:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,10 +68,46 @@ def _status_key(job_id: str) -> str:
     return f"ocr:status:{job_id}"
 
 
+# Values one request fetched ahead (read_ahead), by Redis key; None outside such a block.
+_ahead: ContextVar[dict[str, bytes | None] | None] = ContextVar("cache_read_ahead", default=None)
+
+
+@contextmanager
+def read_ahead(settings: Settings, key_id: str | None, job_id: str | None) -> Iterator[None]:
+    """Fetch an API key's record and a job's cached status in one round trip; reads in the block take them.
+
+    A status read is two lookups, the caller's key then the job, and Redis round trips are most of what a
+    cache hit costs: one MGET instead of two GETs. Each value is taken once, so a read after a write in the
+    same request goes to Redis. Redis trouble here makes both reads misses, as it would have made each.
+    """
+    names = [name for name in (key_id and _key_key(key_id), job_id and _status_key(job_id)) if name]
+    fetched: dict[str, bytes | None] = {}
+    if len(names) == 2:  # a lone value gains nothing from being fetched ahead
+        try:
+            values: list[Any] = redis_client(settings).mget(names)
+            fetched = dict(zip(names, values))
+        except RedisError as e:
+            warn_unavailable("read_ahead", e)
+            fetched = dict.fromkeys(names)
+    token = _ahead.set(fetched)
+    try:
+        yield
+    finally:
+        _ahead.reset(token)
+
+
+def _get(settings: Settings, key: str) -> Any:
+    """GET, or the value this request already fetched ahead (taken once)."""
+    ahead = _ahead.get()
+    if ahead is not None and key in ahead:
+        return ahead.pop(key)
+    return redis_client(settings).get(key)
+
+
 def _read_object(settings: Settings, key: str, what: str) -> dict[str, Any] | None:
     """A JSON object stored under key; None on a miss, anything unreadable, or Redis trouble."""
     try:
-        raw = redis_client(settings).get(key)
+        raw = _get(settings, key)
     except RedisError as e:
         warn_unavailable(what, e)
         return None
@@ -117,7 +156,7 @@ def _decode_status(raw: bytes) -> CachedStatus | None:
 def read_status(settings: Settings, job_id: str) -> CachedStatus | None:
     """The cached status, or None on a miss, a bare marker, anything unreadable, or Redis trouble."""
     try:
-        raw = redis_client(settings).get(_status_key(job_id))
+        raw = _get(settings, _status_key(job_id))
     except RedisError as e:
         warn_unavailable("status.read", e)
         return None

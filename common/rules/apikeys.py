@@ -53,6 +53,12 @@ def looks_like_token(value: str) -> bool:
     return _TOKEN.fullmatch(value) is not None
 
 
+def key_id_of(token: str) -> str | None:
+    """The key id a well-formed token names (public, unverified); None for anything else."""
+    match = _TOKEN.fullmatch(token)
+    return match.group(1) if match else None
+
+
 def _hash(secret: str) -> str:
     # The secret is 256 random bits, so a plain SHA-256 is enough: there is nothing to brute-force.
     return hashlib.sha256(secret.encode()).hexdigest()

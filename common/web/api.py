@@ -13,11 +13,14 @@ import flask
 
 from common.config import Settings, get_settings
 from common.errors import InvalidRequestId, MethodNotAllowed, PipelineError, Unauthenticated
+from common.adapters import cache
 from common.logging import bind_context, clear_context, get_logger, setup
 from common.models import MAX_REQUEST_ID_CHARS, Principal
 from common.web import auth, ratelimit
 
 Handler = Callable[[flask.Request, Settings, Principal], flask.Response]
+# The job whose cached status a handler is about to read, if any (see http_function's status_ahead).
+JobOfRequest = Callable[[flask.Request], str]
 
 log = get_logger()
 
@@ -102,14 +105,15 @@ def _unbuffered(response: flask.Response) -> None:
 
 
 def http_function(
-    service: str, access: str = "key"
+    service: str, access: str = "key", status_ahead: JobOfRequest | None = None
 ) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
     """Wrap a handler: settings and logging on first use, request context, who is calling, rate limit,
     errors to JSON, access log.
 
     `access` is "key" (any valid API key), "admin" (an admin key) or "internal" (the internal token:
     ocr-process, whose callers are MinIO and the gateway's queue, so it is never rate limited either:
-    refusing a notification would only make it come back).
+    refusing a notification would only make it come back). `status_ahead` names the job whose cached
+    status the handler reads: it is fetched from Redis together with the caller's key, one round trip.
     """
 
     def decorate(handler: Handler) -> Callable[[flask.Request], flask.Response]:
@@ -136,17 +140,21 @@ def http_function(
                     raise bad_id
                 if access == "internal":
                     principal = auth.authenticate_internal(request, settings)
+                    response = handler(request, settings, principal)
                 else:
-                    try:
-                        principal = auth.authenticate(request, settings)
-                    except Unauthenticated:
-                        # Failed attempts spend the address's tokens, so guessing costs like any request.
-                        decision = ratelimit.enforce(request, settings, service, None)
-                        raise
-                    if access == "admin":
-                        auth.require_admin(principal)
-                    decision = ratelimit.enforce(request, settings, service, principal)
-                response = handler(request, settings, principal)
+                    key_id = auth.claimed_key_id(request) if settings.auth else None
+                    job_id = status_ahead(request) if status_ahead and settings.status_cache else None
+                    with cache.read_ahead(settings, key_id, job_id):
+                        try:
+                            principal = auth.authenticate(request, settings)
+                        except Unauthenticated:
+                            # Failed attempts spend the address's tokens, so guessing costs like any request.
+                            decision = ratelimit.enforce(request, settings, service, None)
+                            raise
+                        if access == "admin":
+                            auth.require_admin(principal)
+                        decision = ratelimit.enforce(request, settings, service, principal)
+                        response = handler(request, settings, principal)
             except PipelineError as e:
                 setup(service)
                 if e.http_status >= 500:

@@ -39,6 +39,15 @@ def presented_key(request: flask.Request) -> str | None:
     return api_key or None
 
 
+def claimed_key_id(request: flask.Request) -> str | None:
+    """The key id the request's key names, not yet verified (to fetch its record ahead); None if there is none."""
+    try:
+        token = presented_key(request)
+    except Unauthenticated:
+        return None  # authenticate() says why
+    return apikeys.key_id_of(token) if token else None
+
+
 def authenticate(request: flask.Request, settings: Settings) -> Principal:
     """The caller behind an API key; every failure is a 401 with a challenge, never a hint at other keys."""
     _refuse_credentials_in_url(request)

@@ -12,10 +12,14 @@ from common.rules.status import job_status, parse_include
 from common.web.api import http_function, require_method
 
 
-@http_function("status")
+def job_id_in(request: flask.Request) -> str:
+    return request.path.strip("/").split("/")[-1] or request.args.get("job_id", "")
+
+
+@http_function("status", status_ahead=job_id_in)
 def handle(request: flask.Request, settings: Settings, caller: Principal) -> flask.Response:
     require_method(request, "GET")
-    job_id = request.path.strip("/").split("/")[-1] or request.args.get("job_id", "")
+    job_id = job_id_in(request)
     if not job_id:
         raise BadRequest("name the job: GET /function/status/<job_id>")
     include = parse_include(request.args.get("include"))

@@ -112,6 +112,53 @@ def test_status_is_miss_then_hit_and_repopulates_after_a_change(gateway: Gateway
     assert gateway.status(job_id).headers["X-Cache"] == "miss"
 
 
+def _commands_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the Redis commands this process sends from now on (the client is wrapped, not replaced)."""
+    import redis
+
+    sent: list[str] = []
+    real = redis.Redis.execute_command
+
+    def counting(self: redis.Redis, *args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]).upper())
+        return real(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counting)
+    return sent
+
+
+def test_a_status_read_fetches_the_key_and_the_status_in_one_round_trip(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside read_ahead the key record and the status come from one MGET; each is taken once."""
+    job_id, key_id = str(uuid.uuid4()), uuid.uuid4().hex[:12]
+    cache.fill_status(settings, job_id, 1, _entry("completed"), final=True)
+    cache.fill_key(settings, key_id, {"hash": "h", "role": "user", "revoked": False}, 30)
+    sent = _commands_sent(monkeypatch)
+    with cache.read_ahead(settings, key_id, job_id):
+        assert cache.read_key(settings, key_id) == {"hash": "h", "role": "user", "revoked": False}
+        assert cache.read_status(settings, job_id) == _entry("completed")
+        assert sent == ["MGET"]
+        cache.mark_changed(settings, job_id, 2)
+        assert cache.read_status(settings, job_id) is None, "a second read goes to Redis and sees the change"
+    assert sent == ["MGET", "EVAL", "GET"]
+    with cache.read_ahead(settings, key_id, None):  # alone, a value is read where it is needed, as before
+        assert cache.read_key(settings, key_id) is not None
+    assert sent == ["MGET", "EVAL", "GET", "GET"]
+
+
+def test_read_ahead_with_redis_down_is_a_miss_for_both(settings: Settings, stopped_redis: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis away: one failed MGET, then both reads are misses without trying Redis again."""
+    away = dataclasses.replace(settings, redis_url=stopped_redis)
+    job_id = str(uuid.uuid4())
+    sent = _commands_sent(monkeypatch)
+    with cache.read_ahead(away, "0123456789ab", job_id):
+        assert cache.read_key(away, "0123456789ab") is None
+        assert cache.read_status(away, job_id) is None
+    assert sent == ["MGET"]
+
+
 def test_a_slow_reader_cannot_put_an_older_status_back(settings: Settings) -> None:
     """A refill carrying an older version than the last committed change is refused."""
     job_id = str(uuid.uuid4())

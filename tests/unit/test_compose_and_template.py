@@ -288,12 +288,27 @@ def test_settings_load_from_each_functions_compose_environment(function: str, tm
     assert settings.auth, "API keys are on by default"
 
 
+# What functions-framework itself reads when it starts the server: worker processes and threads per process.
+SERVER_VARIABLES = {"WORKERS", "THREADS"}
+
+
 @pytest.mark.parametrize("function", FUNCTIONS + TOOLS)
 def test_functions_get_no_setting_the_code_does_not_read(function: str, tmp_path: Path) -> None:
-    """Upper-case variables given to a function are all read by common.config (a misspelt name would be ignored)."""
+    """Upper-case variables given to a function are all read by common.config or by the function server (a
+    misspelt name would be ignored)."""
     read, _ = settings_variables(tmp_path)
     given = {name for name in service_env(compose()["services"][function]) if name.isupper()}
-    assert not given - read, f"{function} gets unread variables {sorted(given - read)}"
+    assert not given - read - SERVER_VARIABLES, f"{function} gets unread variables {sorted(given - read)}"
+
+
+def test_server_variables_are_the_ones_functions_framework_reads() -> None:
+    """The pinned functions-framework still takes WORKERS and THREADS from the environment."""
+    import inspect
+
+    from functions_framework._http import gunicorn
+
+    source = inspect.getsource(gunicorn.GunicornApplication.__init__)
+    assert all(f'"{name}"' in source for name in SERVER_VARIABLES)
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
