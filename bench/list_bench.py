@@ -29,7 +29,7 @@ from common.adapters.db import Document, Job, create_schema, dispose_engines, se
 from common.config import Settings, load_settings
 from common.models import TRUSTED, JobStatus
 from common.rules.listing import ListQuery, count_statement, list_documents, page_statement
-from common.rules.listing.recent import WINDOW, search_recent
+from common.rules.listing.recent import WANTED_PER_WINDOW, WINDOW, search_recent
 from ocrstack.services import MariaDB, free_port
 
 BATCH = 2_000
@@ -44,6 +44,9 @@ RARE_WORD = "reimbursement"  # in about 1 % of the texts
 SEARCH_SHARE = 0.01
 CONTENT_TYPES = (("application/pdf", 50), ("image/png", 25), ("image/jpeg", 15), ("image/tiff", 10))
 STATUSES = ((JobStatus.COMPLETED, 85), (JobStatus.FAILED, 5), (JobStatus.PENDING, 5), (JobStatus.PROCESSING, 5))
+# Owners: a user key that uploaded four documents in five (every user key's listing filters by its owner), and one
+# that uploaded the rest. By position, so the random draws, and with them the rest of the data, stay as they were.
+OWNERS = ("3f9c2a7b1d04", "0123456789ab")
 
 
 def weighted(rng: random.Random, choices: tuple[tuple[Any, int], ...]) -> Any:
@@ -76,6 +79,7 @@ def load(settings: Settings, documents: int) -> None:
                 "size_bytes": rng.randint(10_000, 5_000_000), "bucket": "documents",
                 "object_key": f"uploads/{doc_id}/scan-{n:06d}", "source": "upload",
                 "source_hash": uuid.uuid4().hex + uuid.uuid4().hex, "created_at": moment, "job_id": job_id,
+                "owner_id": OWNERS[1] if n % 5 == 4 else OWNERS[0],
             })
             jobs.append({
                 "id": job_id, "document_id": doc_id, "status": status, "lang": "eng", "attempts": 1,
@@ -179,6 +183,19 @@ def run_queries(settings: Settings, runs: int) -> dict[str, tuple[int, float, fl
         f"search q={RARE_WORD} (~1 % of texts)": {"q": RARE_WORD},
         "search q=invoice (most texts)": {"q": "invoice"},
         f"search q={RARE_WORD}, cursor page 2": {"q": RARE_WORD, "cursor": ""},
+        # Deep offset pages under a filter: what a client paging by offset past the first pages meets.
+        "search q=invoice, offset=100": {"q": "invoice", "offset": "100"},
+        "search q=invoice, offset=1000": {"q": "invoice", "offset": "1000"},
+        f"search q={RARE_WORD}, offset=500": {"q": RARE_WORD, "offset": "500"},
+        f"status=completed, offset={depth}": {"status": "completed", "offset": str(depth)},
+        "status=failed, offset=4000 (near its end)": {"status": "failed", "offset": "4000"},
+        f"status=failed, offset={depth} (past its end)": {"status": "failed", "offset": str(depth)},
+        "filename 'scan-01' (10 %, oldest), offset=1000": {"filename": "scan-01", "offset": "1000"},
+        f"image/* + status=completed, offset={depth}": {"content_type": "image/*", "status": "completed",
+                                                         "offset": str(depth)},
+        # A user key's listing: the same page among its own documents (80 % of them).
+        f"owner + image/* + completed, offset={depth}": {"owner": OWNERS[0], "content_type": "image/*",
+                                                          "status": "completed", "offset": str(depth)},
     }
     # Page 2 of the rare-word search, by the cursor of page 1.
     first_search = list_documents(settings, ListQuery.from_params({"q": RARE_WORD}, TRUSTED))
@@ -191,7 +208,10 @@ def run_queries(settings: Settings, runs: int) -> dict[str, tuple[int, float, fl
         p50, p95 = timed(lambda: list_documents(settings, ListQuery.from_params(params, TRUSTED)), runs)
         with session_scope(settings) as session:
             walked = search_recent(session, query) is not None
-        results[name] = (items, p50, p95, f"newest-first walk of {WINDOW} documents" if walked else plan(settings, query))
+        # The walk's window grows with the depth an offset page wants (recent.search_recent).
+        window = WINDOW * -(-(query.offset + query.limit + 1) // WANTED_PER_WINDOW)
+        results[name] = (items, p50, p95, f"newest-first walk of up to {window} documents" if walked
+                         else plan(settings, query))
         print(f"  {name:52}{items:>6}{p50:>9.2f}{p95:>9.2f}  {results[name][3]}", flush=True)
 
     def count_all() -> int:

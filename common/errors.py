@@ -70,6 +70,13 @@ class CallbackRefused(BadRequest):
     code = "callback_refused"
 
 
+class SearchTooDeep(BadRequest):
+    """An offset page of a `q` search past MAX_SEARCH_DEPTH: no cheap way reaches it for a common word, while
+    the cursor does at any depth; a code of its own lets a client switch to `next_cursor` without parsing text."""
+
+    code = "search_too_deep"
+
+
 class CredentialsInUrl(BadRequest):
     """Keys in URLs end up in access logs, proxies and browser history, so they are refused outright."""
 

@@ -106,6 +106,10 @@ class Document(Base):
         Index("ix_documents_created_id", "created_at", "id"),
         # list ?content_type=: exact type already in list order (no sort); a family (image/*) is a range.
         Index("ix_documents_type_created_id", "content_type", "created_at", "id"),
+        # A deep offset page under a status filter walks documents in list order for each one's type and job:
+        # these hold both, so no walked document's row is read (the two above stay for the narrower scans).
+        Index("ix_documents_created_id_type_job", "created_at", "id", "content_type", "job_id"),
+        Index("ix_documents_owner_created_id_type_job", "owner_id", "created_at", "id", "content_type", "job_id"),
         {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"},
     )
 

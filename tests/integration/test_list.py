@@ -318,13 +318,19 @@ def test_list_over_http_filters_pages_and_refuses_bad_parameters(gateway: Gatewa
     seen = [item["document_id"] for item in body["items"] + second["items"]]
     assert seen == [r.document_id for r in reversed(rows)]
 
-    for bad, named in ((query | {"limit": "1000"}, "limit"), (query | {"colour": "red"}, "colour"),
-                       (query | {"date_to": "tomorrow"}, "date_to"),
-                       ({"cursor": body["next_cursor"]}, "cursor")):
+    for bad, code, named in ((query | {"limit": "1000"}, "bad_request", "limit"),
+                             (query | {"colour": "red"}, "bad_request", "colour"),
+                             (query | {"date_to": "tomorrow"}, "bad_request", "date_to"),
+                             # 1098 + limit 3: past the search bound, a code of its own that names the cursor
+                             (query | {"q": "invoice", "offset": "1098"}, "search_too_deep", "next_cursor"),
+                             ({"cursor": body["next_cursor"]}, "bad_request", "cursor")):
         reply = gateway.request("GET", "/function/list?" + urlencode(bad))
         assert reply.status == 400, reply.body
         error = reply.json()["error"]
-        assert error["code"] == "bad_request" and named in error["message"]
+        assert error["code"] == code and named in error["message"], error
+    # At the bound (1097 + 3 = 1100) the same search is answered.
+    at_bound = gateway.request("GET", "/function/list?" + urlencode(query | {"q": "invoice", "offset": "1097"}))
+    assert at_bound.status == 200, at_bound.body
 
 
 def _warranty_rows() -> list[Row]:
@@ -395,10 +401,10 @@ def test_a_walk_stopped_by_its_sample_estimates_from_the_documents_it_went_throu
     insert(db, [Row(f"s-{i:02d}.pdf", T0 + timedelta(seconds=i), text="invoice" if i % 2 else "receipt")
                 for i in range(40)])
     monkeypatch.setattr(recent, "WINDOW", 30)
-    monkeypatch.setattr(recent, "SAMPLE", 1)  # fetch 2 x (2 + 1) = 6 matches, in the newest 11 or 12 documents
+    monkeypatch.setattr(recent, "SAMPLE", 1)  # read 2 + 1 matches: s-39, s-37, s-35, the newest 5 documents
     page = listing(db, q="invoice", limit=2)
     assert names(page) == ["s-39.pdf", "s-37.pdf"] and page["total_exact"] is False
-    assert page["total"] in (20, 22)  # 6 of 12 (or 11) documents examined, times 40
+    assert page["total"] == 24  # 3 of 5 documents examined, times 40
 
 
 @pytest.mark.parametrize("params", [{}, {"content_type": "image/*"}, {"filename": "scan"}, {"status": "completed"},
@@ -410,3 +416,105 @@ def test_offset_pages_are_slices_of_the_whole_listing(db: Settings, params: dict
     whole = names(listing(db, **params, limit=100))
     pages = [names(listing(db, **params, limit=3, offset=start)) for start in range(0, len(whole) + 3, 3)]
     assert [name for page in pages for name in page] == whole and len(whole) > 3
+
+
+@pytest.mark.parametrize("sort", ["created_at_desc", "created_at_asc"])
+def test_deep_offset_pages_of_a_common_word_are_walked_and_are_the_index_pages(
+        db: Settings, monkeypatch: pytest.MonkeyPatch, sort: str) -> None:
+    """Past the first window the walk's window grows with the offset: the same pages as the index, at every depth."""
+    rows = insert(db, _warranty_rows() + [Row(f"x-{i:02d}.pdf", T0 + timedelta(seconds=20 + i // 3),
+                                              text=f"warranty number {i}") for i in range(40)])
+    monkeypatch.setattr(recent, "WINDOW", 8)
+    monkeypatch.setattr(recent, "WANTED_PER_WINDOW", 4)  # offset 20, limit 4: 25 wanted, a window of 56
+    hits = sum(1 for r in rows if r.text and "warranty " in r.text.lower())
+    offsets = range(0, hits + 4, 4)
+    with session_scope(db) as session:
+        deep = ListQuery.from_params({"q": "warranty", "offset": "20", "limit": "4", "sort": sort}, TRUSTED)
+        assert recent.search_recent(session, deep) is not None
+    walked = [listing(db, q="warranty", offset=o, limit=4, sort=sort) for o in offsets]
+    monkeypatch.setattr(listing_page, "search_recent", lambda _session, _query: None)
+    indexed = [listing(db, q="warranty", offset=o, limit=4, sort=sort) for o in offsets]
+    assert [(names(w), w["next_cursor"]) for w in walked] == [(names(i), i["next_cursor"]) for i in indexed]
+    assert sum(len(w["items"]) for w in walked) == hits
+    assert all("warranty" in item["snippet"].lower() for w in walked for item in w["items"])
+
+
+def test_a_rare_word_deep_offset_goes_to_the_index_after_the_first_window(
+        db: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deep page of a word the first WINDOW documents show to be rare is not walked further: the index answers."""
+    rows = insert(db, [Row(f"r-{i:02d}.pdf", T0 + timedelta(seconds=i), text="archive" if i % 10 == 0 else "current")
+                       for i in range(60)])
+    monkeypatch.setattr(recent, "WINDOW", 10)
+    monkeypatch.setattr(recent, "WANTED_PER_WINDOW", 2)  # offset 2, limit 1: 4 wanted, a window of 20 documents
+    walks: list[Any] = []
+    walk = recent.search_recent
+
+    def counted(session: Any, query: ListQuery) -> Any:
+        walks.append(query)
+        return walk(session, query)
+
+    monkeypatch.setattr(listing_page, "search_recent", counted)
+    with session_scope(db) as session:
+        # 1 match in the first 10 documents: 2 projected in the window of 20, fewer than the 4 wanted.
+        assert walk(session, ListQuery.from_params({"q": "archive", "offset": "2", "limit": "1"}, TRUSTED)) is None
+    page = listing(db, q="archive", offset=2, limit=1)
+    archived = [r.filename for r in sorted(rows, key=lambda r: r.created_at, reverse=True) if r.text == "archive"]
+    assert names(page) == archived[2:3] and (page["total"], page["total_exact"]) == (6, True) and len(walks) == 1
+
+
+def _deep_rows() -> list[Row]:
+    """60 documents of two owners, three types and mixed statuses, with ties on created_at."""
+    types = ("application/pdf", "image/png", "image/jpeg")
+    statuses = (JobStatus.COMPLETED, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.COMPLETED, JobStatus.PENDING)
+    return [Row(f"{'scan' if i % 3 else 'page'}-{i:02d}.{types[i % 3].split('/')[1]}", T0 + timedelta(seconds=i // 2),
+                types[i % 3], statuses[i % 5], owner_id="0123456789ab" if i % 4 else "ba9876543210")
+            for i in range(60)]
+
+
+@pytest.mark.parametrize("params", [
+    {"status": "completed"}, {"status": "completed", "sort": "created_at_asc"},
+    {"status": "completed", "content_type": "image/*"}, {"status": "completed", "content_type": "image/png"},
+    {"status": "completed", "owner": "0123456789ab"}, {"status": "completed", "filename": "scan"},
+    {"status": "failed"}, {"filename": "scan"}, {"filename": "SCAN", "owner": "0123456789ab"},
+    {"filename": "scan", "content_type": "image/*", "sort": "created_at_asc"},
+], ids=lambda v: urlencode(v))
+def test_deep_offset_pages_of_status_and_filename_filters_are_slices_of_the_whole_listing(
+        db: Settings, params: dict[str, str]) -> None:
+    """The walk for keys (common status) and the table scan (filename) cut the same list as the first page."""
+    rows = insert(db, _deep_rows())
+    with session_scope(db) as session:
+        session.execute(text("ANALYZE TABLE documents, jobs"))
+    whole = names(listing(db, **params, limit=100))
+    pages = [listing(db, **params, limit=4, offset=start) for start in range(0, len(whole) + 4, 4)]
+    assert [name for page in pages for name in names(page)] == whole and len(whole) > 8
+    assert all(page["next_cursor"] is None for page in pages if len(page["items"]) < 4)
+
+    def kept(r: Row) -> bool:
+        family = params.get("content_type", "")
+        return ((params.get("status") is None or r.status.value == params["status"])
+                and params.get("filename", "").lower() in r.filename.lower()
+                and (not family or r.content_type == family or family.endswith("/*")
+                     and r.content_type.startswith(family[:-1]))
+                and params.get("owner", r.owner_id) == r.owner_id)
+
+    expected = sorted((r for r in rows if kept(r)), key=lambda r: (r.created_at, r.document_id),
+                      reverse=params.get("sort") != "created_at_asc")
+    assert whole == [r.filename for r in expected]
+
+
+def test_deep_offset_pages_name_the_index_that_walks_them(db: Settings) -> None:
+    """A common status walks the index with its filter's documents in list order; a filename scans the table."""
+    insert(db, _deep_rows())
+    with session_scope(db) as session:
+        def sql(**params: str) -> str:
+            query = ListQuery.from_params({**params, "offset": "8"}, TRUSTED)
+            return str(page_statement(session, query).compile(dialect=mysql.dialect()))
+        # The covering indexes hold each walked document's type and job: no document row is read.
+        assert "FORCE INDEX (ix_documents_created_id_type_job)" in sql(status="completed", content_type="image/*")
+        assert "FORCE INDEX (ix_documents_created_id_type_job)" in sql(status="completed")
+        assert "FORCE INDEX (ix_documents_type_created_id)" in sql(status="completed", content_type="image/png")
+        assert "FORCE INDEX (ix_documents_owner_created_id_type_job)" in sql(status="completed", owner="0123456789ab",
+                                                                            content_type="image/*")
+        assert "FORCE INDEX (ix_jobs_status)" in sql(status="completed")
+        assert "IGNORE INDEX (ix_documents_created_id, ix_documents_created_id_type_job)" in sql(filename="scan")
+        assert "INDEX" not in sql() and "INDEX" not in sql(content_type="image/*")

@@ -79,6 +79,8 @@ def previous_release(engine: Engine) -> None:
                           "DROP COLUMN callback_url, DROP COLUMN callback_state, DROP COLUMN callback_attempts, "
                           "DROP COLUMN callback_last_code"))
         conn.execute(text("ALTER TABLE documents DROP INDEX ix_documents_owner_created_id, "
+                          "DROP INDEX ix_documents_created_id_type_job, "
+                          "DROP INDEX ix_documents_owner_created_id_type_job, "
                           "DROP COLUMN owner_id, DROP COLUMN job_id"))
         conn.execute(text(DOCUMENT))
         conn.execute(text(job("j1")))
@@ -89,7 +91,7 @@ def test_head_is_the_newest_revision_and_history_is_one_line() -> None:
     script = ScriptDirectory.from_config(migrations.config())
     assert script.get_heads() == [migrations.HEAD]
     assert [r.revision for r in script.walk_revisions()] == [
-        migrations.HEAD, "0003_callbacks", "0002_keys_owners", "0001_baseline"]
+        migrations.HEAD, "0004_chunks_pdfa", "0003_callbacks", "0002_keys_owners", "0001_baseline"]
 
 
 def test_an_empty_database_gets_the_schema_of_the_models_and_a_second_run_changes_nothing(settings: Settings) -> None:
@@ -151,13 +153,51 @@ def test_downgrading_the_chunks_drops_only_their_table_and_the_pdfa_choice(setti
     """0004 -> 0003 removes job_chunks and jobs.pdfa and nothing else; upgrading makes them again."""
     create_schema(settings)
     engine = raw(settings)
-    change = migrations.downgrade(engine, "-1")
+    change = migrations.downgrade(engine, "0003_callbacks")
     assert (change.before, change.after) == (migrations.HEAD, "0003_callbacks")
     tables = set(inspect(engine).get_table_names())
     assert "job_chunks" not in tables and {"jobs", "pages", "documents", "api_keys"} <= tables
     assert "pdfa" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
     create_schema(settings)
     assert differences(engine) == []
+
+
+WALK_INDEXES = {"ix_documents_created_id_type_job": ["created_at", "id", "content_type", "job_id"],
+                "ix_documents_owner_created_id_type_job": ["owner_id", "created_at", "id", "content_type", "job_id"]}
+
+
+def indexes(engine: Engine, table: str) -> dict[str, list[str]]:
+    return {str(i["name"]): [str(c) for c in i["column_names"]] for i in inspect(engine).get_indexes(table)}
+
+
+def test_downgrading_the_list_walk_drops_only_its_indexes_and_keeps_the_rows(settings: Settings) -> None:
+    """0005 -> 0004 drops the two covering indexes of the listing's walk and nothing else, with rows in the
+    table (nothing refuses it: an index holds no data); upgrading builds them again over those rows."""
+    create_schema(settings)
+    engine = raw(settings)
+    assert WALK_INDEXES.items() <= indexes(engine, "documents").items()
+    before = set(indexes(engine, "documents")) - set(WALK_INDEXES)
+    with engine.begin() as conn:
+        conn.execute(text(DOCUMENT))
+        conn.execute(text(job("j1")))
+        conn.execute(text("UPDATE documents SET job_id = 'j1', owner_id = '0123456789ab' WHERE id = 'd1'"))
+
+    change = migrations.downgrade(engine, "-1")
+
+    assert (change.before, change.after) == (migrations.HEAD, "0004_chunks_pdfa")
+    assert set(indexes(engine, "documents")) == before
+    with engine.connect() as conn:
+        kept = conn.execute(text("SELECT job_id, owner_id FROM documents WHERE id = 'd1'")).one()
+    assert kept == ("j1", "0123456789ab")
+    change = create_schema(settings)
+    assert (change.before, change.after) == ("0004_chunks_pdfa", migrations.HEAD)
+    assert WALK_INDEXES.items() <= indexes(engine, "documents").items()
+    assert differences(engine) == []
+    with engine.connect() as conn:
+        # The rebuilt index holds the row: read from it alone (the hint would fail on a missing index).
+        found = conn.execute(text("SELECT id, job_id FROM documents FORCE INDEX (ix_documents_created_id_type_job) "
+                                  "WHERE content_type LIKE 'image/%' ORDER BY created_at, id")).all()
+    assert found == [("d1", "j1")]
 
 
 def test_downgrading_is_refused_while_a_document_has_several_jobs(settings: Settings) -> None:

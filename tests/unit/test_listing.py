@@ -9,9 +9,10 @@ from datetime import datetime
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from common.errors import BadRequest
+from common.errors import BadRequest, SearchTooDeep
 from common.models import TRUSTED, JobStatus
 from common.rules.listing import DEFAULT_LIMIT, ListQuery, Position, decode_cursor, encode_cursor, snippet_of
+from common.rules.listing.params import MAX_SEARCH_DEPTH
 from common.rules.listing.snippets import contains_words
 
 POSITION = Position(datetime(2026, 1, 31, 12, 0, 0, 123456), "6c1f1c2e-6d8a-4c51-9a5e-2f1f8e0b6a11")
@@ -106,6 +107,20 @@ def test_unknown_parameters_are_all_named_with_the_accepted_ones() -> None:
 def test_a_repeated_parameter_is_refused() -> None:
     """status=a&status=b is ambiguous, so it is a 400 rather than a silent pick of one."""
     assert "status" in refused(MultiDict([("status", "pending"), ("status", "failed")]))
+
+
+def test_a_search_offset_page_deeper_than_the_bound_is_refused_with_the_cursor_named() -> None:
+    """With q, offset + limit past MAX_SEARCH_DEPTH is a 400 search_too_deep naming the bound and next_cursor; up to
+    it, accepted."""
+    with pytest.raises(SearchTooDeep) as info:
+        ListQuery.from_params({"q": "invoice", "offset": str(MAX_SEARCH_DEPTH - 9), "limit": "10"}, TRUSTED)
+    assert info.value.http_status == 400 and info.value.code == "search_too_deep"
+    message = info.value.message
+    assert f"{MAX_SEARCH_DEPTH}" in message and "next_cursor" in message and "offset" in message
+    at_bound = ListQuery.from_params({"q": "invoice", "offset": str(MAX_SEARCH_DEPTH - 100), "limit": "100"}, TRUSTED)
+    assert at_bound.offset + at_bound.limit == MAX_SEARCH_DEPTH
+    # Without q an offset that deep is a plain offset page.
+    assert ListQuery.from_params({"offset": str(MAX_SEARCH_DEPTH * 10)}, TRUSTED).offset == MAX_SEARCH_DEPTH * 10
 
 
 def test_an_offset_sent_with_a_plus_decoded_as_space_gets_a_hint() -> None:

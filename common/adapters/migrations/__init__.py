@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 FOLDER = Path(__file__).resolve().parent
 # The revision the models of common/adapters/db.py describe (a unit test checks it is the newest one).
-HEAD = "0004_chunks_pdfa"
+HEAD = "0005_list_walk"
 # How long an upgrade waits for another process's upgrade of the same database to finish.
 LOCK_SECONDS = 300
 
@@ -40,7 +40,17 @@ _JOBS = {"id", "document_id", "status", "lang", "attempts", "version", "max_atte
 _PAGES = {"id", "job_id", "page_number", "text", "confidence", "method", "width", "height", "duration_ms",
           "rotation", "words", "uq_pages_job_page"}
 _RELEASES: tuple[tuple[str, dict[str, set[str]]], ...] = (
-    # What the models make since page chunks and the PDF/A choice (made by create_all, it is stamped, not upgraded).
+    # What the models make since the listing's covering indexes (made by create_all, it is stamped, not upgraded).
+    ("0005_list_walk", {
+        "api_keys": {"id", "name", "role", "secret_hash", "created_at", "last_used_at", "revoked_at"},
+        "documents": _DOCUMENTS | {"owner_id", "job_id", "ix_documents_owner_created_id",
+                                   "ix_documents_created_id_type_job", "ix_documents_owner_created_id_type_job"},
+        "jobs": _JOBS | {"owner_id", "ix_jobs_document_id", "callback_url", "callback_state", "callback_attempts",
+                         "callback_last_code", "pdfa"},
+        "pages": _PAGES,
+        "job_chunks": {"job_id", "number", "first_page", "last_page", "status", "attempts", "claim_token",
+                       "lease_expires_at", "updated_at"},
+    }),
     ("0004_chunks_pdfa", {
         "api_keys": {"id", "name", "role", "secret_hash", "created_at", "last_used_at", "revoked_at"},
         "documents": _DOCUMENTS | {"owner_id", "job_id", "ix_documents_owner_created_id"},

@@ -5,7 +5,9 @@ Contract of `GET /function/list` (docs/openapi.yaml describes the same):
 Parameters (any other name is refused with 400 naming it, so a typo such as `stauts=failed` never
 silently lists everything; a parameter given twice is refused too; an empty value counts as absent):
 - `limit`: page size, 1..100, default 10.
-- `offset`: documents to skip (offset mode), 0..1,000,000,000, default 0. Cost grows with the offset.
+- `offset`: documents to skip (offset mode), 0..1,000,000,000, default 0. Cost grows with the offset. With
+  `q`, offset + limit may be at most MAX_SEARCH_DEPTH (1,100), else 400 `search_too_deep` naming the bound
+  and `next_cursor`: past it a word most texts hold has no cheap way (see `recent`); cursor pages have no bound.
 - `cursor`: the `next_cursor` of the previous answer (cursor mode). Send the same filters and sort
   with it (limit may change); a cursor used with other filters or sort is refused with 400.
   Not combinable with a non-zero offset.
@@ -27,7 +29,8 @@ silently lists everything; a parameter given twice is refused too; an empty valu
   cannot be searched: they are dropped and echoed in `ignored_terms`; a `q` with no searchable word is
   a 400. `q` filters only: the order stays `sort`, which keeps cursors exact. Each item then carries
   a `snippet`: about 160 characters around the first occurrence of a searched word. A word common in
-  the newest documents is found by walking them in list order (`recent`), a rare one by the index.
+  the newest documents is found by walking them in list order (`recent`; the window grows with the offset
+  page's depth), a rare one by the index.
 
 Answer: `{"items", "total", "total_exact", "limit", "offset", "next_cursor"}` (+ `ignored_terms` with `q`).
 - `next_cursor` is in every answer, offset mode included (so a client can switch to cursors), and is
@@ -41,9 +44,10 @@ Answer: `{"items", "total", "total_exact", "limit", "offset", "next_cursor"}` (+
   secret token (it only positions a scan within filters the caller may use anyway).
 
 Where each part lives: `params` (parsing and validation), `cursor` (the cursor codec), `query` (the
-SQL of a page and its count), `plan` (the join-order heuristic for status filters), `recent` (a common
-word's search by walking the newest documents), `snippets`, and `page` (running the statements and
-shaping the answer).
+SQL of a page and its count; a deep offset page of a common status walks a covering index for document
+keys only, one of a filename substring scans the table once instead of walking the ordering index), `plan`
+(the join-order heuristic for status filters), `recent` (a common word's search by walking the newest
+documents), `snippets`, and `page` (running the statements and shaping the answer).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 
-from common.errors import BadRequest, Forbidden, unknown_parameters
+from common.errors import BadRequest, Forbidden, SearchTooDeep, unknown_parameters
 from common.models import JobStatus, Principal
 from common.rules.apikeys import KEY_ID
 from common.rules.listing.cursor import Position, decode_cursor
@@ -18,6 +18,9 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 # Only a sanity bound (past the table's size a page is empty anyway); deep paging belongs to cursors.
 MAX_OFFSET = 1_000_000_000
+# With `q`, the deepest offset + limit of an offset page: past it a word most texts hold has no cheap way (the
+# newest-first walk grows with the offset, the full-text index with the word's hits). Cursors have no bound.
+MAX_SEARCH_DEPTH = 1_100
 SORTS = ("created_at_desc", "created_at_asc")
 PARAMETERS = frozenset(
     {"limit", "offset", "cursor", "filename", "content_type", "status", "date_from", "date_to", "sort", "q", "owner"}
@@ -120,6 +123,11 @@ class ListQuery:
             owner=_owner(values["owner"], caller),
         )
         if values["cursor"] is None:
+            if query.search is not None and query.offset + query.limit > MAX_SEARCH_DEPTH:
+                raise SearchTooDeep(
+                    f"with q, offset + limit may be at most {MAX_SEARCH_DEPTH}, got {query.offset + query.limit}; "
+                    f"page deeper with next_cursor (each answer has it), which costs the same at any depth"
+                )
             return query
         if query.offset:
             raise BadRequest("cursor and offset cannot be combined: a cursor already says where the page starts")

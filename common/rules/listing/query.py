@@ -78,8 +78,17 @@ def after(position: Position, descending: bool) -> ColumnElement[bool]:
 
 def page_statement(session: Session, query: ListQuery) -> Select[Any]:
     """The page's SELECT (one row more than the limit), with the join order the filter calls for."""
-    if query.after is None and query.offset > 0 and query.status is None and query.search is None:
-        return _skipping_statement(query)
+    if query.after is None and query.offset > 0 and query.search is None:
+        if query.status is None:
+            return _skipping_statement(query)
+        if status_is_common(session, query):
+            return _walking_statement(query)
+        # A rare status: its jobs are collected and sorted; keys only, so the sort carries no page columns.
+        return _rows_of(
+            select(Document.id.label("page_id")).join(Job, JOB_OF_DOCUMENT).where(*_filters(query))
+            .order_by(*list_order(query)).limit(query.limit + 1).offset(query.offset).subquery(),
+            query,
+        )
     statement = (
         select(*PAGE_COLUMNS)
         .join(Job, JOB_OF_DOCUMENT)
@@ -120,8 +129,55 @@ def _skipping_statement(query: ListQuery) -> Select[Any]:
     """
     ids = (
         select(Document.id.label("page_id")).where(*document_filters(query)).order_by(*list_order(query))
-        .limit(query.limit + 1).offset(query.offset).subquery()
+        .limit(query.limit + 1).offset(query.offset)
     )
+    if query.filename is not None:
+        # A substring has no index: walking the ordering index reads each document's row by its key until
+        # offset + limit match (all of them when the matches are old: 0.2 s at 100k documents). One scan of
+        # the table in storage order with a sort of the matches' keys costs a fraction of that at any offset.
+        # Both indexes in list order are ignored: the covering one holds no file name either.
+        ids = ids.with_hint(Document, "IGNORE INDEX (ix_documents_created_id, ix_documents_created_id_type_job)",
+                            dialect_name="mysql")
+    return _rows_of(ids.subquery(), query)
+
+
+def _walking_statement(query: ListQuery) -> Select[Any]:
+    """An offset page of a common status: walk documents in list order for the keys alone, then join the page.
+
+    The rows skipped cost a job lookup each, so the walk reads no more than it must: each document's type and
+    job from a covering index in list order (no document row read), the job through ix_jobs_status (status,
+    id), which answers "has this job the status" from the index without the job's wide row, and no page
+    columns (offset 10,000 of 100k documents: 0.16 s with whole rows, 0.06 s keys from the rows, 0.025 s keys
+    from the covering index). Documents first, in list order, as status_is_common decided.
+    """
+    ids = (
+        select(Document.id.label("page_id"))
+        # The document's shown job by its key alone: the second term of JOB_OF_DOCUMENT would need the job's row.
+        .join(Job, Job.id == Document.job_id)
+        .where(*document_filters(query), Job.status == query.status)
+        .order_by(*list_order(query))
+        .limit(query.limit + 1).offset(query.offset)
+        .prefix_with("STRAIGHT_JOIN", dialect="mysql")
+        .with_hint(Job, "FORCE INDEX (ix_jobs_status)", dialect_name="mysql")
+    )
+    # The index that has the filtered documents in list order; without the hint a deep offset makes MariaDB
+    # 10.11 prefer reading the whole table and sorting it (0.15 s at 100k documents), and a family of types
+    # (image/*) a range of several types on ix_documents_type_created_id, which is not in list order either.
+    # The covering ones test the type in the index and hand over job_id. An exact type keeps its own index:
+    # it reads only that type's rows, where the covering walk would step over every other type's entries
+    # (cheaper for a common type, far dearer for a rare one).
+    if query.owner is not None:
+        ordered = "ix_documents_owner_created_id_type_job"
+    elif query.content_type is not None and not query.content_type.endswith("/*"):
+        ordered = "ix_documents_type_created_id"
+    else:
+        ordered = "ix_documents_created_id_type_job"
+    ids = ids.with_hint(Document, f"FORCE INDEX ({ordered})", dialect_name="mysql")
+    return _rows_of(ids.subquery(), query)
+
+
+def _rows_of(ids: Any, query: ListQuery) -> Select[Any]:
+    """The page's rows for a subquery of its document ids (`page_id`), in list order."""
     return (
         select(*PAGE_COLUMNS)
         .join(ids, ids.c.page_id == Document.id)

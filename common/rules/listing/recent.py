@@ -3,8 +3,11 @@
 InnoDB reads a word's whole posting list for every MATCH, so a word most documents contain costs in
 proportion to the table (every hit read, joined and sorted) even for a page of ten. When the word is
 common, the page is near the start of the list: walking documents in list order and testing each text
-finds it after a few dozen rows. The walk is bounded by a window of the next WINDOW documents; when the
-window holds too few matches the word is rare, and the full-text index is the cheap way (None below).
+finds it after a few dozen rows. The walk is bounded by a window of the next documents: WINDOW of them for
+the first pages, growing with the matches a deeper offset page needs before its own (offset + limit + 1, up
+to MAX_WANTED), so the share of texts that makes a word "common" does not rise with the offset. When the
+window holds too few matches the word is rare, and the full-text index is the cheap way (None below); the
+first WINDOW documents already tell, so a rare word does not pay for a deep window.
 """
 
 from __future__ import annotations
@@ -17,17 +20,23 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import Boolean
 
 from common.adapters.db import Document, Job
-from common.rules.listing.params import ListQuery, Search
+from common.rules.listing.cursor import Position
+from common.rules.listing.params import MAX_SEARCH_DEPTH, ListQuery, Search
 from common.rules.listing.query import JOB_OF_DOCUMENT, PAGE_COLUMNS, after, document_filters, list_order
 from common.rules.listing.snippets import contains_words
 
-# Documents a walk may examine: a page of ten is found for any word in about one text in fifty or more; a
-# rarer word has few enough hits for the full-text index, and a walk that finds too little wastes little.
+# Documents a first page's walk may examine: a page of ten is found for any word in about one text in fifty
+# or more; a rarer word has few enough hits for the full-text index, and a walk that finds too little wastes
+# little.
 WINDOW = 500
+# Deeper pages: one more WINDOW of documents for each WANTED_PER_WINDOW matches wanted (offset + limit + 1), so
+# the share that makes a word common stays about one in five at every depth instead of rising with the offset.
+WANTED_PER_WINDOW = 100
 # Matches a walk reads at least: the share behind an estimated total rests on this many.
 SAMPLE = 100
-# Deeper offset pages (offset + limit past this) go to the full-text index: the walk would grow with them.
-MAX_WANTED = 101
+# The deepest match a walk looks for. `q` pages deeper than this are refused in offset mode (params), since
+# neither way is cheap there for a common word: the walk grows with the offset, the index with the word's hits.
+MAX_WANTED = MAX_SEARCH_DEPTH + 1
 
 
 @dataclass(frozen=True)
@@ -58,48 +67,90 @@ def _word_test(search: Search) -> tuple[list[ColumnElement[bool]], ColumnElement
 
 def search_recent(session: Session, query: ListQuery) -> RecentPage | None:
     """The page of a `q` search by walking the window in list order; None when the index should answer."""
-    if query.search is None or query.offset + query.limit + 1 > MAX_WANTED:
-        return None
     wanted = query.offset + query.limit + 1
+    if query.search is None or wanted > MAX_WANTED:
+        return None
+    search = query.search
     start = document_filters(query)
     if query.after is not None:
         start.append(after(query.after, query.descending))
-    # The window's last document, by the ordering index alone (no job, no text read).
-    bound: Any = session.execute(
-        select(Document.created_at, Document.id).where(*start).order_by(*list_order(query))
-        .offset(WINDOW - 1).limit(1)
-    ).first()
-    likes, confirmed = _word_test(query.search)
-    conditions = [*start, *likes]
-    if bound is not None:
-        conditions.append(_within(bound, query.descending))
-    if query.status is not None:
-        conditions.append(Job.status == query.status)
+    window = WINDOW * -(-wanted // WANTED_PER_WINDOW)  # ceil
+
+    def nth(n: int) -> Any:
+        """The n-th document from the start, by the ordering index alone (no job, no text read); None past the end."""
+        return session.execute(
+            select(Document.created_at, Document.id).where(*start).order_by(*list_order(query)).offset(n - 1).limit(1)
+        ).first()
+
+    likes, confirmed = _word_test(search)
     # Only unconfirmed texts travel; a confirmed one is NULL here.
     unconfirmed = func.if_(type_coerce(confirmed, Boolean), literal(None), Job.text).label("unconfirmed")
-    fetch = max(2 * wanted, SAMPLE)
-    fetched = session.execute(
-        select(*PAGE_COLUMNS, unconfirmed)
-        .join(Job, JOB_OF_DOCUMENT)
-        .where(*conditions)
-        .order_by(*list_order(query))
-        .limit(fetch)
-        # Join order as written: documents by the ordering index, each one's job read by its key; the
-        # walk stops at the limit.
-        .prefix_with("STRAIGHT_JOIN", dialect="mysql")
-    ).all()
-    found: list[Any] = [row for row in fetched
-                        if row.unconfirmed is None or contains_words(row.unconfirmed, query.search.words)]
-    stopped_early = len(fetched) == fetch
-    complete = bound is None and not stopped_early
+    matching = [*likes] + ([Job.status == query.status] if query.status is not None else [])
+
+    def walk(resume: Position | None, bound: Any, limit: int) -> list[Any]:
+        """Up to `limit` texts that may hold the words, after `resume` and not past `bound`, in list order."""
+        conditions = [*start, *matching]
+        if resume is not None:
+            conditions.append(after(resume, query.descending))
+        if bound is not None:
+            conditions.append(_within(bound, query.descending))
+        return list(session.execute(
+            # Keys and the unconfirmed text only: the page's own columns are read for its rows alone.
+            select(Document.created_at, Document.id, unconfirmed)
+            .join(Job, JOB_OF_DOCUMENT)
+            .where(*conditions)
+            .order_by(*list_order(query))
+            .limit(limit)
+            # Join order as written: documents by the ordering index, each one's job read by its key; the
+            # walk stops at the limit.
+            .prefix_with("STRAIGHT_JOIN", dialect="mysql")
+        ).all())
+
+    need = max(wanted, SAMPLE)
+    found: list[Any] = []
+    last: Any = None  # the last row read: where the walk resumes and up to where it examined documents
+    exhausted = False  # the current window has no further candidate
+
+    def fill(bound: Any) -> None:
+        nonlocal last, exhausted
+        exhausted = False
+        while len(found) < need:
+            # A LIKE hit that is no whole word (e.g. "invoices") is dropped: read more until enough are confirmed.
+            limit = need - len(found)
+            resume = Position(last.created_at, last.id) if last is not None else query.after
+            fetched = walk(resume, bound, limit)
+            if fetched:
+                last = fetched[-1]
+            found.extend(row for row in fetched
+                         if row.unconfirmed is None or contains_words(row.unconfirmed, search.words))
+            if len(fetched) < limit:
+                exhausted = True
+                return
+
+    first_bound = nth(WINDOW)
+    fill(first_bound)
+    bound, examined_window = first_bound, WINDOW
+    if exhausted and first_bound is not None and len(found) < wanted and window > WINDOW:
+        # The first WINDOW documents tell the word's share: go on only if the whole window should hold enough.
+        if len(found) * window < wanted * WINDOW:
+            return None
+        bound, examined_window = nth(window), window
+        fill(bound)
+    complete = bound is None and exhausted
     if len(found) < wanted and not complete:
         return None  # a rare word in the newest documents: the full-text index reads few hits
-    if stopped_early:
-        # Documents the walk went through: those of the window up to the last row it fetched.
-        last = fetched[-1]
+    if not exhausted:
+        # Documents the walk went through: those of the window up to the last row it read.
         examined = session.execute(
             select(func.count()).select_from(Document).where(*start, _within(last, query.descending))
         ).scalar_one()
     else:
-        examined = WINDOW
-    return RecentPage(rows=found[query.offset:wanted], share=len(found) / max(1, examined), complete=complete)
+        examined = examined_window
+    shown = [row.id for row in found[query.offset:wanted]]
+    rows: list[Any] = []
+    if shown:
+        # The page's rows (one more than the limit, if any) by their keys, in list order.
+        rows = list(session.execute(
+            select(*PAGE_COLUMNS).join(Job, JOB_OF_DOCUMENT).where(Document.id.in_(shown)).order_by(*list_order(query))
+        ).all())
+    return RecentPage(rows=rows, share=len(found) / max(1, examined), complete=complete)
