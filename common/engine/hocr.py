@@ -31,6 +31,7 @@ class HocrPage:
     lines: list[Line] = field(default_factory=list)  # every line with words, in reading order
     word_lines: list[int] = field(default_factory=list)  # the index in `lines` of each of `words`
     scan_res: int | None = None  # the resolution tesseract took the image to have (hOCR's scan_res)
+    size: tuple[int, int] | None = None  # the page image's width and height; None: tesseract read no image
 
     def words_in_lines(self) -> list[Word]:
         """The words, each carrying the index of its line."""
@@ -50,6 +51,7 @@ class _Reader(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.lines: list[_Line] = []
         self.scan_res: int | None = None
+        self.size: tuple[int, int] | None = None
         self._block = self._paragraph = -1
         self._open: list[str] = []  # the class of each element still open
         self._word: tuple[str, list[str]] | None = None  # title and text parts of the word being read
@@ -62,6 +64,8 @@ class _Reader(HTMLParser):
         if kind == "ocr_page":
             res = _SCAN_RES.search(title)
             self.scan_res = int(res.group(1)) if res else None
+            box = _BBOX.search(title)
+            self.size = (int(box.group(3)), int(box.group(4))) if box else None
         elif kind == "ocr_carea":
             self._block += 1
         elif kind == "ocr_par" or (kind in _LINE_CLASSES and self._paragraph < 0):
@@ -112,6 +116,7 @@ def parse(raw: bytes) -> HocrPage:
         lines=[_line_of(line) for line in read],
         word_lines=[index for index, line in enumerate(read) for _ in line.words],
         scan_res=reader.scan_res,
+        size=reader.size,
     )
 
 

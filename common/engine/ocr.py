@@ -14,7 +14,7 @@ from common.engine import hocr, pdf_pages, scratch, searchable_pdf
 from common.engine.image_pages import image_rasters
 from common.engine.layer_words import LayerLayout, place_layers, write_hocr
 from common.engine.limits import OcrLimits
-from common.engine.page_ocr import PageRead, read_page
+from common.engine.page_ocr import PageRead, UnreadableImage, read_page
 from common.engine.pdf import PdfDocument
 from common.engine.recognition import Outputs, Recognition
 from common.logging import get_logger
@@ -109,7 +109,13 @@ class TesseractEngine:
                                                duration_ms=pages.layer_ms + int((time.monotonic() - started) * 1000),
                                                words=layout.words, lines=layout.lines), hocr=kept)
                 raster = pdf_pages.page_raster(path, pdf, pages, n, workdir, self.limits)
-                read = read_page(raster, lang, self.limits, output_dir is not None, started)
+                try:
+                    read = read_page(raster, lang, self.limits, output_dir is not None, started)
+                except UnreadableImage as e:
+                    # E.g. a stored stream that inflates short: poppler draws what it can of it, as for any page.
+                    log.warning("ocr.stored_image_unreadable", page=n, reason=e.message)
+                    raster = pdf_pages.rendered_raster(path, pdf, n, workdir, self.limits)
+                    read = read_page(raster, lang, self.limits, output_dir is not None, started)
                 if n in pages.rejected:
                     read = replace(read, result=replace(read.result, text_layer_rejected=pages.rejected[n]))
                 return read

@@ -32,6 +32,10 @@ MIN_TURNED_CHARS = 20
 _TESSERACT_ENV = dict(os.environ, OMP_THREAD_LIMIT="1")
 
 
+class UnreadableImage(OcrError):
+    """A page's stored image did not decode to what its PDF dictionary promised: render the page instead."""
+
+
 @dataclass(frozen=True)
 class Raster:
     """A page ready for tesseract: an image file (removed once read), its resolution, and where it came from.
@@ -44,6 +48,8 @@ class Raster:
     path: Path
     dpi: int
     from_pdf: bool
+    # A stored image passed on undecoded: the size tesseract must find in it, or the page was not read.
+    size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ def read_page(raster: Raster, lang: str, limits: OcrLimits, keep_files: bool, st
     try:
         if limits.clean_up:
             image = rewritten(image, "clean", raster.dpi, cleaned_up)
-        read = _tesseract(raster, image, lang, limits.page_timeout, keep_files)
+        read = _first_read(raster, image, lang, limits.page_timeout, keep_files)
         rotation = 0
         if read.confidence is None or read.confidence < LOW_CONFIDENCE:
             turn = _orientation(image, limits.page_timeout)
@@ -165,6 +171,23 @@ def _tesseract(raster: Raster, image: Path, lang: str, timeout: float, keep_file
         if not keep_files:
             base.with_suffix(".hocr").unlink(missing_ok=True)
     return page
+
+
+def _first_read(raster: Raster, image: Path, lang: str, timeout: float, keep_files: bool) -> hocr.HocrPage:
+    """The page's first tesseract run; for a stored image passed on undecoded (`raster.size`), UnreadableImage
+    when leptonica could not decode it: tesseract fails on a short PNG, and reads no page from a short TIFF."""
+    try:
+        read = _tesseract(raster, image, lang, timeout, keep_files)
+    except OcrTimeout:
+        raise
+    except OcrError as e:
+        if raster.size is None:
+            raise
+        raise UnreadableImage(e.message, detail=e.detail) from e
+    if raster.size is not None and read.size != raster.size:
+        raise UnreadableImage(f"tesseract read no {raster.size[0]}x{raster.size[1]} image from page "
+                              f"{raster.number}'s stored stream")
+    return read
 
 
 def _orientation(image: Path, timeout: float) -> int:

@@ -12,6 +12,7 @@ from typing import Literal
 import pikepdf
 from PIL import Image
 
+from common.engine import jbig2, stored_files
 from common.errors import CorruptDocument, PdfEncrypted
 
 # Operators a plain scanned page uses to place its one image; anything else (paths, text, shading,
@@ -35,16 +36,19 @@ class PageJpeg:
     pixels: int
 
 
-# How a lossless page image is handed to tesseract: 8-bit gray or RGB samples, 1-bit samples, or a
-# CCITT G4 stream passed on undecoded inside a TIFF.
-LosslessKind = Literal["gray", "rgb", "bilevel", "ccitt"]
+# How a lossless page image is handed to tesseract: 8-bit gray or RGB samples, 1-bit samples, palette
+# indices (1 to 8 bits) with their colours, a CCITT G4 or G3 stream passed on undecoded inside a TIFF,
+# or a JBIG2 stream decoded by jbig2dec (common.engine.jbig2).
+LosslessKind = Literal["gray", "rgb", "bilevel", "indexed", "ccitt", "jbig2"]
 
 
 @dataclass(frozen=True)
 class PageLossless:
     """A page that is exactly one upright losslessly stored image covering it: Flate (or unfiltered)
-    gray or RGB at 8 bits, 1-bit gray, or CCITT G4. `black_is_0`: for "bilevel", whether a 0 sample
-    shows black (PDF's default; /Decode [1 0] turns it). A G4 stream's TIFF header says the same itself."""
+    gray or RGB at 8 bits, 1-bit gray, Indexed over gray or RGB, CCITT G4 or G3, or JBIG2. `black_is_0`:
+    for "bilevel" and "jbig2", whether a 0 sample shows black (PDF's default for samples, not for JBIG2,
+    whose 1 is black; /Decode [1 0] turns either). A CCITT stream's
+    TIFF header says the same itself. For "indexed": `bits` per index and `palette`, 2**bits RGB triples."""
 
     objgen: tuple[int, int]
     dpi: int
@@ -53,6 +57,8 @@ class PageLossless:
     height: int
     kind: LosslessKind
     black_is_0: bool = True
+    bits: int = 8
+    palette: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,8 @@ class PdfDocument:
 
         Rendering such a page only decodes the image again (and, for a colour or 1-bit scan, turns it
         into more bytes). Any doubt (rotation, masks, colour spaces, other drawing, annotations, an
-        encoding not handled here such as JBIG2 or CCITT G3) leaves a page out, and it is rendered.
+        encoding not handled here such as JBIG2 or CCITT G3 without end-of-line codes) leaves a page
+        out, and it is rendered.
         """
         found: dict[int, PageJpeg | PageLossless] = {}
         with self._lock:
@@ -141,24 +148,57 @@ class PdfDocument:
             data = self._pdf.get_object(jpeg.objgen).read_raw_bytes()
         out.write_bytes(data)
 
-    def write_lossless(self, image: PageLossless, out: Path) -> bool:
-        """The page image as a TIFF at `out` (no compression, or the stored G4 stream as it is), which
-        leptonica reads fastest (PNG takes about 13x, PNM 28x as long for a gray A4 page, measured);
-        False when its stream cannot be decoded to what its dictionary promises: render the page then."""
+    def jbig2_streams(self, image: PageLossless) -> tuple[bytes, bytes | None] | None:
+        """A JBIG2 page image's embedded stream and its /JBIG2Globals (decoded from any filter of its own),
+        for jbig2dec; None when either cannot be read (render the page then)."""
         try:
             with self._lock:
                 obj = self._pdf.get_object(image.objgen)
                 if not isinstance(obj, pikepdf.Stream):
-                    return False
+                    return None
+                _, parms = _only_filter(obj)
+                shared = parms.get("/JBIG2Globals") if parms is not None else None
+                if shared is not None and not isinstance(shared, pikepdf.Stream):
+                    return None
+                return obj.read_raw_bytes(), (shared.read_bytes() if shared is not None else None)
+        except (pikepdf.PikepdfError, ValueError, KeyError, TypeError, NotImplementedError):
+            return None
+
+    def write_lossless(self, image: PageLossless, out: Path) -> Path | None:
+        """The page image as a file for tesseract at `out` with the suffix its format takes, or None when its
+        stream cannot be what its dictionary promises: render the page then.
+
+        A Flate stream goes into a TIFF (Deflate) or, with PNG predictors, a PNG as it is stored; leptonica
+        inflates it as it would a scan given to the CLI. Whether it inflates to the whole image is known only
+        then: tesseract reads no page from a short stream, and the page is rendered (TesseractEngine). Other
+        samples go into an uncompressed TIFF, which leptonica reads fastest (PNG takes about 13x, PNM 28x as
+        long for a gray A4 page, measured); a CCITT stream into a TIFF as it is.
+        """
+        if image.kind == "jbig2":
+            return None  # jbig2dec decodes these (jbig2.decode, with jbig2_streams)
+        try:
+            with self._lock:
+                obj = self._pdf.get_object(image.objgen)
+                if not isinstance(obj, pikepdf.Stream):
+                    return None
+                filters, parms = _only_filter(obj)
+                predicted = parms is not None and int(parms.get("/Predictor", 1)) >= 10
                 if image.kind == "ccitt":
-                    # pikepdf wraps the G4 stream in a TIFF header, photometry from /BlackIs1 and /Decode.
+                    out = out.with_suffix(".tif")
+                    # pikepdf wraps the G4 or G3 stream in a TIFF header (group, 2-D coding), photometry from
+                    # /BlackIs1 and /Decode.
                     with out.open("wb") as f:
                         if pikepdf.PdfImage(obj).extract_to(stream=f) != ".tif":
-                            return False
+                            return None
+                    data = b""  # written already
+                elif filters == "/FlateDecode" and not (predicted and not image.black_is_0):
+                    data = obj.read_raw_bytes()
                 else:
+                    # Unfiltered samples, or a PNG-predicted 1-bit image shown inverted (PNG has no such photometry).
                     data = obj.read_bytes()
+                    filters = None
         except (pikepdf.PikepdfError, ValueError, KeyError, TypeError, NotImplementedError):
-            return False
+            return None
         if image.kind == "ccitt":
             # Decoded once (a few ms for a page): a damaged stream, which poppler draws as far as it goes,
             # would otherwise fail tesseract and the job.
@@ -166,16 +206,29 @@ class PdfDocument:
                 with Image.open(out) as check:
                     check.load()
             except (OSError, ValueError, SyntaxError):
-                return False
-            return True
-        mode, raw_mode = {"gray": ("L", "L"), "rgb": ("RGB", "RGB"),
-                          "bilevel": ("1", "1" if image.black_is_0 else "1;I")}[image.kind]
-        row = (image.width + 7) // 8 if image.kind == "bilevel" else image.width * (3 if image.kind == "rgb" else 1)
-        if len(data) < row * image.height:
-            return False  # a truncated stream: poppler draws what it can, so the page is rendered
-        pixels = Image.frombuffer(mode, (image.width, image.height), data, "raw", raw_mode, row, 1)
-        pixels.save(out, format="TIFF", dpi=(image.dpi, image.dpi), compression="raw")
-        return True
+                return None
+            return out
+        samples = 3 if image.kind == "rgb" else 1
+        bits = {"bilevel": 1, "indexed": image.bits}.get(image.kind, 8)
+        photometric = {"rgb": stored_files.RGB, "indexed": stored_files.PALETTE}.get(
+            image.kind, stored_files.BLACK_IS_ZERO if image.black_is_0 else stored_files.WHITE_IS_ZERO)
+        if filters == "/FlateDecode" and predicted:
+            out = out.with_suffix(".png")
+            colour_type = {"rgb": 2, "indexed": 3}.get(image.kind, 0)
+            out.write_bytes(stored_files.png(data, image.width, image.height, bits, colour_type, image.dpi,
+                                             image.palette))
+            return out
+        out = out.with_suffix(".tif")
+        if filters == "/FlateDecode":
+            out.write_bytes(stored_files.tiff(data, image.width, image.height, bits, samples, photometric,
+                                              stored_files.DEFLATE, image.dpi, image.palette))
+            return out
+        size = (image.width * samples * bits + 7) // 8 * image.height
+        if len(data) < size:
+            return None  # a truncated stream: poppler draws what it can, so the page is rendered
+        out.write_bytes(stored_files.tiff(data[:size], image.width, image.height, bits, samples, photometric,
+                                          stored_files.UNCOMPRESSED, image.dpi, image.palette))
+        return out
 
 
 def _drawing(page: pikepdf.Page, only: str = "") -> Iterator[tuple[str, list[pikepdf.Object], pikepdf.Matrix]]:
@@ -231,9 +284,10 @@ def _whole_page_image(page: pikepdf.Page) -> PageJpeg | PageLossless | None:
     stored = _plain_lossless(image)
     if stored is None:
         return None
-    kind, black_is_0 = stored
+    kind, black_is_0, palette = stored
+    bits = int(image.get("/BitsPerComponent", 8)) if kind == "indexed" else 8
     return PageLossless(objgen=image.objgen, dpi=round(dpi_x), pixels=width * height, width=width, height=height,
-                        kind=kind, black_is_0=black_is_0)
+                        kind=kind, black_is_0=black_is_0, bits=bits, palette=palette)
 
 
 def _only_filter(image: pikepdf.Object) -> tuple[str | None, pikepdf.Object | None]:
@@ -262,33 +316,63 @@ def _plain_jpeg(image: pikepdf.Object) -> bool:
     )
 
 
-def _plain_lossless(image: pikepdf.Object) -> tuple[LosslessKind, bool] | None:
-    """How a losslessly stored image's samples are exactly what a viewer shows, or None.
+def _plain_lossless(image: pikepdf.Object) -> tuple[LosslessKind, bool, bytes] | None:
+    """How a losslessly stored image's samples are exactly what a viewer shows (kind, whether a 0 sample of
+    a 1-bit image is black, the palette of an indexed one), or None.
 
     A stencil (/ImageMask) paints the fill colour where its samples let it, not a picture of the page;
-    palettes, ICC profiles and other colour spaces need converting, so such pages are rendered.
+    ICC profiles and other colour spaces need converting, so such pages are rendered.
     """
-    if bool(image.get("/ImageMask", False)) or str(image.get("/ColorSpace")) not in _PLAIN_COLOUR_SPACES:
+    if bool(image.get("/ImageMask", False)) or any(key in image for key in _ALTERING_KEYS if key != "/Decode"):
         return None
-    if any(key in image for key in _ALTERING_KEYS if key != "/Decode"):
-        return None
-    bits, colour = int(image.get("/BitsPerComponent", 0)), str(image.ColorSpace)
+    bits, width = int(image.get("/BitsPerComponent", 0)), int(image.Width)
     decode = [float(v) for v in image.get("/Decode", [])]
     filters, parms = _only_filter(image)
-    if filters in (None, "/FlateDecode") and bits == 8 and not decode:
-        if parms is not None and not _plain_predictor(parms, 3 if colour == "/DeviceRGB" else 1, 8, int(image.Width)):
+    flate = filters in (None, "/FlateDecode")
+    palette = _palette(image.get("/ColorSpace"), bits)
+    if palette is not None:
+        # A palette's lookup is exact; a /Decode remaps indices, which a TIFF's or PNG's palette cannot say.
+        if not flate or decode or (parms is not None and not _plain_predictor(parms, 1, bits, width)):
             return None
-        return ("rgb" if colour == "/DeviceRGB" else "gray"), True
+        return "indexed", True, palette
+    colour = str(image.get("/ColorSpace"))
+    if colour not in _PLAIN_COLOUR_SPACES:
+        return None
+    if flate and bits == 8 and not decode:
+        if parms is not None and not _plain_predictor(parms, 3 if colour == "/DeviceRGB" else 1, 8, width):
+            return None
+        return ("rgb" if colour == "/DeviceRGB" else "gray"), True, b""
     if colour != "/DeviceGray" or bits != 1 or decode not in ([], [0.0, 1.0], [1.0, 0.0]):
         return None
     inverted = decode == [1.0, 0.0]
-    if filters in (None, "/FlateDecode"):
-        if parms is not None and not _plain_predictor(parms, 1, 1, int(image.Width)):
+    if flate:
+        if parms is not None and not _plain_predictor(parms, 1, 1, width):
             return None
-        return "bilevel", not inverted
-    if filters == "/CCITTFaxDecode" and parms is not None and _plain_g4(parms, int(image.Width), int(image.Height)):
-        return "ccitt", True  # /BlackIs1 and /Decode become the TIFF's photometry (pikepdf)
+        return "bilevel", not inverted, b""
+    if filters == "/JBIG2Decode" and (parms is None or set(parms.keys()) <= {"/JBIG2Globals"}) and jbig2.available():
+        return "jbig2", inverted, b""
+    if filters == "/CCITTFaxDecode" and parms is not None and _plain_ccitt(parms, width, int(image.Height)):
+        return "ccitt", True, b""  # /BlackIs1 and /Decode become the TIFF's photometry (pikepdf)
     return None
+
+
+def _palette(space: pikepdf.Object | None, bits: int) -> bytes | None:
+    """An /Indexed colour space over DeviceGray or DeviceRGB as 2**bits RGB triples, or None (any other
+    space, or a lookup shorter than its entries). Indices above /hival show the last entry, as in poppler."""
+    if not isinstance(space, pikepdf.Array) or len(space) != 4 or str(space[0]) not in ("/Indexed", "/I"):
+        return None
+    base = str(space[1])
+    if base not in ("/DeviceGray", "/G", "/DeviceRGB", "/RGB") or bits not in (1, 2, 4, 8):
+        return None
+    components = 3 if base in ("/DeviceRGB", "/RGB") else 1
+    hival = int(space[2])
+    lookup = space[3]
+    table = lookup.read_bytes() if isinstance(lookup, pikepdf.Stream) else bytes(lookup)
+    if not 0 <= hival < 256 or len(table) < (hival + 1) * components:
+        return None
+    entries = [table[i * components:(i + 1) * components] * (3 // components) for i in range(hival + 1)]
+    entries += [entries[-1]] * ((1 << bits) - len(entries))
+    return b"".join(entries[: 1 << bits])
 
 
 def _plain_predictor(parms: pikepdf.Object, colours: int, bits: int, columns: int) -> bool:
@@ -302,14 +386,17 @@ def _plain_predictor(parms: pikepdf.Object, colours: int, bits: int, columns: in
     )
 
 
-def _plain_g4(parms: pikepdf.Object, width: int, height: int) -> bool:
-    """CCITT group 4 that a TIFF header can carry as it is. Group 3 (K >= 0) pages are rendered: PDF's
-    G3 streams need no end-of-line codes, which TIFF readers may expect; byte-aligned rows, likewise."""
+def _plain_ccitt(parms: pikepdf.Object, width: int, height: int) -> bool:
+    """CCITT that a TIFF header can carry as it is: group 4; or group 3 (K >= 0, 1-D or 2-D) when its rows
+    carry end-of-line codes (/EndOfLine), which a TIFF reader syncs on, while PDF lets G3 leave them out
+    (such pages are rendered). Byte-aligned rows (/EncodedByteAlign) are not what TIFF's fill bits are."""
+    group4 = int(parms.get("/K", 0)) < 0
+    end_of_line = bool(parms.get("/EndOfLine", False))
     return (
-        int(parms.get("/K", 0)) < 0
+        end_of_line != group4
         and int(parms.get("/Columns", 1728)) == width
         and int(parms.get("/Rows", height)) == height
-        and not bool(parms.get("/EncodedByteAlign", False)) and not bool(parms.get("/EndOfLine", False))
+        and not bool(parms.get("/EncodedByteAlign", False))
         and set(parms.keys()) <= {"/K", "/Columns", "/Rows", "/BlackIs1", "/EndOfBlock", "/EndOfLine",
                                   "/EncodedByteAlign", "/DamagedRowsBeforeError"}
     )

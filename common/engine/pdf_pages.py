@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.engine import jbig2
 from common.engine.limits import OcrLimits
 from common.engine.page_ocr import Raster
 from common.engine.pdf import PageJpeg, PageLossless, PdfDocument
@@ -139,14 +140,30 @@ def page_raster(path: Path, pdf: PdfDocument, pages: PdfPages, number: int, work
         pdf.write_jpeg(pages.jpegs[number], image)
         return Raster(number=number, path=image, dpi=pages.jpegs[number].dpi, from_pdf=True)
     if number in pages.lossless:
-        image = workdir / f"page-{number:05d}.tif"
-        if pdf.write_lossless(pages.lossless[number], image):
-            return Raster(number=number, path=image, dpi=pages.lossless[number].dpi, from_pdf=True)
-        image.unlink(missing_ok=True)
-        # Not sized when planned: sized now as any rendered page, so the raster stays within MAX_PAGE_PIXELS.
-        dpi = render_dpi(pdf, number, limits)
-        return Raster(number=number, path=render(path, number, workdir, limits, dpi), dpi=dpi, from_pdf=True)
+        stored = pages.lossless[number]
+        if stored.kind == "jbig2":
+            streams = pdf.jbig2_streams(stored)
+            written = None if streams is None else jbig2.decode(
+                *streams, workdir / f"page-{number:05d}.tif", stored.width, stored.height, stored.black_is_0,
+                stored.dpi, limits.page_timeout)
+        else:
+            written = pdf.write_lossless(stored, workdir / f"page-{number:05d}.tif")
+        if written is not None:
+            return Raster(number=number, path=written, dpi=stored.dpi, from_pdf=True,
+                          size=(stored.width, stored.height))
+        for suffix in (".tif", ".png"):
+            (workdir / f"page-{number:05d}{suffix}").unlink(missing_ok=True)
+        return rendered_raster(path, pdf, number, workdir, limits)
     dpi = pages.dpi_of(number, limits)
+    return Raster(number=number, path=render(path, number, workdir, limits, dpi), dpi=dpi, from_pdf=True)
+
+
+def rendered_raster(path: Path, pdf: PdfDocument, number: int, workdir: Path, limits: OcrLimits) -> Raster:
+    """A page planned to be read from its stored image, rendered instead (its stream did not decode).
+
+    Not sized when planned: sized now as any rendered page, so the raster stays within MAX_PAGE_PIXELS.
+    """
+    dpi = render_dpi(pdf, number, limits)
     return Raster(number=number, path=render(path, number, workdir, limits, dpi), dpi=dpi, from_pdf=True)
 
 

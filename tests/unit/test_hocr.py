@@ -61,3 +61,10 @@ def test_merge_keeps_every_page_in_order_without_worker_paths(tmp_path: Path) ->
     assert merged.count(b"<head>") == 1 and merged.count(b"class='ocr_page'") == 2
     assert merged.index(b"Page1") < merged.index(b"Page2")
     assert b"/tmp/" not in merged
+
+
+def test_the_page_size_is_read_and_none_without_a_page() -> None:
+    """The ocr_page's box is the image tesseract read; hOCR without one (leptonica read no image) has no size."""
+    assert hocr.parse(PAGE).size == (800, 600)
+    empty = b"<html><head><title></title></head>\n<body>\n</body>\n</html>\n"
+    assert hocr.parse(empty).size is None
