@@ -4,12 +4,24 @@ and veraPDF for the PDF/A checks."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run stopped with SIGTERM (`timeout`, a CI job's cancel) tears its fixtures down as Ctrl-C does: the
+    stacks they started are daemons, so a run killed without teardown would leave them all running."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
