@@ -149,8 +149,8 @@ def http_function(
                     principal = auth.authenticate_internal(request, settings)
                     response = handler(request, settings, principal)
                 else:
-                    key_id = auth.claimed_key_id(request) if settings.auth else None
                     job_id = status_ahead(request) if status_ahead and settings.status_cache else None
+                    key_id = auth.claimed_key_id(request) if job_id and settings.auth else None
                     with cache.read_ahead(settings, key_id, job_id):
                         try:
                             principal = auth.authenticate(request, settings)

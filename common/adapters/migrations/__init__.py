@@ -39,41 +39,28 @@ _JOBS = {"id", "document_id", "status", "lang", "attempts", "version", "max_atte
          "request_id", "created_at", "updated_at", "started_at", "finished_at", "ix_jobs_status", "ftx_jobs_text"}
 _PAGES = {"id", "job_id", "page_number", "text", "confidence", "method", "width", "height", "duration_ms",
           "rotation", "words", "uq_pages_job_page"}
+# Each release as what it changed on the one before.
+_AT_0001 = {"documents": _DOCUMENTS, "jobs": _JOBS, "pages": _PAGES}
+_AT_0002 = {
+    "api_keys": {"id", "name", "role", "secret_hash", "created_at", "last_used_at", "revoked_at"},
+    "documents": _DOCUMENTS | {"owner_id", "job_id", "ix_documents_owner_created_id"},
+    "jobs": _JOBS | {"owner_id", "ix_jobs_document_id"},
+    "pages": _PAGES,
+}
+_AT_0003 = {**_AT_0002, "jobs": _AT_0002["jobs"] | {"callback_url", "callback_state", "callback_attempts",
+                                                     "callback_last_code"}}
+_AT_0004 = {**_AT_0003, "jobs": _AT_0003["jobs"] | {"pdfa"},
+            "job_chunks": {"job_id", "number", "first_page", "last_page", "status", "attempts", "claim_token",
+                           "lease_expires_at", "updated_at"}}
+_AT_0005 = {**_AT_0004, "documents": _AT_0004["documents"] | {"ix_documents_created_id_type_job",
+                                                               "ix_documents_owner_created_id_type_job"}}
 _RELEASES: tuple[tuple[str, dict[str, set[str]]], ...] = (
     # What the models make since the listing's covering indexes (made by create_all, it is stamped, not upgraded).
-    ("0005_list_walk", {
-        "api_keys": {"id", "name", "role", "secret_hash", "created_at", "last_used_at", "revoked_at"},
-        "documents": _DOCUMENTS | {"owner_id", "job_id", "ix_documents_owner_created_id",
-                                   "ix_documents_created_id_type_job", "ix_documents_owner_created_id_type_job"},
-        "jobs": _JOBS | {"owner_id", "ix_jobs_document_id", "callback_url", "callback_state", "callback_attempts",
-                         "callback_last_code", "pdfa"},
-        "pages": _PAGES,
-        "job_chunks": {"job_id", "number", "first_page", "last_page", "status", "attempts", "claim_token",
-                       "lease_expires_at", "updated_at"},
-    }),
-    ("0004_chunks_pdfa", {
-        "api_keys": {"id", "name", "role", "secret_hash", "created_at", "last_used_at", "revoked_at"},
-        "documents": _DOCUMENTS | {"owner_id", "job_id", "ix_documents_owner_created_id"},
-        "jobs": _JOBS | {"owner_id", "ix_jobs_document_id", "callback_url", "callback_state", "callback_attempts",
-                         "callback_last_code", "pdfa"},
-        "pages": _PAGES,
-        "job_chunks": {"job_id", "number", "first_page", "last_page", "status", "attempts", "claim_token",
-                       "lease_expires_at", "updated_at"},
-    }),
-    ("0003_callbacks", {
-        "api_keys": {"id", "name", "role", "secret_hash", "created_at", "last_used_at", "revoked_at"},
-        "documents": _DOCUMENTS | {"owner_id", "job_id", "ix_documents_owner_created_id"},
-        "jobs": _JOBS | {"owner_id", "ix_jobs_document_id", "callback_url", "callback_state", "callback_attempts",
-                         "callback_last_code"},
-        "pages": _PAGES,
-    }),
-    ("0002_keys_owners", {
-        "api_keys": {"id", "name", "role", "secret_hash", "created_at", "last_used_at", "revoked_at"},
-        "documents": _DOCUMENTS | {"owner_id", "job_id", "ix_documents_owner_created_id"},
-        "jobs": _JOBS | {"owner_id", "ix_jobs_document_id"},
-        "pages": _PAGES,
-    }),
-    ("0001_baseline", {"documents": _DOCUMENTS, "jobs": _JOBS, "pages": _PAGES}),
+    ("0005_list_walk", _AT_0005),
+    ("0004_chunks_pdfa", _AT_0004),
+    ("0003_callbacks", _AT_0003),
+    ("0002_keys_owners", _AT_0002),
+    ("0001_baseline", _AT_0001),
 )
 
 
