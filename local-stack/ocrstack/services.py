@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ocrstack.supervise import fresh_signals
+
 # The bucket rule must name the webhook target configured below (target id OCR).
 WEBHOOK_ARN = "arn:minio:sqs::OCR:webhook"
 
@@ -137,7 +139,7 @@ class Service:
         with self.log_path.open("ab") as log:
             proc = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.environment(), cwd=self.state_dir, start_new_session=True,
+                env=self.environment(), cwd=self.state_dir, start_new_session=True, preexec_fn=fresh_signals,
             )
         self.pid_path.write_text(f"{proc.pid} {_start_time(proc.pid)}\n")
         deadline = time.monotonic() + timeout

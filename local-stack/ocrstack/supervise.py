@@ -22,6 +22,18 @@ from collections.abc import Callable
 _PR_SET_PDEATHSIG = 1
 
 
+def fresh_signals() -> None:
+    """A preexec_fn: the child starts with no signal blocked, and SIGINT and SIGTERM at their defaults.
+
+    A signal mask and ignored signals are inherited through exec: a stack started from a runner that blocks
+    SIGINT, or from `cmd &` (SIGINT ignored), would otherwise give its services and functions a stop signal
+    that stays pending forever.
+    """
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None]:
     """A preexec_fn: the child gets `sig` when the process that started it dies (Linux prctl).
 
@@ -32,6 +44,7 @@ def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None]:
     parent = os.getpid()
 
     def arm() -> None:
+        fresh_signals()
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, sig)
         if os.getppid() != parent:  # the parent died before the signal was armed

@@ -26,6 +26,7 @@ import pytest
 from common.client import Client
 from common.config import Settings
 from common.rules import apikeys
+from ocrstack.supervise import fresh_signals
 from tests.support import image_bytes, render_page, scanned_pdf
 
 pytestmark = pytest.mark.integration
@@ -95,10 +96,11 @@ def _in_a_terminal(command: list[str], env: dict[str, str], interrupt_when: str 
     everything it drew. With `interrupt_when`, send it SIGINT (Ctrl-C) once that text has appeared."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    # SIGINT as a terminal's user has it: a test run started in the background (`cmd &`, as a CI runner may)
-    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler at all.
+    # SIGINT as a terminal's user has it: a test run started in the background (`cmd &`) inherits SIGINT
+    # ignored, so Python installs no KeyboardInterrupt handler, and a CI runner may start it with SIGINT blocked,
+    # so the signal stays pending. The stack gives its own children the same clean state.
     proc = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env={**env, "TERM": "xterm-256color"},
-                            cwd=REPO, close_fds=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            cwd=REPO, close_fds=True, preexec_fn=fresh_signals)
     os.close(slave)
     drawn = b""
     interrupted = False
