@@ -3,16 +3,18 @@ API key check, side by side.
 
 Run from the repository root: ./local-stack/bootstrap && .venv/bin/python -m bench.status_bench [--requests 3000]
 
-Starts its own stack on free ports, then three extra `status` function servers on the same backing
-services: the cache on (every read after the first is a hit), the same with AUTH=off (no key check),
-and STATUS_CACHE=false (every read goes to MySQL), and with wrk a function that answers a constant: the
-functions-framework server's own ceiling on this machine. Rate limits are off, so the figures are the read
-path alone. Figures are printed as they are measured. `--concurrency 16` is the issue's measuring point.
+Starts its own stack on free ports, then four extra `status` function servers on the same backing
+services: the cache on (every read after the first is a hit), the same with AUTH=off (no key check), the
+same with rate limits on that no request reaches (what the bucket's round trip adds), and STATUS_CACHE=false
+(every read goes to MySQL); and with wrk a function that answers a constant: the server's own ceiling on
+this machine. The other servers run without rate limits, so their figures are the read path alone. Figures
+are printed as they are measured. `--concurrency 16` is the issue's measuring point.
 
-The servers run with the worker processes and threads stack.yml gives the status function (WORKERS,
-THREADS, which functions-framework reads); a last table runs the cache hit and the constant function under
-other settings, functions-framework's default (1 process, 4 threads per core) first, one after the other in
-the same run, so the choice in stack.yml can be checked on the day's machine.
+The servers run as stack.yml deploys the status function (FUNCTION_USE_ASGI, WORKERS, THREADS: what
+functions-framework reads); a last table runs the cache hit, the MySQL path and the constant function on
+functions-framework's sync server under several settings, its default first, and on its ASGI server (the
+event loop of common/web/loop.py), one after the other in the same run, so the choice in stack.yml can be
+checked on the day's machine.
 """
 
 from __future__ import annotations
@@ -40,14 +42,24 @@ from tests.support import Gateway, image_bytes
 REPO = Path(__file__).resolve().parent.parent
 
 
-# Worker processes x threads per process compared in the last table; (1, 4 per core) is functions-framework's default.
-SERVER_SETTINGS = ((1, 4 * (os.cpu_count() or 1)), (2, 1), (3, 1), (2, 4))
+# The servers compared in the last table: functions-framework's sync server (Flask under gunicorn) as
+# processes x threads, its default (1 process, 4 threads per core) first, and its ASGI server (uvicorn, one
+# event loop per process: common/web/loop.py), which stack.yml deploys status with.
+_DEFAULT_THREADS = str(4 * (os.cpu_count() or 1))
+SERVER_SETTINGS = (
+    (f"sync 1 x {_DEFAULT_THREADS}", {"WORKERS": "1", "THREADS": _DEFAULT_THREADS}),
+    ("sync 2 x 1", {"WORKERS": "2", "THREADS": "1"}),
+    ("sync 2 x 4", {"WORKERS": "2", "THREADS": "4"}),
+    ("loop x 2", {"FUNCTION_USE_ASGI": "true", "WORKERS": "2"}),
+    ("loop x 3", {"FUNCTION_USE_ASGI": "true", "WORKERS": "3"}),
+)
+SERVER_VARIABLES = ("FUNCTION_USE_ASGI", "WORKERS", "THREADS")
 
 
 def status_server_settings() -> dict[str, str]:
-    """WORKERS and THREADS as stack.yml deploys the status function with them (functions-framework reads both)."""
+    """The server variables stack.yml deploys the status function with (functions-framework reads them)."""
     environment = yaml.safe_load((REPO / "stack.yml").read_text())["functions"]["status"].get("environment") or {}
-    return {name: str(environment[name]) for name in ("WORKERS", "THREADS") if name in environment}
+    return {name: str(environment[name]) for name in SERVER_VARIABLES if name in environment}
 
 
 def free_port() -> int:
@@ -56,12 +68,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-# The server's own floor: a function that answers constant JSON with no Redis, key check or logging.
-FLOOR_FUNCTION = """import flask
+# The server's own floor: a function that answers constant JSON with no Redis, key check or logging, on
+# either server.
+FLOOR_FUNCTION = """import os
 
+import flask
+from starlette.responses import Response
 
-def handle(request):
-    return flask.Response(b'{"status":"completed"}', mimetype="application/json")
+BODY = b'{"status":"completed"}'
+
+if os.environ.get("FUNCTION_USE_ASGI") == "true":
+    async def handle(request):
+        return Response(BODY, media_type="application/json")
+else:
+    def handle(request):
+        return flask.Response(BODY, mimetype="application/json")
 """
 
 
@@ -165,25 +186,29 @@ def key_check_cost(settings: Any, token: str, rounds: int = 2000) -> tuple[float
 
 def compare_server_settings(env: dict[str, str], job_id: str, key: dict[str, str], concurrency: int,
                             folder: Path) -> None:
-    """The cache hit and the constant function under each of SERVER_SETTINGS, wrk 10 s each."""
-    print(f"\nserver settings, wrk, {concurrency} connections, 10 s each (processes x threads)", flush=True)
-    print(f"{'':22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'floor req/s':>13}{'p99 ms':>9}", flush=True)
-    for workers, threads in SERVER_SETTINGS:
-        settings = dict(env, WORKERS=str(workers), THREADS=str(threads))
-        hit, hit_url = start_status_server(settings, folder / f"server-{workers}x{threads}.log")
-        floor, floor_url = start_status_server(settings, folder / f"floor-{workers}x{threads}.log", folder / "floor.py")
+    """The cache hit, the MySQL path and the constant function on each server of SERVER_SETTINGS, wrk 10 s each."""
+    print(f"\nservers, wrk, {concurrency} connections, 10 s each", flush=True)
+    print(f"{'':16}{'hit req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'MySQL req/s':>13}{'hit/MySQL':>11}{'floor req/s':>13}",
+          flush=True)
+    for label, server in SERVER_SETTINGS:
+        settings = {name: value for name, value in env.items() if name not in SERVER_VARIABLES}
+        settings.update(server)
+        hit, hit_url = start_status_server(dict(settings, STATUS_CACHE="true"), folder / f"hit-{label}.log")
+        mysql, mysql_url = start_status_server(dict(settings, STATUS_CACHE="false"), folder / f"mysql-{label}.log")
+        floor, floor_url = start_status_server(settings, folder / f"floor-{label}.log", folder / "floor.py")
         try:
             # Warm first, as the tables above are (each process's first requests import and connect).
-            hammer_wrk(f"{hit_url}/{job_id}", 2, concurrency, key)
-            hammer_wrk(f"{floor_url}/{job_id}", 2, concurrency, {})
+            for url, headers in ((hit_url, key), (mysql_url, key), (floor_url, {})):
+                hammer_wrk(f"{url}/{job_id}", 2, concurrency, headers)
             rps, w50, w99 = hammer_wrk(f"{hit_url}/{job_id}", 10, concurrency, key)
-            floor_rps, _, floor_99 = hammer_wrk(f"{floor_url}/{job_id}", 10, concurrency, {})
+            mysql_rps, _, _ = hammer_wrk(f"{mysql_url}/{job_id}", 10, concurrency, key)
+            floor_rps, _, _ = hammer_wrk(f"{floor_url}/{job_id}", 10, concurrency, {})
         finally:
-            for proc in (hit, floor):
+            for proc in (hit, mysql, floor):
                 proc.terminate()
                 proc.wait(timeout=10)
-        print(f"{f'cache hit, {workers} x {threads}':22}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}{floor_rps:>13.0f}"
-              f"{floor_99:>9.2f}", flush=True)
+        print(f"{label:16}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}{mysql_rps:>13.0f}{rps / mysql_rps:>10.2f}x"
+              f"{floor_rps:>13.0f}", flush=True)
 
 
 def main() -> None:
@@ -219,6 +244,9 @@ def main() -> None:
             variants = {
                 "cache hit, key": (dict(base, STATUS_CACHE="true"), key),
                 "cache hit, AUTH=off": (dict(base, STATUS_CACHE="true", AUTH="off"), {}),
+                # Limits on, never reached: what the bucket's round trip (the EVAL) adds to a hit.
+                "cache hit, key, limits": (dict(base, STATUS_CACHE="true", RATE_LIMIT_CAPACITY="1000000000",
+                                                RATE_LIMIT_REFILL_PER_SECOND="1000000"), key),
                 "MySQL, key": (dict(base, STATUS_CACHE="false"), key),
             }
             urls = {}
@@ -254,6 +282,8 @@ def main() -> None:
                 print(f"hit / MySQL throughput: {wrk['cache hit, key'][0] / wrk['MySQL, key'][0]:.2f}x", flush=True)
                 large = {}
                 for name in ("cache hit, key", "MySQL, key"):
+                    # Warmed first, as the rest: the first reads after the text changed are misses, all at once.
+                    hammer_wrk(f"{urls[name]}/{large_id}", 2, args.concurrency, key)
                     rps, w50, w99 = large[name] = hammer_wrk(f"{urls[name]}/{large_id}", 10, args.concurrency, key)
                     print(f"{name + f', {args.text_kb} kB':22}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}", flush=True)
                 print(f"hit / MySQL throughput with {args.text_kb} kB of text: "
@@ -270,7 +300,7 @@ def main() -> None:
                     print(f"{name:22}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}", flush=True)
                 print(f"key check at the function: {single['cache hit, key'][1] - single['cache hit, AUTH=off'][1]:+.2f} "
                       "ms at p50", flush=True)
-                compare_server_settings(variants["cache hit, key"][0], f"{job_id}", key, args.concurrency, folder)
+                compare_server_settings(base, job_id, key, args.concurrency, folder)
             else:
                 print("wrk not installed (apt-get install wrk): only the Python client's figures")
         finally:

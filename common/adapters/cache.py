@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import redis.asyncio
 from redis.exceptions import RedisError
 
+from common import blocking
 from common.config import Settings
 from common.errors import CacheUnavailable
 from common.logging import get_logger
@@ -42,18 +45,34 @@ _warned_at: dict[str, float] = {}
 WARN_INTERVAL_SECONDS = 30.0
 
 
+def _options(settings: Settings) -> dict[str, Any]:
+    """Short timeouts, so an unreachable Redis costs milliseconds, not seconds."""
+    return {"socket_connect_timeout": settings.redis_timeout, "socket_timeout": settings.redis_timeout,
+            "retry_on_timeout": False, "health_check_interval": 30}
+
+
 def redis_client(settings: Settings) -> redis.Redis:
-    """One pooled client per URL; short timeouts so an unreachable Redis costs milliseconds, not seconds."""
+    """One pooled client per URL."""
+    blocking.check("redis")
     client = _clients.get(settings.redis_url)
     if client is None:
-        client = redis.Redis.from_url(
-            settings.redis_url,
-            socket_connect_timeout=settings.redis_timeout,
-            socket_timeout=settings.redis_timeout,
-            retry_on_timeout=False,
-            health_check_interval=30,
-        )
+        client = redis.Redis.from_url(settings.redis_url, **_options(settings))
         _clients[settings.redis_url] = client
+    return client
+
+
+# Each client with the loop its connections belong to: a client is only good on that loop.
+_async_clients: dict[str, tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis]] = {}
+
+
+def async_redis_client(settings: Settings) -> redis.asyncio.Redis:
+    """redis_client for the event loop a function serves on (common/web/loop.py)."""
+    loop = asyncio.get_running_loop()
+    made = _async_clients.get(settings.redis_url)
+    if made is not None and made[0] is loop:
+        return made[1]
+    client = redis.asyncio.Redis.from_url(settings.redis_url, **_options(settings))
+    _async_clients[settings.redis_url] = (loop, client)
     return client
 
 
@@ -68,32 +87,59 @@ def _status_key(job_id: str) -> str:
     return f"ocr:status:{job_id}"
 
 
-# Values one request fetched ahead (read_ahead), by Redis key; None outside such a block.
+# Values one request fetched ahead (fetch_ahead), by Redis key; None outside a `holding` block.
 _ahead: ContextVar[dict[str, bytes | None] | None] = ContextVar("cache_read_ahead", default=None)
 
 
-@contextmanager
-def read_ahead(settings: Settings, key_id: str | None, job_id: str | None) -> Iterator[None]:
-    """Fetch an API key's record and a job's cached status in one round trip; reads in the block take them.
+def _ahead_names(key_id: str | None, job_id: str | None) -> list[str]:
+    return [name for name in (key_id and _key_key(key_id), job_id and _status_key(job_id)) if name]
+
+
+def fetch_ahead(settings: Settings, key_id: str | None, job_id: str | None) -> dict[str, bytes | None]:
+    """An API key's record and a job's cached status in one round trip, for `holding`.
 
     A status read is two lookups, the caller's key then the job, and Redis round trips are most of what a
-    cache hit costs: one MGET instead of two GETs. Each value is taken once, so a read after a write in the
-    same request goes to Redis. Redis trouble here makes both reads misses, as it would have made each.
+    cache hit costs: one MGET instead of two GETs. Redis trouble here makes both reads misses, as it would
+    have made each. (With AUTH=off only the status is named: fetched ahead, it is awaited on the loop.)
     """
-    names = [name for name in (key_id and _key_key(key_id), job_id and _status_key(job_id)) if name]
-    fetched: dict[str, bytes | None] = {}
-    if len(names) == 2:  # a lone value gains nothing from being fetched ahead
-        try:
-            values: list[Any] = redis_client(settings).mget(names)
-            fetched = dict(zip(names, values))
-        except RedisError as e:
-            warn_unavailable("read_ahead", e)
-            fetched = dict.fromkeys(names)
-    token = _ahead.set(fetched)
+    names = _ahead_names(key_id, job_id)
+    if not names:
+        return {}
+    try:
+        values: list[Any] = redis_client(settings).mget(names)
+        return dict(zip(names, values))
+    except RedisError as e:
+        warn_unavailable("read_ahead", e)
+        return dict.fromkeys(names)
+
+
+async def fetch_ahead_async(settings: Settings, key_id: str | None, job_id: str | None) -> dict[str, bytes | None]:
+    """fetch_ahead on the event loop: other requests go on while Redis answers."""
+    names = _ahead_names(key_id, job_id)
+    if not names:
+        return {}
+    try:
+        values: list[Any] = await async_redis_client(settings).mget(names)
+        return dict(zip(names, values))
+    except RedisError as e:
+        warn_unavailable("read_ahead", e)
+        return dict.fromkeys(names)
+
+
+@contextmanager
+def holding(fetched: dict[str, bytes | None]) -> Iterator[None]:
+    """Reads in the block take the values fetched ahead, each once: a read after a write in the same request
+    goes to Redis."""
+    token = _ahead.set(dict(fetched))
     try:
         yield
     finally:
         _ahead.reset(token)
+
+
+def ahead_values() -> dict[str, bytes | None]:
+    """What is left of the values fetched ahead in this block (a copy), to hand to another thread."""
+    return dict(_ahead.get() or {})
 
 
 def _get(settings: Settings, key: str) -> Any:

@@ -26,6 +26,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from common import blocking
 from common.adapters import migrations
 from common.config import Settings
 from common.errors import ConfigError, DatabaseUnavailable
@@ -219,6 +220,7 @@ _CONNECT_ARGS = {"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30}
 
 def get_engine(settings: Settings) -> Engine:
     """One pooled engine per process and database, created on first use, its schema revision checked once."""
+    blocking.check("mysql")
     url = settings.database_url
     engine = _engines.get(url)
     if engine is None:

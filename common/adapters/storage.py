@@ -15,6 +15,7 @@ from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 from minio.notificationconfig import NotificationConfig, PrefixFilterRule, QueueConfig
 
+from common import blocking
 from common.config import Settings
 from common.errors import ObjectMissing, StorageUnavailable
 
@@ -47,6 +48,7 @@ class StoredObject:
 
 def minio_client(settings: Settings) -> Minio:
     """One client per process and endpoint; short timeouts so an outage fails fast instead of hanging."""
+    blocking.check("minio")
     client = _clients.get(settings.s3_endpoint)
     if client is None:
         http = urllib3.PoolManager(

@@ -7,8 +7,8 @@ import gc
 import re
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar, cast
 
 import flask
 
@@ -17,13 +17,14 @@ from common.errors import InvalidRequestId, MethodNotAllowed, PipelineError, Una
 from common.adapters import cache
 from common.logging import bind_context, clear_context, get_logger, setup
 from common.models import MAX_REQUEST_ID_CHARS, Principal
-from common.web import auth, ratelimit
+from common.web import auth, loop, ratelimit
 
 Handler = Callable[[flask.Request, Settings, Principal], flask.Response]
 # The job whose cached status a handler is about to read, if any (see http_function's status_ahead).
 JobOfRequest = Callable[[flask.Request], str]
 
 log = get_logger()
+T = TypeVar("T")
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
@@ -111,9 +112,51 @@ def _unbuffered(response: flask.Response) -> None:
     response.headers["Connection"] = "close"
 
 
+class Io(Protocol):
+    """How the request pipeline waits: plain calls on a sync server, awaits on an event loop (web/loop.py)."""
+
+    async def fetch_ahead(self, settings: Settings, key_id: str | None, job_id: str | None) -> dict[str, bytes | None]:
+        ...
+
+    async def enforce(self, request: flask.Request, settings: Settings, service: str,
+                      principal: Principal | None) -> ratelimit.Decision | None:
+        ...
+
+    async def call(self, function: Callable[..., T], *args: Any) -> T:
+        ...
+
+
+class _Now:
+    """The sync server's Io: every await is a plain call, so the pipeline never suspends (see _run_now)."""
+
+    async def fetch_ahead(self, settings: Settings, key_id: str | None, job_id: str | None) -> dict[str, bytes | None]:
+        return cache.fetch_ahead(settings, key_id, job_id)
+
+    async def enforce(self, request: flask.Request, settings: Settings, service: str,
+                      principal: Principal | None) -> ratelimit.Decision | None:
+        return ratelimit.enforce(request, settings, service, principal)
+
+    async def call(self, function: Callable[..., T], *args: Any) -> T:
+        return function(*args)
+
+
+def _run_now(pipeline: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends to its end, without an event loop.
+
+    One pipeline serves both servers: on the sync one nothing it awaits ever suspends, so a single send
+    runs it through.
+    """
+    try:
+        pipeline.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    pipeline.close()
+    raise RuntimeError("the request pipeline suspended on a sync server")
+
+
 def http_function(
     service: str, access: str = "key", status_ahead: JobOfRequest | None = None
-) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
+) -> Callable[[Handler], Callable[..., Any]]:
     """Wrap a handler: settings and logging on first use, request context, who is calling, rate limit,
     errors to JSON, access log.
 
@@ -121,74 +164,91 @@ def http_function(
     ocr-process, whose callers are MinIO and the gateway's queue, so it is never rate limited either:
     refusing a notification would only make it come back). `status_ahead` names the job whose cached
     status the handler reads: it is fetched from Redis together with the caller's key, one round trip.
+
+    Under functions-framework's ASGI server (FUNCTION_USE_ASGI) the wrapped function is a coroutine on its
+    event loop (web/loop.py); otherwise the Flask function functions-framework calls by default.
     """
 
-    def decorate(handler: Handler) -> Callable[[flask.Request], flask.Response]:
+    def decorate(handler: Handler) -> Callable[..., Any]:
+        async def pipeline(request: flask.Request, io: Io) -> flask.Response:
+            return await _serve(request, io, service, access, status_ahead, handler)
+
+        if loop.serving_on_loop():
+            return functools.wraps(handler)(loop.asgi_handler(pipeline))
+
         @functools.wraps(handler)
         def handle(request: flask.Request) -> flask.Response:
-            started = time.monotonic()
-            clear_context()
-            bad_id: InvalidRequestId | None = None
-            try:
-                request_id = request_id_of(request)
-            except InvalidRequestId as e:
-                # Answered (below, as a 400) under an id of our own, so even this answer can be traced.
-                request_id, bad_id = str(uuid.uuid4()), e
-            # Bound once here, so a handler that stores the id stores the one the log lines carry.
-            flask.g.request_id = request_id
-            decision: ratelimit.Decision | None = None
-            principal: Principal | None = None
-            try:
-                settings = get_settings()
-                setup(service, settings.log_level)
-                _first_request(settings)
-                bind_context(request_id=request_id)
-                if bad_id is not None:
-                    raise bad_id
-                if access == "internal":
-                    principal = auth.authenticate_internal(request, settings)
-                    response = handler(request, settings, principal)
-                else:
-                    job_id = status_ahead(request) if status_ahead and settings.status_cache else None
-                    key_id = auth.claimed_key_id(request) if job_id and settings.auth else None
-                    with cache.read_ahead(settings, key_id, job_id):
-                        try:
-                            principal = auth.authenticate(request, settings)
-                        except Unauthenticated:
-                            # Failed attempts spend the address's tokens, so guessing costs like any request.
-                            decision = ratelimit.enforce(request, settings, service, None)
-                            raise
-                        if access == "admin":
-                            auth.require_admin(principal)
-                        decision = ratelimit.enforce(request, settings, service, principal)
-                        response = handler(request, settings, principal)
-            except PipelineError as e:
-                setup(service)
-                if e.http_status >= 500:
-                    log.error("request.failed", error_code=e.code, error=e.message, detail=e.detail)
-                response = error_response(e, request_id)
-            except Exception:
-                setup(service)
-                log.exception("request.crashed")
-                response = error_response(PipelineError("internal error; see the function's log"), request_id)
-            if decision is not None:
-                response.headers.update(decision.headers())
-            if response.status_code == 413:
-                _unbuffered(response)
-            status = response.status_code
-            response.headers["X-Request-Id"] = request_id
-            log.info(
-                "http.request",
-                method=request.method,
-                path=request.path,
-                status=status,
-                duration_ms=round((time.monotonic() - started) * 1000, 1),
-                request_id=request_id,
-                client=request.headers.get("X-Forwarded-For") or request.remote_addr,
-                key_id=principal.key_id if principal else None,
-            )
-            return response
+            return _run_now(pipeline(request, _NOW))
 
         return handle
 
     return decorate
+
+
+_NOW = _Now()
+
+
+async def _serve(request: flask.Request, io: Io, service: str, access: str, status_ahead: JobOfRequest | None,
+                 handler: Handler) -> flask.Response:
+    started = time.monotonic()
+    clear_context()
+    bad_id: InvalidRequestId | None = None
+    try:
+        request_id = request_id_of(request)
+    except InvalidRequestId as e:
+        # Answered (below, as a 400) under an id of our own, so even this answer can be traced.
+        request_id, bad_id = str(uuid.uuid4()), e
+    # Bound once here, so a handler that stores the id stores the one the log lines carry.
+    flask.g.request_id = request_id
+    decision: ratelimit.Decision | None = None
+    principal: Principal | None = None
+    try:
+        settings = get_settings()
+        setup(service, settings.log_level)
+        _first_request(settings)
+        bind_context(request_id=request_id)
+        if bad_id is not None:
+            raise bad_id
+        if access == "internal":
+            principal = auth.authenticate_internal(request, settings)
+            response = await io.call(handler, request, settings, principal)
+        else:
+            job_id = status_ahead(request) if status_ahead and settings.status_cache else None
+            key_id = auth.claimed_key_id(request) if job_id and settings.auth else None
+            with cache.holding(await io.fetch_ahead(settings, key_id, job_id)):
+                try:
+                    principal = await io.call(auth.authenticate, request, settings)
+                except Unauthenticated:
+                    # Failed attempts spend the address's tokens, so guessing costs like any request.
+                    decision = await io.enforce(request, settings, service, None)
+                    raise
+                if access == "admin":
+                    auth.require_admin(principal)
+                decision = await io.enforce(request, settings, service, principal)
+                response = await io.call(handler, request, settings, principal)
+    except PipelineError as e:
+        setup(service)
+        if e.http_status >= 500:
+            log.error("request.failed", error_code=e.code, error=e.message, detail=e.detail)
+        response = error_response(e, request_id)
+    except Exception:
+        setup(service)
+        log.exception("request.crashed")
+        response = error_response(PipelineError("internal error; see the function's log"), request_id)
+    if decision is not None:
+        response.headers.update(decision.headers())
+    if response.status_code == 413:
+        _unbuffered(response)
+    status = response.status_code
+    response.headers["X-Request-Id"] = request_id
+    log.info(
+        "http.request",
+        method=request.method,
+        path=request.path,
+        status=status,
+        duration_ms=round((time.monotonic() - started) * 1000, 1),
+        request_id=request_id,
+        client=request.headers.get("X-Forwarded-For") or request.remote_addr,
+        key_id=principal.key_id if principal else None,
+    )
+    return response

@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipaddress
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import flask
 from redis.exceptions import RedisError
 
-from common.adapters.cache import redis_client, warn_unavailable
+from common.adapters.cache import async_redis_client, redis_client, warn_unavailable
 from common.config import Settings
 from common.errors import RateLimited
 from common.models import Principal
@@ -67,24 +68,47 @@ class Decision:
         return headers
 
 
-def take(settings: Settings, service: str, client: str, cost: int = 1) -> Decision:
-    """Spend tokens from the client's bucket for this function; Redis trouble fails open or closed as configured."""
-    capacity, rate = settings.rate_limit_capacity, settings.rate_limit_refill_per_second
-    key = f"ocr:ratelimit:{service}:{client}"
-    try:
-        allowed, tokens, retry_after, reset = redis_client(settings).eval(_TAKE, 1, key, capacity, rate, cost)
-    except RedisError as e:
-        warn_unavailable("ratelimit", e)
-        if settings.rate_limit_fail_closed:
-            return Decision(False, capacity, 0, 1.0, 1.0)
-        return Decision(True, capacity, capacity, 0.0, 0.0, enforced=False)
+def _bucket(settings: Settings, service: str, client: str, cost: int) -> tuple[str, int, str, int, float, int]:
+    """The script's arguments: its one key, then capacity, refill rate and cost."""
+    return _TAKE, 1, f"ocr:ratelimit:{service}:{client}", settings.rate_limit_capacity, \
+        settings.rate_limit_refill_per_second, cost
+
+
+def _decision(settings: Settings, reply: list[Any]) -> Decision:
+    allowed, tokens, retry_after, reset = reply
     return Decision(
         allowed=bool(int(allowed)),
-        limit=capacity,
+        limit=settings.rate_limit_capacity,
         remaining=int(float(tokens)),
         retry_after=float(retry_after),
         reset=float(reset),
     )
+
+
+def _without_redis(settings: Settings, error: RedisError) -> Decision:
+    """Redis trouble fails open or closed as configured."""
+    warn_unavailable("ratelimit", error)
+    capacity = settings.rate_limit_capacity
+    if settings.rate_limit_fail_closed:
+        return Decision(False, capacity, 0, 1.0, 1.0)
+    return Decision(True, capacity, capacity, 0.0, 0.0, enforced=False)
+
+
+def take(settings: Settings, service: str, client: str, cost: int = 1) -> Decision:
+    """Spend tokens from the client's bucket for this function."""
+    try:
+        return _decision(settings, redis_client(settings).eval(*_bucket(settings, service, client, cost)))
+    except RedisError as e:
+        return _without_redis(settings, e)
+
+
+async def take_async(settings: Settings, service: str, client: str, cost: int = 1) -> Decision:
+    """take, on the event loop a function serves on."""
+    try:
+        reply = await async_redis_client(settings).eval(*_bucket(settings, service, client, cost))
+    except RedisError as e:
+        return _without_redis(settings, e)
+    return _decision(settings, reply)
 
 
 def _trusted(address: str, proxies: tuple[str, ...]) -> bool:
@@ -116,7 +140,18 @@ def enforce(request: flask.Request, settings: Settings, service: str, principal:
     """Raise RateLimited over the limit; None when limits are off for this function (capacity 0)."""
     if settings.rate_limit_capacity <= 0:
         return None
-    decision = take(settings, service, client_key(request, settings, principal))
+    return _allowed(settings, take(settings, service, client_key(request, settings, principal)))
+
+
+async def enforce_async(request: flask.Request, settings: Settings, service: str,
+                        principal: Principal | None) -> Decision | None:
+    """enforce, on the event loop a function serves on."""
+    if settings.rate_limit_capacity <= 0:
+        return None
+    return _allowed(settings, await take_async(settings, service, client_key(request, settings, principal)))
+
+
+def _allowed(settings: Settings, decision: Decision) -> Decision:
     if not decision.allowed:
         raise RateLimited(
             f"rate limit of {decision.limit} requests per bucket refilled at "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import time
@@ -52,6 +53,19 @@ def test_fifty_concurrent_requests_on_a_bucket_of_ten_allow_exactly_ten(settings
     assert sum(d.allowed for d in decisions) == 10
     denied = [d for d in decisions if not d.allowed]
     assert all(d.remaining == 0 and d.retry_after > 0 for d in denied)
+
+
+def test_on_the_event_loop_fifty_takes_on_a_bucket_of_ten_allow_exactly_ten(settings: Settings) -> None:
+    """The loop's take (the status function's) spends from the same atomic script: 50 at once, 10 through."""
+    limited = _limits(settings, 10, 0.001)
+    client = f"ip:loop-{uuid.uuid4().hex}"
+
+    async def fifty() -> list[ratelimit.Decision]:
+        return list(await asyncio.gather(*(ratelimit.take_async(limited, "status", client) for _ in range(50))))
+
+    decisions = asyncio.run(fifty())
+    assert sum(d.allowed for d in decisions) == 10
+    assert ratelimit.take(limited, "status", client).allowed is False, "the sync take sees the same bucket"
 
 
 def test_bucket_refills_over_time(settings: Settings) -> None:
@@ -127,24 +141,56 @@ def _commands_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
+KEY_RECORD = {"hash": "h", "role": "user", "revoked": False}
+
+
+def _cached_status_and_key(settings: Settings) -> tuple[str, str]:
+    """A completed job's status and a key's record, both in the cache: their ids."""
+    job_id, key_id = str(uuid.uuid4()), uuid.uuid4().hex[:12]
+    cache.fill_status(settings, job_id, 1, _entry("completed"), final=True)
+    cache.fill_key(settings, key_id, KEY_RECORD, 30)
+    return job_id, key_id
+
+
 def test_a_status_read_fetches_the_key_and_the_status_in_one_round_trip(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Inside read_ahead the key record and the status come from one MGET; each is taken once."""
-    job_id, key_id = str(uuid.uuid4()), uuid.uuid4().hex[:12]
-    cache.fill_status(settings, job_id, 1, _entry("completed"), final=True)
-    cache.fill_key(settings, key_id, {"hash": "h", "role": "user", "revoked": False}, 30)
+    """Fetched ahead, the key record and the status come from one MGET; each is taken once."""
+    job_id, key_id = _cached_status_and_key(settings)
     sent = _commands_sent(monkeypatch)
-    with cache.read_ahead(settings, key_id, job_id):
-        assert cache.read_key(settings, key_id) == {"hash": "h", "role": "user", "revoked": False}
+    with cache.holding(cache.fetch_ahead(settings, key_id, job_id)):
+        assert cache.read_key(settings, key_id) == KEY_RECORD
         assert cache.read_status(settings, job_id) == _entry("completed")
         assert sent == ["MGET"]
         cache.mark_changed(settings, job_id, 2)
         assert cache.read_status(settings, job_id) is None, "a second read goes to Redis and sees the change"
     assert sent == ["MGET", "EVAL", "GET"]
-    with cache.read_ahead(settings, key_id, None):  # alone, a value is read where it is needed, as before
-        assert cache.read_key(settings, key_id) is not None
-    assert sent == ["MGET", "EVAL", "GET", "GET"]
+    with cache.holding(cache.fetch_ahead(settings, None, job_id)):  # AUTH=off: the status alone
+        assert cache.read_status(settings, job_id) is None
+    assert sent == ["MGET", "EVAL", "GET", "MGET"]
+
+
+def test_on_the_event_loop_the_key_and_the_status_come_in_one_mget(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop's fetch ahead sends one MGET on its own client; reads in the block then send nothing."""
+    import redis.asyncio
+
+    job_id, key_id = _cached_status_and_key(settings)
+    sent = _commands_sent(monkeypatch)
+    sent_on_loop: list[str] = []
+    real = redis.asyncio.Redis.execute_command
+
+    async def counting(self: redis.asyncio.Redis, *args: Any, **options: Any) -> Any:
+        sent_on_loop.append(str(args[0]).upper())
+        return await real(self, *args, **options)
+
+    monkeypatch.setattr(redis.asyncio.Redis, "execute_command", counting)
+    fetched = asyncio.run(cache.fetch_ahead_async(settings, key_id, job_id))
+    with cache.holding(fetched):
+        assert cache.read_key(settings, key_id) == KEY_RECORD
+        assert cache.read_status(settings, job_id) == _entry("completed")
+    assert (sent_on_loop, sent) == (["MGET"], [])
 
 
 def test_read_ahead_with_redis_down_is_a_miss_for_both(settings: Settings, stopped_redis: str,
@@ -153,7 +199,7 @@ def test_read_ahead_with_redis_down_is_a_miss_for_both(settings: Settings, stopp
     away = dataclasses.replace(settings, redis_url=stopped_redis)
     job_id = str(uuid.uuid4())
     sent = _commands_sent(monkeypatch)
-    with cache.read_ahead(away, "0123456789ab", job_id):
+    with cache.holding(cache.fetch_ahead(away, "0123456789ab", job_id)):
         assert cache.read_key(away, "0123456789ab") is None
         assert cache.read_status(away, job_id) is None
     assert sent == ["MGET"]
@@ -223,3 +269,31 @@ def test_status_answers_from_mysql_when_redis_is_down(gateway: Gateway, settings
     read = job_status(broken, job_id, TRUSTED)
     assert read.cache == "miss" and read.body["status"] == "completed"
     assert time.monotonic() - started < 5  # bounded by the short Redis timeouts, not a hang
+
+
+def test_when_a_key_record_expires_one_request_refills_it(settings: Settings) -> None:
+    """Sixteen requests of one key whose cached record has just expired: one reads MySQL (and notes the use),
+    the others wait for it and take the refilled record, instead of sixteen reads and writes of the same row."""
+    from sqlalchemy import event
+
+    from common.adapters.db import get_engine
+    from common.rules import apikeys
+
+    token = apikeys.create(settings, f"herd-{uuid.uuid4().hex[:8]}").token
+    key_id = apikeys.key_id_of(token)
+    cache.forget_key(settings, key_id)  # as when its TTL runs out
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "api_keys" in statement:
+            statements.append(statement.split()[0].upper())
+
+    engine = get_engine(settings)
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            principals = list(pool.map(lambda _: apikeys.verify(settings, token), range(16)))
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert {p.key_id for p in principals} == {key_id}
+    assert statements == ["SELECT", "UPDATE"]

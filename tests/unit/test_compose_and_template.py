@@ -288,8 +288,9 @@ def test_settings_load_from_each_functions_compose_environment(function: str, tm
     assert settings.auth, "API keys are on by default"
 
 
-# What functions-framework itself reads when it starts the server: worker processes and threads per process.
-SERVER_VARIABLES = {"WORKERS", "THREADS"}
+# What functions-framework itself reads when it starts the server: its ASGI server or not, worker processes
+# and threads per process.
+SERVER_VARIABLES = {"FUNCTION_USE_ASGI", "WORKERS", "THREADS"}
 
 
 @pytest.mark.parametrize("function", FUNCTIONS + TOOLS)
@@ -302,13 +303,15 @@ def test_functions_get_no_setting_the_code_does_not_read(function: str, tmp_path
 
 
 def test_server_variables_are_the_ones_functions_framework_reads() -> None:
-    """The pinned functions-framework still takes WORKERS and THREADS from the environment."""
+    """The pinned functions-framework still takes FUNCTION_USE_ASGI, WORKERS and THREADS from the environment."""
     import inspect
 
+    from functions_framework import _cli
     from functions_framework._http import gunicorn
 
-    source = inspect.getsource(gunicorn.GunicornApplication.__init__)
-    assert all(f'"{name}"' in source for name in SERVER_VARIABLES)
+    source = inspect.getsource(gunicorn.GunicornApplication.__init__) + inspect.getsource(gunicorn.UvicornApplication)
+    assert all(f'"{name}"' in source for name in SERVER_VARIABLES - {"FUNCTION_USE_ASGI"})
+    assert '"FUNCTION_USE_ASGI"' in inspect.getsource(_cli)
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
