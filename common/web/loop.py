@@ -8,7 +8,10 @@ stay the ones the sync server runs (web/api.py): a handler call runs on the loop
 and in a worker thread from the first call that would wait (common/blocking.py).
 
 Set FUNCTION_USE_ASGI=true for the function (stack.yml does for status); functions-framework then serves
-it with uvicorn under gunicorn, WORKERS processes of one event loop each.
+it with uvicorn under gunicorn, WORKERS processes of one event loop each. One difference from the sync
+server: uvicorn takes the peer's address from X-Forwarded-For when the peer is in FORWARDED_ALLOW_IPS
+(127.0.0.1 by default: the watchdog in front), and the rate limit's walk through TRUSTED_PROXIES goes on from
+there; with both at their defaults the client address comes out the same.
 """
 
 from __future__ import annotations
