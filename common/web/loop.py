@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import ctypes
 import functools
 import io
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -134,8 +136,35 @@ def _asgi_response(response: flask.Response) -> Response:
     return out
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_the_master() -> None:
+    """In each worker process gunicorn forks: SIGTERM when the master dies.
+
+    gunicorn's own workers notice a dead master and exit; uvicorn's do not, and a master killed outright (a
+    local gateway's functions die with it) left its workers running, holding the port and their memory.
+    """
+    master = os.getppid()
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != master:  # the master died before the signal was armed
+        os._exit(1)
+
+
+_armed = False
+
+
 def asgi_handler(pipeline: Pipeline) -> Callable[[Request], Awaitable[Response]]:
-    """The coroutine functions-framework's ASGI server calls with each request."""
+    """The coroutine functions-framework's ASGI server calls with each request.
+
+    functions-framework loads the handler in the master process, before gunicorn forks the workers: this is
+    where each worker gets to end with the master.
+    """
+    global _armed
+    if not _armed:
+        os.register_at_fork(after_in_child=_end_with_the_master)
+        _armed = True
 
     async def handle(request: Request) -> Response:
         with _APP.app_context():

@@ -3,16 +3,24 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from common.adapters.db import get_engine
 from common.config import Settings
-from tests.support import Gateway, image_bytes
+from tests.support import Gateway, image_bytes, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
@@ -61,3 +69,50 @@ def test_a_body_sent_to_status_is_refused_unread(gateway: Gateway) -> None:
     assert (refused.status, refused.json()["error"]["code"]) == (405, "method_not_allowed")
     assert "GET" in refused.json()["error"]["message"]
     assert gateway.status(str(uuid.uuid4())).status == 404
+
+
+def test_the_workers_end_with_their_master(stack: Any, tmp_path: Path) -> None:
+    """A status server whose master is killed outright (as a local gateway's functions die with it) leaves no
+    worker behind: uvicorn's workers, unlike gunicorn's own, would otherwise run on, holding the port."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, **stack.function_env(), FUNCTION_USE_ASGI="true", WORKERS="2")
+    master = subprocess.Popen(
+        [sys.executable, "-m", "functions_framework", "--target", "handle", "--source",
+         str(REPO / "functions/status/handler.py"), "--host", "127.0.0.1", "--port", str(port)],
+        env=env, cwd=REPO, stdout=(tmp_path / "server.log").open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    try:
+        workers = wait_until(lambda: _children(master.pid) if len(_children(master.pid)) == 2 else None, 30,
+                             what="the two workers")
+        os.kill(master.pid, signal.SIGKILL)
+        master.wait(timeout=10)
+        wait_until(lambda: not any(_alive(pid) for pid in workers) or None, 20, what="the workers to end")
+    finally:
+        try:
+            os.killpg(master.pid, signal.SIGKILL)  # the group: the master and anything left of its workers
+        except ProcessLookupError:
+            pass
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
