@@ -20,6 +20,7 @@ checked on the day's machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -106,6 +108,19 @@ def start_status_server(env: dict[str, str], log: Path,
     raise SystemExit(f"status server did not start; see {log}")
 
 
+@contextlib.contextmanager
+def warm_status_server(env: dict[str, str], log: Path, job_id: str, key: dict[str, str],
+                       concurrency: int) -> Iterator[str]:
+    """A status server, warmed with 2 s of wrk on the job: its URL of the job's status."""
+    proc, url = start_status_server(env, log)
+    try:
+        hammer_wrk(f"{url}/{job_id}", 2, concurrency, key)
+        yield f"{url}/{job_id}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def hammer(url: str, requests: int, concurrency: int, headers: dict[str, str]) -> tuple[float, list[float], str]:
     """Requests/s and per-request latencies (ms) with `concurrency` keep-alive clients."""
     http = urllib3.PoolManager(maxsize=concurrency, headers=headers)
@@ -128,11 +143,15 @@ def hammer(url: str, requests: int, concurrency: int, headers: dict[str, str]) -
     return requests / (time.perf_counter() - started), latencies, cache_header
 
 
+def _wrk(url: str, seconds: int, concurrency: int, headers: dict[str, str]) -> str:
+    extra = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
+    return subprocess.run(["wrk", f"-t{min(2, concurrency)}", f"-c{concurrency}", f"-d{seconds}s", "--latency", *extra,
+                           url], capture_output=True, text=True, check=True).stdout
+
+
 def hammer_wrk(url: str, seconds: int, concurrency: int, headers: dict[str, str]) -> tuple[float, float, float]:
     """Requests/s, p50 and p99 (ms) measured by wrk: a C client, so the server, not the client, is measured."""
-    extra = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
-    out = subprocess.run(["wrk", f"-t{min(2, concurrency)}", f"-c{concurrency}", f"-d{seconds}s", "--latency", *extra, url],
-                         capture_output=True, text=True, check=True).stdout
+    out = _wrk(url, seconds, concurrency, headers)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
     def ms(label: str) -> float:
@@ -145,6 +164,19 @@ def hammer_wrk(url: str, seconds: int, concurrency: int, headers: dict[str, str]
     if re.search(r"Non-2xx", out):
         raise SystemExit(f"wrk saw error answers:\n{out}")
     return rps, ms("50"), ms("99")
+
+
+def slowest_wrk(url: str, seconds: int, concurrency: int, headers: dict[str, str]) -> tuple[float, float, float]:
+    """Requests/s, p99 and the slowest request (ms) measured by wrk."""
+    out = _wrk(url, seconds, concurrency, headers)
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+    latency = re.search(r"^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s|m)\s", out, re.M)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if latency is None or p99 is None or rps is None:
+        raise SystemExit(f"unexpected wrk output:\n{out}")
+    return (float(rps.group(1)), float(p99.group(1)) * units[p99.group(2)],
+            float(latency.group(1)) * units[latency.group(2)])
 
 
 def make_text_large(settings: Any, job_id: str, kilobytes: int) -> None:
@@ -209,6 +241,30 @@ def compare_server_settings(env: dict[str, str], job_id: str, key: dict[str, str
                 proc.wait(timeout=10)
         print(f"{label:16}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}{mysql_rps:>13.0f}{rps / mysql_rps:>10.2f}x"
               f"{floor_rps:>13.0f}", flush=True)
+
+
+def compare_loop_threads(env: dict[str, str], job_id: str, key: dict[str, str], concurrency: int,
+                         folder: Path) -> None:
+    """The MySQL path on the event loop with 1, 2, 4 and 6 threads for the reads that wait (LOOP_THREADS)."""
+    print(f"\nthe MySQL path on the event loop by LOOP_THREADS, wrk, {concurrency} connections, 10 s each", flush=True)
+    print(f"{'':16}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}", flush=True)
+    for threads in (1, 2, 4, 6):
+        settings = dict(env, FUNCTION_USE_ASGI="true", WORKERS="2", STATUS_CACHE="false", LOOP_THREADS=str(threads))
+        with warm_status_server(settings, folder / f"loop-threads-{threads}.log", job_id, key, concurrency) as url:
+            rps, w50, w99 = hammer_wrk(url, 10, concurrency, key)
+        print(f"{f'{threads} threads':16}{rps:>10.0f}{w50:>9.2f}{w99:>9.2f}", flush=True)
+
+
+def key_expiry(env: dict[str, str], job_id: str, key: dict[str, str], concurrency: int, folder: Path) -> None:
+    """Hits with rate limits on while the key's cached record expires every 5 s: the slowest request shows
+    what a refill costs the requests in flight (one per process reads MySQL, the others wait for it)."""
+    settings = dict(env, STATUS_CACHE="true", AUTH_CACHE_SECONDS="5", RATE_LIMIT_CAPACITY="1000000000",
+                    RATE_LIMIT_REFILL_PER_SECOND="1000000")
+    print(f"\nthe caller's key record expiring every 5 s (AUTH_CACHE_SECONDS=5), rate limits on, wrk, "
+          f"{concurrency} connections, 20 s", flush=True)
+    with warm_status_server(settings, folder / "key-expiry.log", job_id, key, concurrency) as url:
+        rps, w99, slowest = slowest_wrk(url, 20, concurrency, key)
+    print(f"{'cache hit':16}{rps:>10.0f} req/s, p99 {w99:.2f} ms, slowest {slowest:.1f} ms", flush=True)
 
 
 def main() -> None:
@@ -301,6 +357,8 @@ def main() -> None:
                 print(f"key check at the function: {single['cache hit, key'][1] - single['cache hit, AUTH=off'][1]:+.2f} "
                       "ms at p50", flush=True)
                 compare_server_settings(base, job_id, key, args.concurrency, folder)
+                compare_loop_threads(base, job_id, key, args.concurrency, folder)
+                key_expiry(base, job_id, key, args.concurrency, folder)
             else:
                 print("wrk not installed (apt-get install wrk): only the Python client's figures")
         finally:
