@@ -140,6 +140,9 @@ class _Now:
         return function(*args)
 
 
+_NOW = _Now()
+
+
 def _run_now(pipeline: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine that never suspends to its end, without an event loop.
 
@@ -184,8 +187,6 @@ def http_function(
 
     return decorate
 
-
-_NOW = _Now()
 
 
 async def _serve(request: flask.Request, io: Io, service: str, access: str, status_ahead: JobOfRequest | None,
