@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class JobStatus(str, enum.Enum):
@@ -27,13 +28,18 @@ class Word:
     width: int
     height: int
     line: int | None = None  # index of its line in the page's `lines`
+    # Its four corners on the page as scanned, for a page read turned (top-left, top-right, bottom-right,
+    # bottom-left as read); the box above is the upright box around them.
+    polygon: list[list[int]] | None = None
 
-    def to_dict(self) -> dict[str, str | float | int | None]:
-        out: dict[str, str | float | int | None] = {
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "text": self.text, "confidence": self.confidence, "left": self.left, "top": self.top,
             "width": self.width, "height": self.height}
         if self.line is not None:
             out["line"] = self.line
+        if self.polygon is not None:
+            out["polygon"] = self.polygon
         return out
 
 
@@ -49,10 +55,34 @@ class Line:
     height: int
     block: int
     paragraph: int
+    polygon: list[list[int]] | None = None  # as a word's
 
-    def to_dict(self) -> dict[str, str | float | int | None]:
-        return {"text": self.text, "confidence": self.confidence, "left": self.left, "top": self.top,
-                "width": self.width, "height": self.height, "block": self.block, "paragraph": self.paragraph}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "text": self.text, "confidence": self.confidence, "left": self.left, "top": self.top,
+            "width": self.width, "height": self.height, "block": self.block, "paragraph": self.paragraph}
+        if self.polygon is not None:
+            out["polygon"] = self.polygon
+        return out
+
+
+class WarningCode(str, enum.Enum):
+    """Why a result may be incomplete or not what was asked for: stable codes, as errors have."""
+
+    EMPTY_PAGE = "empty_page"  # no ink and no text: a blank page, or one scanned too light
+    INK_WITHOUT_TEXT = "ink_without_text"  # ink that looks like text where no word was recognised
+    LOW_CONFIDENCE = "low_confidence"  # the words were read, but tesseract is unsure of them
+    TEXT_LAYER_REJECTED = "text_layer_rejected"  # the page's own text layer was garbled: it was OCRed
+    PDFA_FALLBACK = "pdfa_fallback"  # PDF/A was asked for; the searchable PDF could not be made one
+
+
+@dataclass(frozen=True)
+class ResultWarning:
+    code: WarningCode
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code.value, "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -68,13 +98,26 @@ class PageResult:
     words: list[Word] = field(default_factory=list)  # words with their boxes in the page's pixels (width x height)
     lines: list[Line] = field(default_factory=list)
     text_layer_rejected: str | None = None  # why the page's own text layer was not used, when it had one
+    skew: float = 0.0  # degrees the page's lines leaned anticlockwise (after `rotation`), taken out before OCR
+    warnings: list[ResultWarning] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)  # what lang=auto detected on the page
 
     def layout_json(self) -> str | None:
-        """What a page stores besides its text: words, lines and the layer verdict, as one JSON object."""
-        if not (self.words or self.lines or self.text_layer_rejected):
+        """What a page stores besides its text: words, lines, the layer verdict, skew and detected languages."""
+        if not (self.words or self.lines or self.text_layer_rejected or self.skew or self.languages):
             return None
-        return json.dumps({"words": [w.to_dict() for w in self.words], "lines": [line.to_dict() for line in self.lines],
-                           "text_layer_rejected": self.text_layer_rejected}, ensure_ascii=False)
+        stored: dict[str, Any] = {"words": [w.to_dict() for w in self.words],
+                                  "lines": [line.to_dict() for line in self.lines],
+                                  "text_layer_rejected": self.text_layer_rejected}
+        if self.skew:
+            stored["skew"] = self.skew
+        if self.languages:
+            stored["languages"] = self.languages
+        return json.dumps(stored, ensure_ascii=False)
+
+    def warnings_json(self) -> str | None:
+        """The page's warnings as stored in their own column, so a job's are gathered without its words."""
+        return json.dumps([w.to_dict() for w in self.warnings]) if self.warnings else None
 
 
 class Role(str, enum.Enum):

@@ -17,8 +17,9 @@ from common.engine.limits import OcrLimits
 from common.engine.page_ocr import PageRead, UnreadableImage, read_page
 from common.engine.pdf import PdfDocument
 from common.engine.recognition import Outputs, Recognition
+from common.engine.searchable_pdf import TextLayer
 from common.logging import get_logger
-from common.models import PageResult
+from common.models import PageResult, ResultWarning, WarningCode
 
 log = get_logger()
 
@@ -89,7 +90,7 @@ class TesseractEngine:
 
         The searchable PDF is the original with each OCRed page's invisible text laid over it.
         """
-        layers: dict[int, tuple[Path, int]] = {}  # page -> (its text-only PDF, degrees turned to read it)
+        layers: dict[int, TextLayer] = {}  # page -> its text-only PDF and how it lies on the page
         hocrs: list[Path] = []
         with PdfDocument(path) as pdf:
             count = pdf_pages.page_count(pdf, self.limits)
@@ -117,12 +118,18 @@ class TesseractEngine:
                     raster = pdf_pages.rendered_raster(path, pdf, n, workdir, self.limits)
                     read = read_page(raster, lang, self.limits, output_dir is not None, started)
                 if n in pages.rejected:
-                    read = replace(read, result=replace(read.result, text_layer_rejected=pages.rejected[n]))
+                    warning = ResultWarning(WarningCode.TEXT_LAYER_REJECTED,
+                                            f"the page's own text layer was not used ({pages.rejected[n]}): "
+                                            "the page was OCRed instead")
+                    read = replace(read, result=replace(read.result, text_layer_rejected=pages.rejected[n],
+                                                        warnings=[warning, *read.result.warnings]))
                 return read
 
             for read in self._in_parallel(count, page):
-                if read.pdf:
-                    layers[read.result.number] = (read.pdf, read.result.rotation)
+                if read.pdf and read.geometry is not None:
+                    number = read.result.number
+                    layers[number] = TextLayer(read.pdf, read.geometry, hide_old_text=number in pages.rejected,
+                                               words=read.result.words)
                 if read.hocr:
                     hocrs.append(read.hocr)
                 yield read.result

@@ -9,13 +9,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image
 
-from common.engine import hocr
+from common.engine import hocr, searchable_pdf
 from common.engine.limits import OcrLimits
+from common.engine.page.analysis import PageAnalysis, analyse
+from common.engine.page.checks import warnings_for
+from common.engine.page.straighten import Straightening, needs_pixels, straightened
 from common.engine.run import run
+from common.engine.searchable_pdf import TextLayer
 from common.errors import OcrError, OcrTimeout
+from common.logging import get_logger
 from common.models import PageResult
+
+log = get_logger()
 
 # Below this mean word confidence a page may be sideways or upside down: worth an orientation check.
 LOW_CONFIDENCE = 50.0
@@ -58,31 +65,48 @@ class PageRead:
 
     result: PageResult
     hocr: Path | None = None
-    pdf: Path | None = None
+    pdf: Path | None = None  # a PDF page's text-only layer, or an image's whole page
+    geometry: Straightening | None = None  # how the raster tesseract read was turned from the page
 
 
 def read_page(raster: Raster, lang: str, limits: OcrLimits, keep_files: bool, started: float) -> PageRead:
-    """OCR a page raster; a page read with low confidence is checked for orientation and read upright.
+    """OCR a page raster: looked at first (skew, sideways lines, coloured ink, an uneven background), given to
+    tesseract straightened where it needs it, and checked for orientation when it reads badly.
 
-    Orientation detection costs about a third of a page's OCR, so only pages that read badly pay it.
+    The words come back on the page as scanned (a turned page's words with their four corners), and the
+    page's warnings say what may be missing. Orientation detection costs about a third of a page's OCR, so
+    only pages whose lines run down the page, or that read badly, pay it.
     `keep_files`: tesseract also writes the page's PDF, and both files stay as page-NNNNN.hocr/.pdf.
     """
-    image = raster.path
+    original = raster.path
+    image = original
     try:
-        if limits.clean_up:
-            image = rewritten(image, "clean", raster.dpi, cleaned_up)
-        read = _first_read(raster, image, lang, limits.page_timeout, keep_files)
-        rotation = 0
+        analysis = _analysed(raster)
+        with Image.open(original) as im:
+            size = im.size
+        geometry = Straightening.none(size)
+        if analysis is not None:
+            turn = _orientation(original, limits.page_timeout) if analysis.sideways else 0
+            skew = analysis.skew_after_turn(turn)
+            if needs_pixels(analysis, turn, skew, limits.clean_up):
+                image, geometry = straightened(original, raster.dpi, analysis, turn, skew, limits.clean_up,
+                                               original.with_name(f"{original.stem}-straight.tif"))
+        text_only = raster.from_pdf or image != original
+        read = _first_read(raster, image, lang, limits.page_timeout, keep_files, text_only)
         if read.confidence is None or read.confidence < LOW_CONFIDENCE:
             turn = _orientation(image, limits.page_timeout)
             if turn:
                 # OSD's "Rotate" is the clockwise turn that makes the page upright; PIL turns anticlockwise.
                 upright = rewritten(image, "upright", raster.dpi, lambda im: im.rotate(-turn, expand=True),
                                     keep=True)
-                turned = _tesseract(raster, upright, lang, limits.page_timeout, keep_files, kept_as="-upright")
+                turned = _tesseract(raster, upright, lang, limits.page_timeout, keep_files, True,
+                                    kept_as="-upright")
                 if clearly_better(read, turned):
-                    image.unlink(missing_ok=True)
-                    image, read, rotation = upright, turned, turn
+                    if image != original:
+                        image.unlink(missing_ok=True)
+                    with Image.open(upright) as im:
+                        geometry = geometry.then(-turn, im.size)
+                    image, read, text_only = upright, turned, True
                     if keep_files:
                         for suffix in (".hocr", ".pdf"):
                             _kept(raster, suffix, "-upright").replace(_kept(raster, suffix))
@@ -91,30 +115,46 @@ def read_page(raster: Raster, lang: str, limits: OcrLimits, keep_files: bool, st
                     if keep_files:
                         for suffix in (".hocr", ".pdf"):
                             _kept(raster, suffix, "-upright").unlink(missing_ok=True)
-        with Image.open(image) as im:
-            width, height = im.size
+        moved = geometry.angle != 0
+        words = [geometry.word(w) for w in read.words_in_lines()] if moved else read.words_in_lines()
+        lines = [geometry.line(line) for line in read.lines] if moved else read.lines
+        pdf = _kept(raster, ".pdf") if keep_files else None
+        if pdf is not None and text_only and not raster.from_pdf:
+            # An image read straightened: its page is the scan as it is, the text laid on it turned back.
+            layer = TextLayer(pdf, geometry, words=words)
+            pdf = searchable_pdf.image_page(original, raster.dpi, layer, _kept(raster, ".pdf", "-page"))
+            layer.pdf.unlink()
+            pdf = pdf.replace(_kept(raster, ".pdf"))
     finally:
-        image.unlink(missing_ok=True)
+        if image != original:
+            image.unlink(missing_ok=True)
+        original.unlink(missing_ok=True)
     result = PageResult(
         number=raster.number,
         text=read.text,
         confidence=read.confidence,
         method="ocr",
-        width=width,
-        height=height,
+        width=size[0],
+        height=size[1],
         duration_ms=int((time.monotonic() - started) * 1000),
-        rotation=rotation,
-        words=read.words_in_lines(),
-        lines=read.lines,
+        rotation=geometry.rotation,
+        skew=geometry.skew,
+        words=words,
+        lines=lines,
+        warnings=warnings_for(analysis, words, read.confidence),
     )
     if not keep_files:
         return PageRead(result)
-    return PageRead(result, hocr=_kept(raster, ".hocr"), pdf=_kept(raster, ".pdf"))
+    return PageRead(result, hocr=_kept(raster, ".hocr"), pdf=pdf, geometry=geometry)
 
 
-def cleaned_up(image: Image.Image) -> Image.Image:
-    """Speckles out (3x3 median), contrast stretched: for poor scans (OCR_CLEAN_UP)."""
-    return ImageOps.autocontrast(image.filter(ImageFilter.MedianFilter(3)))
+def _analysed(raster: Raster) -> PageAnalysis | None:
+    """The page's analysis; None when its file cannot be decoded here (tesseract then says what it makes of it)."""
+    try:
+        return analyse(raster.path, raster.dpi)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        log.info("page.not_analysed", page=raster.number, error=str(e))
+        return None
 
 
 def clearly_better(first: hocr.HocrPage, turned: hocr.HocrPage) -> bool:
@@ -143,7 +183,7 @@ def _kept(raster: Raster, suffix: str, tag: str = "") -> Path:
     return raster.path.with_name(f"page-{raster.number:05d}{tag}{suffix}")
 
 
-def _tesseract(raster: Raster, image: Path, lang: str, timeout: float, keep_files: bool,
+def _tesseract(raster: Raster, image: Path, lang: str, timeout: float, keep_files: bool, text_only: bool,
                kept_as: str = "") -> hocr.HocrPage:
     """One tesseract run: hOCR (words, boxes, confidences) and, with `keep_files`, the page's PDF.
 
@@ -152,7 +192,7 @@ def _tesseract(raster: Raster, image: Path, lang: str, timeout: float, keep_file
     """
     base = image.with_suffix("")
     options = ["--dpi", str(raster.dpi)]
-    if raster.from_pdf and keep_files:
+    if text_only and keep_files:
         options += ["-c", "textonly_pdf=1"]
     renderers = ["hocr"] + (["pdf"] if keep_files else [])
     try:
@@ -173,18 +213,19 @@ def _tesseract(raster: Raster, image: Path, lang: str, timeout: float, keep_file
     return page
 
 
-def _first_read(raster: Raster, image: Path, lang: str, timeout: float, keep_files: bool) -> hocr.HocrPage:
+def _first_read(raster: Raster, image: Path, lang: str, timeout: float, keep_files: bool,
+                text_only: bool) -> hocr.HocrPage:
     """The page's first tesseract run; for a stored image passed on undecoded (`raster.size`), UnreadableImage
     when leptonica could not decode it: tesseract fails on a short PNG, and reads no page from a short TIFF."""
     try:
-        read = _tesseract(raster, image, lang, timeout, keep_files)
+        read = _tesseract(raster, image, lang, timeout, keep_files, text_only)
     except OcrTimeout:
         raise
     except OcrError as e:
         if raster.size is None:
             raise
         raise UnreadableImage(e.message, detail=e.detail) from e
-    if raster.size is not None and read.size != raster.size:
+    if raster.size is not None and image == raster.path and read.size != raster.size:
         raise UnreadableImage(f"tesseract read no {raster.size[0]}x{raster.size[1]} image from page "
                               f"{raster.number}'s stored stream")
     return read

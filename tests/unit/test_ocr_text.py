@@ -9,7 +9,8 @@ import pytest
 
 from common.engine.languages import validate_lang
 from common.engine.ocr import OcrLimits, TesseractEngine
-from common.engine.page_ocr import cleaned_up, rewritten
+from common.engine.page.analysis import analyse
+from common.engine.page.straighten import straightened
 from common.errors import CorruptDocument, ImageTooLarge, InvalidLanguage, PdfEncrypted, TooManyPages
 from tests.support import render_page, scanned_pdf
 
@@ -166,11 +167,12 @@ def test_clean_up_removes_speckles_and_keeps_the_text(tmp_path: Path) -> None:
         specks.putpixel((x, 1100), 0)  # a row of lone specks below the text
     path = tmp_path / "specks.tif"
     specks.save(path)
-    cleaned = rewritten(path, "clean", 300, cleaned_up)
+    analysis = analyse(path, 300)
+    cleaned, geometry = straightened(path, 300, analysis, 0, 0.0, True, tmp_path / "clean.tif")
     with Image.open(cleaned) as im:
         assert im.crop((0, 1090, 2480, 1110)).getextrema() == (255, 255)
         assert im.getextrema() == (0, 255) and im.info["dpi"] == (300, 300)
-    assert not path.exists()
+    assert geometry.angle == 0 and path.exists()
     limits = OcrLimits(max_pages=5, max_page_pixels=10_000_000, page_timeout=60, dpi=300, workers=2, clean_up=True)
     specks.save(path)
     [result] = TesseractEngine(limits).recognise(path, "image/tiff", "eng", lambda n: None)
