@@ -155,6 +155,8 @@ class Job(Base):
     callback_last_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # The searchable PDF asked for as PDF/A-2b (upload's `output=pdfa`, default OUTPUT_PDFA).
     pdfa: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # JSON [{code, message, pages}]: what may be missing from the result, gathered from its pages at completion.
+    warnings: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         # list ?status= (selective states such as failed), and finding jobs by state.
@@ -180,6 +182,8 @@ class Page(Base):
     rotation: Mapped[int] = mapped_column(Integer, default=0)
     # OCRed words as JSON ([{text, confidence, left, top, width, height}]); null for text-layer pages.
     words: Mapped[str | None] = mapped_column(LongText, nullable=True)
+    # JSON [{code, message}]: what may be missing from this page's text (common.models.WarningCode).
+    warnings: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         # One set of pages per job, whatever number of deliveries or attempts.

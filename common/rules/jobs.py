@@ -6,7 +6,7 @@ import json
 import math
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +20,8 @@ from common.adapters.db import Document, Job, Page, session_scope, utcnow
 from common.config import Settings
 from common.errors import JobInProgress, JobNotFound, PipelineError
 from common.logging import get_logger
-from common.models import JobStatus, PageResult
+from common.models import JobStatus, PageResult, ResultWarning
+from common.rules import result_warnings
 
 log = get_logger()
 
@@ -223,6 +224,7 @@ def upsert_page(session: Session, job_id: str, page: PageResult) -> None:
         duration_ms=page.duration_ms,
         rotation=page.rotation,
         words=page.layout_json(),
+        warnings=page.warnings_json(),
     )
     stmt = mysql_insert(Page).values(**values)
     session.execute(stmt.on_duplicate_key_update(**{k: stmt.inserted[k] for k in values if k != "job_id"}))
@@ -256,8 +258,10 @@ def settle(job: Job, changed: list[Job], to: JobStatus, now: datetime, **fields:
     _log_transition(job.id, to, error_code=job.error_code)
 
 
-def complete(settings: Settings, claim: Claim, outputs: dict[str, str] | None = None) -> bool:
-    """processing -> completed, with the full text assembled from the stored pages in order."""
+def complete(settings: Settings, claim: Claim, outputs: dict[str, str] | None = None,
+             warnings: Iterable[ResultWarning] = ()) -> bool:
+    """processing -> completed, with the full text assembled from the stored pages in order, and the job's
+    warnings: its pages' gathered, and `warnings` of its own (a PDF/A that could not be made)."""
     with transaction(settings) as (session, changed):
         job = owned(session, claim)
         if job is None:
@@ -266,8 +270,12 @@ def complete(settings: Settings, claim: Claim, outputs: dict[str, str] | None = 
         texts = session.execute(
             select(Page.text).where(Page.job_id == claim.job_id).order_by(Page.page_number)
         ).scalars().all()
+        flagged = session.execute(
+            select(Page.page_number, Page.warnings).where(Page.job_id == claim.job_id, Page.warnings.is_not(None))
+        ).tuples().all()
         settle(job, changed, JobStatus.COMPLETED, utcnow(), text="\n\f\n".join(texts),
-                page_count=len(texts), pages_done=len(texts), outputs=json.dumps(outputs or {}))
+               page_count=len(texts), pages_done=len(texts), outputs=json.dumps(outputs or {}),
+               warnings=result_warnings.gathered(flagged, warnings))
         # The document now shows this result; a re-process's earlier job keeps its own, reachable by its id.
         session.execute(update(Document).where(Document.id == job.document_id).values(job_id=job.id)
                         .execution_options(synchronize_session=False))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import BadRequest
@@ -23,17 +23,21 @@ class PageLayout:
     words: list[dict[str, Any]]
     lines: list[dict[str, Any]]
     text_layer_rejected: str | None
+    skew: float = 0.0
+    languages: list[str] = field(default_factory=list)
 
 
 def stored_layout(raw: str | None) -> PageLayout:
-    """The pages.words column: a JSON object (words, lines, layer verdict), or the older list of words alone."""
+    """The pages.words column: a JSON object (words, lines, layer verdict, skew, detected languages), or the
+    older list of words alone."""
     if not raw:
         return PageLayout([], [], None)
     stored = json.loads(raw)
     if isinstance(stored, list):
         return PageLayout(stored, [], None)
     return PageLayout(list(stored.get("words") or []), list(stored.get("lines") or []),
-                      stored.get("text_layer_rejected"))
+                      stored.get("text_layer_rejected"), float(stored.get("skew") or 0.0),
+                      list(stored.get("languages") or []))
 
 
 def with_box(item: Mapping[str, Any], width: int | None, height: int | None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from common.adapters.db import Document, Job, Page
 from common.config import Settings
 from common.errors import BadRequest, JobNotFound
 from common.models import JobStatus, Principal
-from common.rules import jobs
+from common.rules import jobs, result_warnings
 from common.rules.page_layout import PAGES_PER_ANSWER, PageRange, stored_layout, with_box
 
 
@@ -122,6 +122,10 @@ def _page(page: Page, with_words: bool, with_lines: bool = False) -> dict[str, A
         "rotation": page.rotation,
     }
     layout = stored_layout(page.words)
+    out["skew"] = layout.skew
+    if layout.languages:
+        out["languages"] = layout.languages
+    out["warnings"] = result_warnings.stored(page.warnings)
     if layout.text_layer_rejected:
         out["text_layer_rejected"] = layout.text_layer_rejected
     # Boxes are in pixels of the page (width x height above); with lines, also as fractions of it in `box`.
@@ -169,4 +173,5 @@ def _body(job: Job, document: Document) -> dict[str, Any]:
     if job.status == JobStatus.COMPLETED:
         body["text"] = job.text
         body["outputs"] = json.loads(job.outputs or "{}")
+        body["warnings"] = result_warnings.stored(job.warnings)
     return body

@@ -91,7 +91,7 @@ def test_head_is_the_newest_revision_and_history_is_one_line() -> None:
     script = ScriptDirectory.from_config(migrations.config())
     assert script.get_heads() == [migrations.HEAD]
     assert [r.revision for r in script.walk_revisions()] == [
-        migrations.HEAD, "0004_chunks_pdfa", "0003_callbacks", "0002_keys_owners", "0001_baseline"]
+        migrations.HEAD, "0005_list_walk", "0004_chunks_pdfa", "0003_callbacks", "0002_keys_owners", "0001_baseline"]
 
 
 def test_an_empty_database_gets_the_schema_of_the_models_and_a_second_run_changes_nothing(settings: Settings) -> None:
@@ -182,7 +182,7 @@ def test_downgrading_the_list_walk_drops_only_its_indexes_and_keeps_the_rows(set
         conn.execute(text(job("j1")))
         conn.execute(text("UPDATE documents SET job_id = 'j1', owner_id = '0123456789ab' WHERE id = 'd1'"))
 
-    change = migrations.downgrade(engine, "-1")
+    change = migrations.downgrade(engine, "0004_chunks_pdfa")
 
     assert (change.before, change.after) == (migrations.HEAD, "0004_chunks_pdfa")
     assert set(indexes(engine, "documents")) == before

@@ -11,7 +11,8 @@ import pytest
 
 from common.engine import scratch
 from common.engine.ocr import OcrLimits, TesseractEngine
-from common.engine.searchable_pdf import join_pages, lay_text_over
+from common.engine.page.straighten import Straightening
+from common.engine.searchable_pdf import TextLayer, join_pages, lay_text_over
 from common.errors import AssemblyFailed
 from tests.support import render_page, scanned_pdf
 
@@ -85,4 +86,4 @@ def test_a_text_layer_that_cannot_be_read_fails_with_assembly_failed(tmp_path: P
     layer = tmp_path / "layer.pdf"
     layer.write_bytes(b"%PDF-1.4\nnot a layer\n")
     with pytest.raises(AssemblyFailed):
-        lay_text_over(original, {1: (layer, 0)}, tmp_path / "searchable.pdf")
+        lay_text_over(original, {1: TextLayer(layer, Straightening.none((100, 100)))}, tmp_path / "searchable.pdf")

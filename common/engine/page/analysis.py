@@ -97,8 +97,8 @@ def analyse(path: Path, dpi: int) -> PageAnalysis:
     uneven = int(np.percentile(background, 95)) - int(np.percentile(background, 5)) >= UNEVEN_BACKGROUND
     text_ink = _without_pictures(ink)
     skew, contrast, across = _skew(text_ink)
-    down = _best_score(text_ink.T)
-    sideways = contrast >= MIN_PROFILE_CONTRAST and down > across * SIDEWAYS_MARGIN
+    _, down_contrast, down = _skew(text_ink.T)
+    sideways = down_contrast >= MIN_PROFILE_CONTRAST and down > across * SIDEWAYS_MARGIN
     if sideways:
         skew, contrast = 0.0, 0.0  # measured again once the page is turned upright
     return PageAnalysis(scale=scale, skew=skew, skew_confident=contrast >= MIN_PROFILE_CONTRAST,
@@ -161,14 +161,6 @@ def _skew(ink: np.ndarray) -> tuple[float, float, float]:
     # Turning the rows by +a lines them up when the text leans by -a in image coordinates (y down):
     # anticlockwise as seen, which is PIL's positive direction.
     return round(-angle, 2), top / median, top
-
-
-def _best_score(ink: np.ndarray) -> float:
-    """The best profile score within a few degrees of straight, for comparing two directions."""
-    ys, xs = _ink_points(ink)
-    if len(ys) < 200:
-        return 0.0
-    return max(_profile_score(ys, xs, a) for a in np.arange(-MAX_SKEW, MAX_SKEW + 1, 1.0))
 
 
 def _ink_points(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
