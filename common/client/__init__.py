@@ -3,15 +3,15 @@
 It stands on docs/openapi.yaml alone and imports nothing of the server's layers, so it runs anywhere."""
 
 from common.client.errors import (ApiError, AuthenticationFailed, BadRequest, ClientError, Conflict, Forbidden,
-                                  JobFailed, NotFound, OutputMissing, RateLimited, ServerError, ServiceUnavailable,
-                                  Unreachable, WaitTimeout)
+                                  JobFailed, NotFound, OutputExists, OutputMissing, RateLimited, ServerError,
+                                  ServiceUnavailable, Unreachable, WaitTimeout)
 from common.client.models import DocumentListItem, DocumentPage, JobError, JobStatus, Outputs, UploadAccepted
 from common.client.sdk import Client
 from common.client.transport import RetryPolicy
 
 __all__ = [
     "ApiError", "AuthenticationFailed", "BadRequest", "Client", "ClientError", "Conflict", "DocumentListItem",
-    "DocumentPage", "Forbidden", "JobError", "JobFailed", "JobStatus", "NotFound", "OutputMissing", "Outputs",
-    "RateLimited", "RetryPolicy", "ServerError", "ServiceUnavailable", "UploadAccepted", "Unreachable",
+    "DocumentPage", "Forbidden", "JobError", "JobFailed", "JobStatus", "NotFound", "OutputExists", "OutputMissing",
+    "Outputs", "RateLimited", "RetryPolicy", "ServerError", "ServiceUnavailable", "UploadAccepted", "Unreachable",
     "WaitTimeout",
 ]

@@ -8,6 +8,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.client import files
 from common.client.errors import ApiError, AuthenticationFailed, ClientError, Forbidden, Unreachable
 from common.client.inputs import Input
 from common.client.models import JobStatus, UploadAccepted
@@ -16,8 +17,9 @@ from common.client.sdk import Client
 
 # Errors that would fail every other upload the same way: stop at the first instead of repeating it per file.
 FATAL = (Unreachable, AuthenticationFailed, Forbidden)
-# The suffix each output is saved under, and its name on the command line (--outputs text,pdf,hocr).
-SUFFIXES = {"text": ".txt", "searchable_pdf": ".pdf", "hocr": ".hocr"}
+# The suffix each output is saved under, and its name on the command line (--outputs text,pdf,hocr). The
+# searchable PDF is `.ocr.pdf`, never `.pdf`: saved beside a scan.pdf it would otherwise take the original's name.
+SUFFIXES = {"text": ".txt", "searchable_pdf": ".ocr.pdf", "hocr": ".hocr"}
 OUTPUT_NAMES = {"text": "text", "pdf": "searchable_pdf", "hocr": "hocr"}
 
 
@@ -112,15 +114,23 @@ def wait_all(client: Client, jobs: list[Tracked], display: Display, interval: fl
         sleep(max(interval, len(pending) / 40))
 
 
-def save_outputs(client: Client, job: Tracked, out_dir: Path, outputs: tuple[str, ...]) -> None:
-    """Write a completed job's text, searchable PDF and hOCR (those asked) under `out_dir`/`job.name`."""
+def targets(out_dir: Path, name: str, outputs: tuple[str, ...]) -> dict[str, Path]:
+    """Where each asked output of the document saved as `name` goes under `out_dir`: {output: path}."""
+    base = out_dir / name
+    return {output: base.with_name(base.name + SUFFIXES[output]) for output in outputs}
+
+
+def save_outputs(client: Client, job: Tracked, out_dir: Path, outputs: tuple[str, ...], force: bool = False) -> None:
+    """Write a completed job's text, searchable PDF and hOCR (those asked) under `out_dir`/`job.name`; none of them
+    replaces a file unless `force` (`OutputExists`, and nothing of this job is written)."""
     assert job.status is not None and job.status.status == "completed"
-    base = out_dir / job.name
-    base.parent.mkdir(parents=True, exist_ok=True)
-    for output in outputs:
-        path = base.with_name(base.name + SUFFIXES[output])
+    paths = targets(out_dir, job.name, outputs)
+    files.refuse_existing(paths.values(), force)
+    next(iter(paths.values())).parent.mkdir(parents=True, exist_ok=True)
+    for output, path in paths.items():
         if output == "text":
-            path.write_text(job.status.text or "", encoding="utf-8")
+            body = (job.status.text or "").encode("utf-8")
+            files.write_new(path, lambda f: f.write(body), force)
         else:
-            client.download(job.status, output, path)  # type: ignore[arg-type]
+            client.download(job.status, output, path, overwrite=force)  # type: ignore[arg-type]
         job.saved[output] = str(path)

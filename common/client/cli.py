@@ -1,8 +1,8 @@
 """`ocr`: the command-line client. Parses arguments, finds the service, runs a command, maps failures to exits.
 
-Exit codes: 0 everything asked for completed; 1 a job failed, a file was refused or unreadable, or the service
-could not be reached or refused the key; 2 a usage error (bad option, a path that is not there, no URL);
-130 interrupted (the jobs keep running)."""
+Exit codes: 0 everything asked for completed; 1 a job failed, a file was refused or unreadable, a result would
+have replaced a file (output_exists), or the service could not be reached or refused the key; 2 a usage error
+(bad option, a path that is not there, no URL); 130 interrupted (the jobs keep running)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from common.client import commands
 from common.client.batch import OUTPUT_NAMES as OUTPUTS
@@ -21,17 +22,43 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 EPILOG = """\
 The service and key come from --url / OCR_URL and OCR_API_KEY, or from a TOML file with `url` and `api_key`
-(OCR_CONFIG, default ~/.config/ocr/config.toml). Exit codes: 0 all completed, 1 something failed (its code is
-printed), 2 usage, 130 interrupted (jobs keep running)."""
+(OCR_CONFIG, default ~/.config/ocr/config.toml). Where a command reads a result, ID is a job id or a document id
+(as `ls` prints it: the document's current job). Results never replace a file: an existing name is refused
+(output_exists) unless --force. Off a terminal (or with -q), stdout carries ids (or saved paths) alone, one a
+line; everything else goes to stderr. Exit codes: 0 all completed, 1 something failed (its code is printed),
+2 usage, 130 interrupted (jobs keep running)."""
+
+
+def client_version() -> str:
+    """The installed project's version (the client ships with it), or `unknown` when run from a bare tree."""
+    try:
+        return metadata.version("ocr-pipeline")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _add_global_options(parser: argparse.ArgumentParser, after_command: bool) -> None:
+    """--url, --json and -q, taken before the command and after it. After it their defaults are SUPPRESS, so
+    an option given before the command is not reset by the command's parser."""
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if after_command else value
+
+    parser.add_argument("--url", default=default(None),
+                        help="the service's gateway URL (default: OCR_URL, then the config file)")
+    parser.add_argument("--json", action="store_true", default=default(False),
+                        help="print JSON for scripts instead of text")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                        help="ids (or saved paths) alone on stdout, as off a terminal; status: the state alone")
 
 
 def build_parser(prog: str = "ocr") -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help="the service's gateway URL (default: OCR_URL, then the config file)")
-    common.add_argument("--json", action="store_true", help="print JSON for scripts instead of text")
+    _add_global_options(common, after_command=True)
 
     parser = argparse.ArgumentParser(prog=prog, description="Upload documents for OCR, follow them, fetch results.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {client_version()}")
+    _add_global_options(parser, after_command=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002 (argparse's word)
@@ -39,7 +66,9 @@ def build_parser(prog: str = "ocr") -> argparse.ArgumentParser:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
     up = command("upload", "upload files, folders (recursively) and glob patterns; optionally wait and save results")
-    up.add_argument("files", nargs="+", metavar="FILE", help="a file, a folder or a quoted glob ('scans/**/*.pdf')")
+    up.add_argument("files", nargs="+", metavar="FILE",
+                    help="a file, a folder or a quoted glob ('scans/**/*.pdf'); folders and globs leave out "
+                         "*.ocr.pdf, the results of an earlier run")
     up.add_argument("--lang", help="tesseract language(s), e.g. deu+eng (default: the service's)")
     up.add_argument("--wait", action="store_true", help="follow the jobs with progress bars until they finish")
     _add_saving(up, "with --wait: save each completed document's results under DIR (implies --wait)")
@@ -50,24 +79,27 @@ def build_parser(prog: str = "ocr") -> argparse.ArgumentParser:
                     help="make the searchable PDFs PDF/A-2b (default: the service's OUTPUT_PDFA)")
 
     st = command("status", "show a job's state and progress")
-    st.add_argument("job", metavar="JOB")
+    st.add_argument("job", metavar="ID", help="a job id, or a document id (its current job)")
 
     wt = command("wait", "follow jobs until they finish (e.g. after an interrupted upload --wait)")
-    wt.add_argument("jobs", nargs="+", metavar="JOB")
+    wt.add_argument("jobs", nargs="+", metavar="ID", help="job ids, or document ids (their current jobs)")
     _add_saving(wt, "save each completed job's results under DIR")
 
     tx = command("text", "print a completed job's text")
-    tx.add_argument("job", metavar="JOB")
+    tx.add_argument("job", metavar="ID", help="a job id, or a document id (its current job)")
     tx.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    _add_force(tx)
 
     get = command("get", "download a completed job's searchable PDF or hOCR")
-    get.add_argument("job", metavar="JOB")
+    get.add_argument("job", metavar="ID", help="a job id, or a document id (its current job)")
     kind = get.add_mutually_exclusive_group(required=True)
     kind.add_argument("--pdf", dest="output", action="store_const", const="searchable_pdf",
                       help="the searchable PDF")
     kind.add_argument("--hocr", dest="output", action="store_const", const="hocr", help="the hOCR file")
     get.add_argument("-o", "--output-file", metavar="FILE",
-                     help="where to save (default: the document's name with .pdf or .hocr; - for standard output)")
+                     help="where to save (default: the document's name with .ocr.pdf or .hocr, in the current "
+                          "folder; - for standard output)")
+    _add_force(get)
 
     ls = command("ls", "list documents, newest first")
     _add_filters(ls)
@@ -76,9 +108,17 @@ def build_parser(prog: str = "ocr") -> argparse.ArgumentParser:
     se.add_argument("query", metavar="QUERY", help="words that must all occur (3 or more letters each)")
     _add_filters(se)
 
+    rp = command("reprocess", "OCR a document again (e.g. in another language); prints the new job's id")
+    rp.add_argument("document", metavar="ID", help="a document id, or the id of one of its jobs")
+    rp.add_argument("--lang", help="tesseract language(s), e.g. deu+eng (default: the service's)")
+
     rm = command("rm", "delete documents and everything made from them")
     rm.add_argument("documents", nargs="+", metavar="DOC", help="a document id (see ls)")
     return parser
+
+
+def _add_force(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="replace files that exist (never done without it)")
 
 
 def _add_saving(parser: argparse.ArgumentParser, help: str) -> None:  # noqa: A002
@@ -86,6 +126,7 @@ def _add_saving(parser: argparse.ArgumentParser, help: str) -> None:  # noqa: A0
     parser.add_argument("--outputs", default="text,pdf,hocr", type=_outputs, metavar="LIST",
                         help="what --out saves, of text,pdf,hocr (default: all three)")
     parser.add_argument("--timeout", type=float, metavar="SECONDS", help="stop waiting after this long")
+    _add_force(parser)
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from common.client import batch, inputs, settings
-from common.client.errors import ClientError, NotFound
+from common.client.errors import ClientError, Conflict, NotFound, OutputExists
+from common.client.files import refuse_existing, write_new
 from common.client.models import DocumentListItem
 from common.client.progress import display_for
 from common.client.sdk import Client
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     config = settings.load(args.url)
     client = Client(config.url, config.api_key, on_retry=_told_of_retry)
     handler = {"upload": upload, "status": status, "wait": wait, "text": text, "get": get, "ls": ls,
-               "search": search, "rm": rm}[args.command]
+               "search": search, "reprocess": reprocess, "rm": rm}[args.command]
     return handler(client, args)
 
 
@@ -42,10 +43,23 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+def _ids_only(args: argparse.Namespace) -> bool:
+    """Whether stdout carries ids (or saved paths) alone, one a line: off a terminal (`job=$(ocr upload f)`,
+    `ocr upload d | xargs ...`) or with -q. Everything else then goes to stderr."""
+    return bool(args.quiet) or not sys.stdout.isatty()
+
+
 # --- documents in and followed --------------------------------------------------------------------------------
 
 def upload(client: Client, args: argparse.Namespace) -> int:
-    files = inputs.expand(args.files)  # every path checked before the first byte is sent
+    skipped: list[Path] = []
+    files = inputs.expand(args.files, skipped)  # every path checked before the first byte is sent
+    if skipped:
+        print(f"ocr: left out {len(skipped)} result(s) of an earlier run (*.ocr.pdf), e.g. {skipped[0]}",
+              file=sys.stderr)
+    if args.out:
+        # Before the first byte is sent: a folder of results that cannot be saved costs no OCR.
+        _refuse_taken_outputs(files, Path(args.out), args.outputs, args.force)
     display = display_for()
     sent: list[str] = []
 
@@ -70,7 +84,7 @@ def upload(client: Client, args: argparse.Namespace) -> int:
             _print_json([_job_json(j) for j in jobs] + [_refused_json(r) for r in refused])
         else:
             for job in jobs:
-                print(f"{job.job_id}  pending  {job.label}")
+                print(job.job_id if _ids_only(args) else f"{job.job_id}  pending  {job.label}")
             if jobs:
                 print(f"follow them with: ocr wait {' '.join(j.job_id for j in jobs)}", file=sys.stderr)
         return 1 if refused else 0
@@ -80,13 +94,30 @@ def upload(client: Client, args: argparse.Namespace) -> int:
     return 1 if refused or failed else 0
 
 
+def _refuse_taken_outputs(files: list[inputs.Input], out: Path, outputs: tuple[str, ...], force: bool) -> None:
+    """Every result the upload would save under `out`: none may replace a file (unless `force`), and none an
+    input of this very upload, whatever the flags say."""
+    paths = [path for name in batch.output_names(files) for path in batch.targets(out, name, outputs).values()]
+    sources = {item.path.resolve() for item in files}
+    for path in paths:
+        if path.resolve() in sources:
+            raise OutputExists(path, f"a result would be saved as {path}, one of the files being uploaded; "
+                                     "choose another --out (--force never replaces an input)")
+    refuse_existing(paths, force)
+
+
 def wait(client: Client, args: argparse.Namespace) -> int:
-    # Read once first: an unknown id fails here, before any bar is drawn, and bars show file names.
-    jobs = [batch.Tracked(job_id, job_id, label=client.status(job_id).filename) for job_id in args.jobs]
+    # Read once first: an unknown id fails here, before any bar is drawn, and bars show file names. A document
+    # id becomes its current job's id, so every line after this names the job.
+    jobs: dict[str, batch.Tracked] = {}
+    for given in args.jobs:
+        current = client.status(given)
+        jobs.setdefault(current.job_id, batch.Tracked(current.job_id, current.job_id, label=current.filename,
+                                                      document_id=current.document_id))
     display = display_for()
-    failed = _follow(client, jobs, display, args, names_from_service=True)
+    failed = _follow(client, list(jobs.values()), display, args, names_from_service=True)
     if args.json:
-        _print_json([_job_json(j) for j in jobs])
+        _print_json([_job_json(j) for j in jobs.values()])
     return 1 if failed else 0
 
 
@@ -107,7 +138,7 @@ def _follow(client: Client, jobs: list[batch.Tracked], display: Any, args: argpa
                          f"{(error.message if error else None) or ''}")
         elif out is not None:
             try:
-                batch.save_outputs(client, job, out, args.outputs)
+                batch.save_outputs(client, job, out, args.outputs, args.force)
             except (ClientError, OSError) as e:
                 # One result that cannot be written must not stop the others being followed and saved.
                 unsaved.add(job.job_id)
@@ -127,20 +158,25 @@ def _follow(client: Client, jobs: list[batch.Tracked], display: Any, args: argpa
         print(f"ocr: still running after {args.timeout:g} s: ocr wait {' '.join(j.job_id for j in unfinished)}",
               file=sys.stderr)
     if not args.json:
+        ids_only = _ids_only(args)
         for job in jobs:
             assert job.status is not None
             print(f"{job.job_id}  {job.status.status:10}  {_pages(job.status.pages_done, job.status.page_count)}  "
-                  f"{job.status.filename}")
+                  f"{job.status.filename}", file=sys.stderr if ids_only else sys.stdout)
+        if ids_only:
+            for job in jobs:
+                print(job.job_id)
     return bool(unsaved) or any(j.status is None or j.status.status != "completed" for j in jobs)
 
 
 def _resume_options(args: argparse.Namespace) -> str:
-    """What `ocr wait` needs to finish the interrupted run's job: the same output folder and outputs."""
+    """What `ocr wait` needs to finish the interrupted run's job: the same output folder, outputs and --force."""
     if not args.out:
         return ""
     names = {output: name for name, output in batch.OUTPUT_NAMES.items()}
     chosen = ",".join(names[o] for o in args.outputs)
-    return f" --out {shlex.quote(args.out)}" + ("" if chosen == "text,pdf,hocr" else f" --outputs {chosen}")
+    return (f" --out {shlex.quote(args.out)}" + ("" if chosen == "text,pdf,hocr" else f" --outputs {chosen}")
+            + (" --force" if args.force else ""))
 
 
 def _unique_name(job: batch.Tracked, taken: set[str]) -> str:
@@ -175,6 +211,8 @@ def status(client: Client, args: argparse.Namespace) -> int:
     current = client.status(args.job)
     if args.json:
         _print_json({k: v for k, v in current.raw.items() if k != "text"})
+    elif args.quiet:
+        print(current.status)
     else:
         print(f"job       {current.job_id}\ndocument  {current.document_id}\nfile      {current.filename} "
               f"({current.content_type}, {current.size_bytes} bytes, lang {current.lang})\n"
@@ -188,11 +226,27 @@ def status(client: Client, args: argparse.Namespace) -> int:
 
 
 def text(client: Client, args: argparse.Namespace) -> int:
-    body = client.text(args.job)
     if args.output:
-        Path(args.output).write_text(body, encoding="utf-8")
+        refuse_existing([Path(args.output)], args.force)  # before the text is fetched
+    if args.json:
+        # The status answer holds the text and names the job (the id given may be a document's).
+        current = client.status(args.job)
+        if current.status != "completed":
+            raise Conflict(f"job {current.job_id} is {current.status}; its text exists once it is completed",
+                           "job_not_completed", 409)
+        body = current.text or ""
+    else:
+        body = client.text(args.job)
+    if args.output:
+        path = Path(args.output)
+        written = write_new(path, lambda f: f.write(body.encode("utf-8")), args.force)
+        if args.json:
+            _print_json({"job_id": current.job_id, "document_id": current.document_id, "path": str(path),
+                         "bytes": written})
+        else:
+            _saved(args, path, written)
     elif args.json:
-        _print_json({"job_id": args.job, "text": body})
+        _print_json({"job_id": current.job_id, "document_id": current.document_id, "text": body})
     else:
         sys.stdout.write(body if body.endswith("\n") else body + "\n")
     return 0
@@ -203,15 +257,56 @@ def get(client: Client, args: argparse.Namespace) -> int:
     if args.output_file == "-":
         client.download(current, args.output, sys.stdout.buffer)
         return 0
-    suffix = batch.SUFFIXES[args.output]
-    default = (str(Path(Path(current.filename).name).with_suffix("")) or "document") + suffix
-    path = Path(args.output_file or default)
-    written = client.download(current, args.output, path)
+    path = Path(args.output_file or result_name(current.filename, batch.SUFFIXES[args.output]))
+    written = client.download(current, args.output, path, overwrite=args.force)
     if args.json:
-        _print_json({"job_id": current.job_id, "path": str(path), "bytes": written})
+        _print_json({"job_id": current.job_id, "document_id": current.document_id, "path": str(path),
+                     "bytes": written})
+    else:
+        _saved(args, path, written)
+    return 0
+
+
+def result_name(filename: str, suffix: str) -> str:
+    """`scan.pdf` -> `scan.ocr.pdf` / `scan.hocr`: the document's own name (never a folder of it) with the
+    result's suffix, which is never the original's."""
+    name = Path(filename).name
+    stem = Path(name).stem if name not in ("", ".", "..") else ""
+    return (stem or "document") + suffix
+
+
+def _saved(args: argparse.Namespace, path: Path, written: int) -> None:
+    if _ids_only(args):
+        print(path)
     else:
         print(f"saved {path} ({written} bytes)")
+
+
+def reprocess(client: Client, args: argparse.Namespace) -> int:
+    try:
+        accepted = client.reprocess(args.document, lang=args.lang)
+    except NotFound:
+        # The id may be one of the document's jobs (as upload, wait and status print them).
+        document_id = _document_of_job(client, args.document)
+        if document_id is None:
+            raise
+        accepted = client.reprocess(document_id, lang=args.lang)
+    if args.json:
+        _print_json(accepted.raw)
+    else:
+        print(accepted.job_id if _ids_only(args) else
+              f"{accepted.job_id}  pending  document {accepted.document_id}")
+        print(f"follow it with: ocr wait {accepted.job_id}", file=sys.stderr)
     return 0
+
+
+def _document_of_job(client: Client, job_id: str) -> str | None:
+    """The document a job id belongs to, or None when no job of the key has that id."""
+    try:
+        current = client.status(job_id)
+    except NotFound:
+        return None
+    return current.document_id if current.job_id == job_id else None
 
 
 # --- the library ------------------------------------------------------------------------------------------------
@@ -239,6 +334,9 @@ def _listing(client: Client, args: argparse.Namespace, query: str | None) -> int
             print(f"ocr: not searchable (too short or too common): {', '.join(page.ignored_terms)}", file=sys.stderr)
     if args.json:
         _print_json([item.raw for item in items])
+    elif args.quiet:
+        for item in items:
+            print(item.document_id)
     else:
         for item in items:
             print(f"{item.document_id}  {item.status:10}  {item.page_count if item.page_count is not None else '?':>4}"
@@ -256,7 +354,9 @@ def rm(client: Client, args: argparse.Namespace) -> int:
         try:
             client.delete(document_id)
         except NotFound:
-            print(f"ocr: no document {document_id}", file=sys.stderr)
+            owner = _document_of_job(client, document_id)
+            hint = f"; {document_id} is a job of document {owner} (ocr rm {owner} deletes it)" if owner else ""
+            print(f"ocr: no document {document_id}{hint}", file=sys.stderr)
             failed += 1
             continue
         except ClientError as e:
@@ -266,7 +366,7 @@ def rm(client: Client, args: argparse.Namespace) -> int:
             failed += 1
             continue
         if not args.json:
-            print(f"deleted {document_id}")
+            print(document_id if _ids_only(args) else f"deleted {document_id}")
     if args.json:
         _print_json({"deleted": len(args.documents) - failed, "failed": failed})
     return 1 if failed else 0

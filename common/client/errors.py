@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class ClientError(Exception):
     """Base of every error of the client; `code` is the service's error code, or the client's own for failures
@@ -90,6 +92,16 @@ class OutputMissing(ClientError):
     """A completed job's answer has no link for the asked output (or the job is not completed)."""
 
     code = "output_missing"
+
+
+class OutputExists(ClientError):
+    """A result would replace a file that is already there (the command's --force allows it); `path` names it."""
+
+    code = "output_exists"
+
+    def __init__(self, path: str | os.PathLike[str], message: str) -> None:
+        super().__init__(message)
+        self.path = os.fspath(path)
 
 
 _BY_STATUS: dict[int, type[ApiError]] = {

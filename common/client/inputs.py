@@ -9,6 +9,9 @@ from pathlib import Path
 # What a folder contributes: the types the service reads. A file named on its own is sent whatever its name, and
 # the service decides from its bytes; a folder's notes and spreadsheets would only come back 415.
 DOCUMENT_SUFFIXES = frozenset({".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"})
+# The searchable PDFs `--out` saves: a folder or pattern that holds them (`upload scans/ --out scans/` again)
+# does not send them back as new documents. Named on its own, such a file is sent like any other.
+RESULT_SUFFIX = ".ocr.pdf"
 
 
 class BadPath(Exception):
@@ -26,13 +29,22 @@ class Input:
     name: str
 
 
-def expand(arguments: list[str]) -> list[Input]:
-    """Every file the arguments name, once each, in a stable order; raises on the first bad one."""
+def is_result(path: Path) -> bool:
+    """Whether the file is a searchable PDF this client saved (its name ends in .ocr.pdf)."""
+    return path.name.lower().endswith(RESULT_SUFFIX)
+
+
+def expand(arguments: list[str], skipped: list[Path] | None = None) -> list[Input]:
+    """Every file the arguments name, once each, in a stable order; raises on the first bad one. Results of an
+    earlier run found in folders and patterns are left out, and added to `skipped` when it is given."""
     found: list[Input] = []
+    left_out: list[Path] = []
     for argument in arguments:
         if glob.has_magic(argument):
             matches = sorted(glob.glob(argument, recursive=True))
             files = [Path(m) for m in matches if Path(m).is_file()]
+            left_out += [f for f in files if is_result(f)]
+            files = [f for f in files if not is_result(f)]
             if not files:
                 raise BadPath(f"no file matches {argument}")
             found += [Input(f, f.name) for f in files]
@@ -40,6 +52,8 @@ def expand(arguments: list[str]) -> list[Input]:
             root = Path(argument)
             files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in DOCUMENT_SUFFIXES
                            and not any(part.startswith(".") for part in p.relative_to(root).parts))
+            left_out += [f for f in files if is_result(f)]
+            files = [f for f in files if not is_result(f)]
             if not files:
                 raise BadPath(f"no document in folder {argument} (looked for {', '.join(sorted(DOCUMENT_SUFFIXES))})")
             found += [Input(f, f.relative_to(root).as_posix()) for f in files]
@@ -52,6 +66,8 @@ def expand(arguments: list[str]) -> list[Input]:
         unique.setdefault(item.path.resolve(), item)
     for item in unique.values():
         _check_readable(item.path)
+    if skipped is not None:
+        skipped += left_out
     return list(unique.values())
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 from urllib.parse import quote
 
+from common.client import files
 from common.client.errors import JobFailed, OutputMissing, WaitTimeout
 from common.client.models import DocumentListItem, DocumentPage, JobStatus, UploadAccepted
 from common.client.transport import RetryPolicy, Transport
@@ -71,7 +72,8 @@ class Client:
 
     def status(self, job_id: str, *, include: str | None = None) -> JobStatus:
         """The job's state and progress (`pages_done` of `page_count`); its text and output links once completed.
-        `include` is `pages` or `words`."""
+        A document id reads the document's current job (the one whose result it shows). `include` is `pages`
+        or `words`."""
         response = self.transport.request("GET", f"/function/status/{_id(job_id)}", {"include": include})
         return JobStatus.from_dict(response.json())
 
@@ -95,29 +97,27 @@ class Client:
             self._sleep(interval)
 
     def text(self, job_id: str) -> str:
-        """A completed job's text (pages separated by "\\n\\f\\n"); `Conflict` (`job_not_completed`) before."""
+        """A completed job's text (pages separated by "\\n\\f\\n"); `Conflict` (`job_not_completed`) before.
+        A document id reads its current job's."""
         response = self.transport.request("GET", f"/function/status/{_id(job_id)}", {"format": "text"})
         return response.body.decode("utf-8")
 
-    def download(self, job: str | JobStatus, output: Output, dest: str | os.PathLike[str] | IO[bytes]) -> int:
+    def download(self, job: str | JobStatus, output: Output, dest: str | os.PathLike[str] | IO[bytes], *,
+                 overwrite: bool = False) -> int:
         """Save a completed job's searchable PDF or hOCR to a path (written whole or not at all) or a binary
-        file; returns the bytes written. Given a job id, its links are read fresh (they expire); given a status
-        just read, its links are used as they are."""
+        file; returns the bytes written. A path that exists raises `OutputExists` and is left as it is, unless
+        `overwrite`. Given a job id (or a document id: its current job), its links are read fresh (they
+        expire); given a status just read, its links are used as they are."""
+        if isinstance(dest, (str, os.PathLike)):
+            # Before the download: a file that cannot be saved costs no transfer.
+            files.refuse_existing([Path(dest)], overwrite)
         current = self.status(job) if isinstance(job, str) else job
         link = getattr(current.outputs, output, None) if current.outputs else None
         if current.status != "completed" or not link:
             raise OutputMissing(f"job {current.job_id} is {current.status}; it has no {output} to download")
         if not isinstance(dest, (str, os.PathLike)):
             return self.transport.download(link, dest)
-        path = Path(dest)
-        partial = path.with_name(f".{path.name}.partial")
-        try:
-            with partial.open("wb") as f:
-                written = self.transport.download(link, f)
-            partial.replace(path)
-        finally:
-            partial.unlink(missing_ok=True)
-        return written
+        return files.write_new(Path(dest), lambda f: self.transport.download(link, f), overwrite)
 
     # --- the library ------------------------------------------------------------------------------------------
 

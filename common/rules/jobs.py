@@ -357,6 +357,16 @@ def get(settings: Settings, job_id: str, owner: str | None = None) -> tuple[Job,
         return row[0], row[1]
 
 
+def shown_by(settings: Settings, document_id: str, owner: str | None = None) -> str | None:
+    """The job whose result a document shows (its `job_id` in list and describe); None if there is no such
+    document, or it is someone else's when `owner` is given."""
+    statement = select(Document.job_id).where(Document.id == document_id)
+    if owner is not None:
+        statement = statement.where(Document.owner_id == owner)
+    with session_scope(settings) as session:
+        return session.execute(statement).scalar_one_or_none()
+
+
 def pages_of(settings: Settings, job_id: str, first: int = 1, last: int | None = None) -> list[Page]:
     """The job's stored pages from `first` to `last` (inclusive; None: to the end), in order."""
     statement = select(Page).where(Page.job_id == job_id, Page.page_number >= first)

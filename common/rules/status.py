@@ -74,18 +74,26 @@ def job_status(settings: Settings, job_id: str, caller: Principal,
 
     Someone else's job is answered like a missing one, and along the same path: a cached entry of
     another owner is not served, and MySQL is asked as on a miss, so the timing does not tell either.
+    A document id stands for the job whose result the document shows, so the id `list` prints reads
+    a result too; it is looked up only once no job has the id, which keeps a job's read as it was.
     """
     try:
         uuid.UUID(job_id)
     except ValueError as e:
-        raise JobNotFound(f"job {job_id!r} does not exist (job ids are UUIDs)") from e
+        raise JobNotFound(f"job {job_id!r} does not exist (job and document ids are UUIDs)") from e
     owner = caller.owner_filter
     entry = cache.read_status(settings, job_id) if settings.status_cache else None
     if entry is not None and owner is not None and entry.owner_id != owner:
         entry = None
     outcome = "hit" if entry is not None else ("miss" if settings.status_cache else "off")
     if entry is None:
-        job, document = jobs.get(settings, job_id, owner)
+        try:
+            job, document = jobs.get(settings, job_id, owner)
+        except JobNotFound:
+            shown = jobs.shown_by(settings, job_id, owner)
+            if shown is None or shown == job_id:
+                raise JobNotFound(f"job {job_id} does not exist, nor a document of that id") from None
+            return job_status(settings, shown, caller, include, pages)
         entry = _cached(_body(job, document))
         if settings.status_cache:
             cache.fill_status(settings, job_id, job.version, entry, job.status.is_final)

@@ -21,12 +21,13 @@ def handle(request: flask.Request, settings: Settings, caller: Principal) -> fla
     require_method(request, "GET")
     job_id = job_id_in(request)
     if not job_id:
-        raise BadRequest("name the job: GET /function/status/<job_id>")
+        raise BadRequest("name the job: GET /function/status/<job_id> (or a document id: its current job)")
     include = parse_include(request.args.get("include"))
     read = job_status(settings, job_id, caller, include, page_range(request.args, bool(include & {"words", "lines"})))
     if request.args.get("format") == "text":
         if read.status != "completed":
-            raise JobNotCompleted(f"job {job_id} is {read.status}; its text exists once it is completed")
+            # The id asked for may be a document's: name the job it stands for.
+            raise JobNotCompleted(f"job {read.body['job_id']} is {read.status}; its text exists once it is completed")
         return flask.Response(read.body["text"], mimetype="text/plain", headers={"X-Cache": read.cache})
     # The stored JSON as it is: json_response would encode the whole answer again on every read.
     return flask.Response(read.json_bytes(), mimetype="application/json", headers={"X-Cache": read.cache})

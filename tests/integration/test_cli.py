@@ -6,6 +6,7 @@ import ctypes
 import errno
 import io
 import fcntl
+import hashlib
 import json
 import os
 import pty
@@ -32,6 +33,7 @@ from tests.support import image_bytes, render_page, scanned_pdf
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 # The command the `ocr` console script runs (pyproject's [project.scripts]; tests/unit/test_client_cli.py).
 OCR = [sys.executable, "-m", "common.client"]
@@ -78,15 +80,16 @@ def test_folder_of_mixed_documents_with_wait_ends_with_every_output_on_disk(env:
     expected = {"letter": "letter first apple", "receipt": "receipt coffee paid", "2026/march/invoice": "invoice 4711"}
     for name, words in expected.items():
         assert words in _words((out / f"{name}.txt").read_text()), name
-        assert (out / f"{name}.pdf").read_bytes().startswith(b"%PDF-"), name
+        assert (out / f"{name}.ocr.pdf").read_bytes().startswith(b"%PDF-"), name
         assert "ocr_page" in (out / f"{name}.hocr").read_text(), name
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(
-        f"{name}{suffix}" for name in expected for suffix in (".txt", ".pdf", ".hocr"))
+        f"{name}{suffix}" for name in expected for suffix in (".txt", ".ocr.pdf", ".hocr"))
     assert "\x1b[" not in run.stderr
     assert "done 3/3 documents" in run.stderr
     assert re.search(r"letter\.pdf: processing 1/2 pages|letter\.pdf: completed 2/2 pages", run.stderr)
-    # stdout: one summary line per job, all completed.
-    summary = run.stdout.strip().splitlines()
+    # Off a terminal stdout holds the job ids alone; the summary, one line per job, goes to stderr.
+    assert len(run.stdout.split()) == 3 and all(UUID.fullmatch(line) for line in run.stdout.splitlines())
+    summary = [line for line in run.stderr.splitlines() if line.split()[0] in run.stdout.split()]
     assert len(summary) == 3 and all(" completed " in line for line in summary)
 
 
@@ -289,12 +292,12 @@ def test_library_commands_list_search_read_download_and_delete(env: dict[str, st
     assert text.returncode == 0 and "bravo pelican two" in _words(text.stdout)
     pdf = ocr(env, "get", jobs[1].job_id, "--pdf", cwd=tmp_path)
     assert pdf.returncode == 0, pdf.stderr
-    assert (tmp_path / "doc1.pdf").read_bytes().startswith(b"%PDF-")
+    assert (tmp_path / "doc1.ocr.pdf").read_bytes().startswith(b"%PDF-")
     hocr = ocr(env, "get", jobs[1].job_id, "--hocr", "-o", str(tmp_path / "page.hocr"))
     assert hocr.returncode == 0 and "ocr_page" in (tmp_path / "page.hocr").read_text()
 
     removed = ocr(env, "rm", jobs[1].document_id)
-    assert removed.returncode == 0 and removed.stdout.strip() == f"deleted {jobs[1].document_id}"
+    assert removed.returncode == 0 and removed.stdout == f"{jobs[1].document_id}\n"  # off a terminal: the id alone
     gone = ocr(env, "status", jobs[1].job_id)
     assert gone.returncode == 1 and gone.stderr.strip() == f"ocr: error: job_not_found: {_not_found(client, jobs[1].job_id)}"
     again = ocr(env, "rm", jobs[1].document_id)
@@ -333,3 +336,151 @@ def test_more_uploads_than_the_rate_limit_allows_all_get_through(env: dict[str, 
     accepted = json.loads(run.stdout)
     assert len(accepted) == 34 and all(item["status"] == "pending" for item in accepted)
     assert "ocr: rate_limited; retrying in" in run.stderr
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder`, by relative path: the user's files as they are."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_get_pdf_beside_the_scan_never_replaces_it_and_refuses_a_taken_name(env: dict[str, str],
+                                                                            tmp_path: Path) -> None:
+    """`ocr get JOB --pdf` in the scan's folder saves scan.ocr.pdf and leaves scan.pdf byte for byte; a second
+    get is refused (output_exists, exit 1, the name said) and changes nothing; --force replaces the result."""
+    (tmp_path / "scan.pdf").write_bytes(scanned_pdf([["ORIGINAL scan kept"]]))
+    (tmp_path / "scan.txt").write_text("the user's own notes on the scan\n")
+    job = ocr(env, "upload", "scan.pdf", "--wait", cwd=tmp_path)
+    assert job.returncode == 0, job.stderr
+    job_id = job.stdout.strip()
+    before = _checksums(tmp_path)
+
+    got = ocr(env, "get", job_id, "--pdf", cwd=tmp_path)
+
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == "scan.ocr.pdf\n"  # off a terminal: the saved path alone
+    assert (tmp_path / "scan.ocr.pdf").read_bytes().startswith(b"%PDF-")
+    after = _checksums(tmp_path)
+    assert {k: after[k] for k in before} == before and set(after) - set(before) == {"scan.ocr.pdf"}
+
+    again = ocr(env, "get", job_id, "--pdf", cwd=tmp_path)
+    assert again.returncode == 1 and again.stdout == ""
+    [line] = again.stderr.splitlines()
+    assert line.startswith("ocr: error: output_exists: scan.ocr.pdf exists") and "--force" in line, line
+    text = ocr(env, "text", job_id, "-o", "scan.txt", cwd=tmp_path)
+    assert text.returncode == 1 and "output_exists: scan.txt exists" in text.stderr
+    assert _checksums(tmp_path) == after
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
+
+    (tmp_path / "scan.ocr.pdf").write_bytes(b"an older result")
+    forced = ocr(env, "get", job_id, "--pdf", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert (tmp_path / "scan.ocr.pdf").read_bytes().startswith(b"%PDF-")
+    assert _checksums(tmp_path)["scan.pdf"] == before["scan.pdf"]
+
+
+def test_upload_a_folder_with_its_results_into_itself_keeps_every_original(env: dict[str, str], api_key: str,
+                                                                           stack: Any, tmp_path: Path) -> None:
+    """`upload dir --out dir` saves NAME.txt/.ocr.pdf/.hocr beside the originals, which keep their checksums; run
+    again it is refused before anything is sent; with --force it replaces its own results, never an original,
+    and does not send the earlier results (*.ocr.pdf) back as documents."""
+    scans = tmp_path / "scans"
+    (scans / "sub").mkdir(parents=True)
+    (scans / "scan.pdf").write_bytes(scanned_pdf([["FOLDER original one"]]))
+    (scans / "sub" / "photo.png").write_bytes(image_bytes(["FOLDER photo two"]))
+    (scans / "scan.hocr.notes").write_text("a file of the user's that is no document\n")
+    originals = _checksums(scans)
+
+    first = ocr(env, "upload", str(scans), "--out", str(scans))
+
+    assert first.returncode == 0, first.stderr
+    saved = _checksums(scans)
+    assert {k: saved[k] for k in originals} == originals
+    assert set(saved) - set(originals) == {f"{name}{suffix}" for name in ("scan", "sub/photo")
+                                           for suffix in (".txt", ".ocr.pdf", ".hocr")}
+
+    client = Client(env["OCR_URL"], api_key)
+    documents = len(list(client.iter_documents()))
+    refused = ocr(env, "upload", str(scans), "--out", str(scans))
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert f"ocr: error: output_exists: {scans / 'scan.txt'} exists (and 5 more)" in refused.stderr
+    assert _checksums(scans) == saved
+    assert len(list(client.iter_documents())) == documents  # nothing was sent
+
+    forced = ocr(env, "upload", str(scans), "--out", str(scans), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "left out 2 result(s) of an earlier run (*.ocr.pdf)" in forced.stderr
+    assert len(forced.stdout.split()) == 2  # two documents sent again, not four
+    final = _checksums(scans)
+    assert set(final) == set(saved) and {k: final[k] for k in originals} == originals
+    assert "folder photo two" in _words((scans / "sub" / "photo.txt").read_text())
+
+
+def test_every_command_reading_a_result_takes_the_document_id_ls_prints(env: dict[str, str], tmp_path: Path) -> None:
+    """status, text, get and wait take a document id (its current job); reprocess takes either id and prints the new
+    job id alone; once that job completes the document id reads it; rm given a job id names its document."""
+    (tmp_path / "zeugnis.png").write_bytes(image_bytes(["Zeugnis und Urkunde"]))
+    uploaded = ocr(env, "upload", "zeugnis.png", "--wait", cwd=tmp_path)
+    assert uploaded.returncode == 0, uploaded.stderr
+    job_id = uploaded.stdout.strip()
+    listed = ocr(env, "ls", "-q")
+    assert listed.returncode == 0, listed.stderr
+    [document_id] = listed.stdout.split()
+    assert document_id != job_id
+
+    status = ocr(env, "status", document_id)
+    assert status.returncode == 0 and f"job       {job_id}" in status.stdout and document_id in status.stdout
+    assert ocr(env, "status", document_id, "-q").stdout == "completed\n"
+    text = ocr(env, "text", document_id, "--json")
+    assert text.returncode == 0, text.stderr
+    assert json.loads(text.stdout)["job_id"] == job_id and "urkunde" in _words(json.loads(text.stdout)["text"])
+    got = ocr(env, "get", document_id, "--hocr", cwd=tmp_path)
+    assert got.returncode == 0 and "ocr_page" in (tmp_path / "zeugnis.hocr").read_text()
+    waited = ocr(env, "wait", document_id)
+    assert waited.returncode == 0 and waited.stdout == f"{job_id}\n"
+
+    again = ocr(env, "reprocess", document_id, "--lang", "deu")
+    assert again.returncode == 0, again.stderr
+    new_job = again.stdout.strip()
+    assert UUID.fullmatch(new_job) and new_job != job_id and f"ocr wait {new_job}" in again.stderr
+    assert ocr(env, "wait", new_job).returncode == 0
+    now = json.loads(ocr(env, "status", document_id, "--json").stdout)
+    assert now["job_id"] == new_job and now["lang"] == "deu"
+    by_job = ocr(env, "--json", "reprocess", job_id)  # an older job's id names the same document
+    assert by_job.returncode == 0, by_job.stderr
+    assert json.loads(by_job.stdout)["document_id"] == document_id
+    assert ocr(env, "wait", json.loads(by_job.stdout)["job_id"]).returncode == 0
+
+    wrong = ocr(env, "rm", new_job)
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == (f"ocr: no document {new_job}; {new_job} is a job of document {document_id} "
+                                    f"(ocr rm {document_id} deletes it)")
+    assert ocr(env, "status", document_id).returncode == 0  # nothing was deleted
+
+
+def test_scripts_capture_the_job_id_alone_and_options_go_before_the_command(env: dict[str, str],
+                                                                            tmp_path: Path) -> None:
+    """`job=$(ocr upload FILE)` holds the job id and nothing else; --url and --json work before the command;
+    on a terminal the upload prints its table, and -q brings the id alone back."""
+    (tmp_path / "scan.png").write_bytes(image_bytes(["SCRIPTED upload"]))
+    script = ('ocr() { "$PYTHON" -m common.client "$@"; }\n'
+              'job=$(ocr --url "$URL" upload scan.png) || exit 9\n'
+              'printf "%s" "$job" > job.txt\n'
+              'ocr --url "$URL" --json wait "$job"\n')
+    shell_env = {**env, "PYTHON": sys.executable, "URL": env["OCR_URL"], "OCR_URL": ""}
+    run = subprocess.run(["bash", "-c", script], env=shell_env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=240)
+    assert run.returncode == 0, run.stderr
+    job_id = (tmp_path / "job.txt").read_text()
+    assert UUID.fullmatch(job_id), job_id
+    [job] = json.loads(run.stdout)
+    assert job["job_id"] == job_id and job["status"] == "completed"
+    assert f"follow them with: ocr wait {job_id}" in run.stderr
+
+    code, drawn = _in_a_terminal([*OCR, "upload", str(tmp_path / "scan.png")], env, timeout=60)
+    assert code == 0, drawn
+    assert re.search(rf"{UUID.pattern}  pending  scan\.png", ANSI.sub("", drawn)), drawn
+    code, drawn = _in_a_terminal([*OCR, "upload", str(tmp_path / "scan.png"), "-q"], env, timeout=60)
+    assert code == 0, drawn
+    screen = ANSI.sub("", drawn)
+    assert "pending" not in screen and UUID.search(screen), screen

@@ -117,3 +117,24 @@ def test_delete_removes_the_document(client: Client) -> None:
     with pytest.raises(NotFound) as again:
         client.delete(accepted.document_id)
     assert again.value.code == "document_not_found"
+
+
+def test_a_document_id_reads_the_current_job_and_a_taken_path_is_never_replaced(client: Client,
+                                                                               tmp_path: Any) -> None:
+    """status, text and download take the document id; download to a path that exists raises OutputExists and
+    leaves the file, overwrite=True replaces it."""
+    from common.client import OutputExists
+
+    accepted = client.upload(image_bytes(["SDK by document"]), filename="bydoc.png")
+    assert client.wait(accepted.document_id, timeout=120).job_id == accepted.job_id
+    assert client.status(accepted.document_id).job_id == accepted.job_id
+    assert "sdk by document" in " ".join(client.text(accepted.document_id).split()).lower()
+    target = tmp_path / "bydoc.ocr.pdf"
+    target.write_bytes(b"the user's file")
+    with pytest.raises(OutputExists) as refused:
+        client.download(accepted.document_id, "searchable_pdf", target)
+    assert refused.value.code == "output_exists" and refused.value.path == str(target)
+    assert target.read_bytes() == b"the user's file"
+    assert client.download(accepted.document_id, "searchable_pdf", target, overwrite=True) > 0
+    assert target.read_bytes().startswith(b"%PDF-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bydoc.ocr.pdf"]  # no temporary left

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from common.client.cli import build_parser, main
+from common.client.cli import build_parser, client_version, main
+from common.client.commands import result_name
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = ["upload", "status", "wait", "text", "get", "ls", "search", "rm"]
+COMMANDS = ["upload", "status", "wait", "text", "get", "ls", "search", "reprocess", "rm"]
 
 
 def test_ocr_is_a_console_script_of_the_project() -> None:
@@ -54,3 +55,46 @@ def test_no_service_url_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_outputs_are_named_by_what_they_hold() -> None:
     args = build_parser().parse_args(["upload", "a.pdf", "--out", "o", "--outputs", "pdf,text"])
     assert args.outputs == ("searchable_pdf", "text")
+
+
+@pytest.mark.parametrize("argv", [
+    ["--url", "http://a:1", "--json", "-q", "status", "JOB"], ["status", "JOB", "--url", "http://a:1", "--json", "-q"],
+    ["--json", "status", "JOB", "--url", "http://a:1", "--quiet"],
+])
+def test_global_options_go_before_or_after_the_command(argv: list[str]) -> None:
+    """--url, --json and -q are taken on either side of the command, and one given before is not reset after."""
+    args = build_parser().parse_args(argv)
+    assert (args.url, args.json, args.quiet, args.job) == ("http://a:1", True, True, "JOB")
+
+
+def test_version_prints_the_installed_projects_version() -> None:
+    """`ocr --version` exits 0 with the project's version, as the installed metadata has it."""
+    run = subprocess.run([sys.executable, "-m", "common.client", "--version"], capture_output=True, text=True,
+                         cwd=REPO, timeout=60)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert run.returncode == 0 and run.stdout.strip() == f"ocr {project}" == f"ocr {client_version()}"
+
+
+@pytest.mark.parametrize(("argv", "force"), [
+    (["get", "J", "--pdf"], False), (["get", "J", "--hocr", "--force"], True), (["text", "J", "-o", "f"], False),
+    (["upload", "d", "--out", "d", "--force"], True), (["wait", "J", "--out", "d"], False),
+])
+def test_commands_that_write_files_take_force_and_default_to_not_replacing(argv: list[str], force: bool) -> None:
+    """get, text, upload and wait take --force; without it nothing is replaced."""
+    assert build_parser().parse_args(argv).force is force
+
+
+def test_reprocess_takes_a_document_and_a_language() -> None:
+    """`ocr reprocess DOC --lang deu` is a command of its own."""
+    args = build_parser().parse_args(["reprocess", "DOC", "--lang", "deu"])
+    assert (args.command, args.document, args.lang) == ("reprocess", "DOC", "deu")
+
+
+@pytest.mark.parametrize(("filename", "suffix", "name"), [
+    ("scan.pdf", ".ocr.pdf", "scan.ocr.pdf"), ("scan.pdf", ".hocr", "scan.hocr"),
+    ("a/b/photo.jpeg", ".txt", "photo.txt"), ("", ".ocr.pdf", "document.ocr.pdf"), ("..", ".hocr", "document.hocr"),
+    ("noext", ".ocr.pdf", "noext.ocr.pdf"),
+])
+def test_a_download_is_named_for_the_document_with_the_results_suffix(filename: str, suffix: str, name: str) -> None:
+    """`get` saves in the current folder under the document's own name and a suffix no original has."""
+    assert result_name(filename, suffix) == name

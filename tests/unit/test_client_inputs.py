@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from common.client import settings
-from common.client.batch import output_names
+from common.client.batch import output_names, targets
 from common.client.inputs import BadPath, Input, expand
 
 
@@ -32,6 +32,24 @@ def test_globs_expand_recursively(tmp_path: Path) -> None:
     (tmp_path / "x" / "y" / "deep.pdf").write_bytes(b"x")
     (tmp_path / "top.pdf").write_bytes(b"x")
     assert [i.name for i in expand([f"{tmp_path}/**/*.pdf"])] == ["top.pdf", "deep.pdf"]
+
+
+def test_results_of_an_earlier_run_are_left_out_of_folders_and_globs_but_not_when_named(tmp_path: Path) -> None:
+    """`upload scans/ --out scans/` run again does not send scans/scan.ocr.pdf as a new document; named, it is."""
+    for name in ["scan.pdf", "scan.ocr.pdf", "other.OCR.PDF"]:
+        (tmp_path / name).write_bytes(b"x")
+    skipped: list[Path] = []
+    assert [i.name for i in expand([str(tmp_path)], skipped)] == ["scan.pdf"]
+    assert sorted(p.name for p in skipped) == ["other.OCR.PDF", "scan.ocr.pdf"]
+    assert [i.name for i in expand([f"{tmp_path}/*.pdf"])] == ["scan.pdf"]
+    assert [i.name for i in expand([str(tmp_path / "scan.ocr.pdf")])] == ["scan.ocr.pdf"]
+
+
+def test_results_are_saved_under_names_no_original_has(tmp_path: Path) -> None:
+    """text, searchable PDF and hOCR of `scan.pdf` are scan.txt, scan.ocr.pdf and scan.hocr: never scan.pdf."""
+    paths = targets(tmp_path, "a/scan", ("text", "searchable_pdf", "hocr"))
+    assert paths == {"text": tmp_path / "a/scan.txt", "searchable_pdf": tmp_path / "a/scan.ocr.pdf",
+                     "hocr": tmp_path / "a/scan.hocr"}
 
 
 @pytest.mark.parametrize(("argument", "says"), [
