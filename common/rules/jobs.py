@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
@@ -256,7 +257,7 @@ def settle(job: Job, changed: list[Job], to: JobStatus, now: datetime, **fields:
     _log_transition(job.id, to, error_code=job.error_code)
 
 
-def complete(settings: Settings, claim: Claim, outputs: dict[str, str] | None = None) -> bool:
+def complete(settings: Settings, claim: Claim, outputs: dict[str, Any] | None = None) -> bool:
     """processing -> completed, with the full text assembled from the stored pages in order."""
     with transaction(settings) as (session, changed):
         job = owned(session, claim)
