@@ -42,6 +42,9 @@ def mend(pdf: pikepdf.Pdf) -> None:
         if "/Metadata" in obj and obj.objgen != pdf.Root.objgen:
             # XMP of an image or a font (Photoshop's, often): the file's own XMP is the one PDF/A describes.
             del obj["/Metadata"]
+    version = pdf.Root.get("/Version")
+    if version is not None and str(version) > "/1.7":
+        del pdf.Root["/Version"]  # PDF/A-2 is PDF 1.7 (6.1.2); the header is written as 1.7 too
     _mend_optional_content(pdf)
     print_annotations(pdf)
 
