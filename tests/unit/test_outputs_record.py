@@ -21,3 +21,16 @@ def test_a_pdfa_request_is_recorded_beside_the_keys() -> None:
     assert refused.record()["pdfa"] == {"conformant": False, "code": "pdfa_cmyk_colour",
                                         "reason": "an image is in CMYK colour"}
     assert "pdfa_cmyk_colour" in CODES and all(code.startswith("pdfa_") for code in CODES)
+
+
+def test_the_recorded_pdfa_result_matches_the_contract() -> None:
+    """docs/openapi.yaml's PdfaResult takes a made result and one refused with each code, and names every code."""
+    from tests.unit.test_openapi import schema_validator, spec
+
+    document = spec()
+    validator = schema_validator(document, "PdfaResult")
+    for result in [PdfaResult(made=True), *(PdfaResult(made=False, code=code, reason="why") for code in CODES)]:
+        validator.validate(result.to_dict())
+    [named] = [option for option in document["components"]["schemas"]["PdfaResult"]["properties"]["code"]["oneOf"]
+               if option.get("type") == "string"]
+    assert set(named["enum"]) == set(CODES)
