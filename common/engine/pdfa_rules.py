@@ -8,6 +8,7 @@ conservative: a document they pass is one veraPDF passes (tests/unit/test_engine
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -173,6 +174,8 @@ def _content_streams(pdf: pikepdf.Pdf) -> Iterator[pikepdf.Object]:
 def _content_obstacle(stream: pikepdf.Object) -> Obstacle | None:
     """Device CMYK chosen by an operator, or an inline image in CMYK or asking to be interpolated."""
     try:
+        if not _may_choose_colour(stream):
+            return None
         instructions = pikepdf.parse_content_stream(stream, _COLOUR_OPERATORS)
     except pikepdf.PdfError:
         return Obstacle(UNREADABLE, "a content stream cannot be read")
@@ -189,6 +192,34 @@ def _content_obstacle(stream: pikepdf.Object) -> Obstacle | None:
                                 and _CMYK in _device_spaces(instruction.operands[0])):
             return Obstacle(CMYK_COLOUR, "the page draws in CMYK colour")
     return None
+
+
+# The last byte of an operator _COLOUR_OPERATORS names (k, K, cs, CS, BI) ending a token; what comes before
+# is checked apart, as a pattern starting with one character class is the one the regular expression engine
+# scans for fast. A cheap test before the stream is parsed: a match inside a string only costs the parse.
+_COLOUR_TOKEN_END = re.compile(rb"[kKsSI](?=[\s\[(</%]|$)")
+_OPERATORS = (b"k", b"K", b"cs", b"CS", b"BI")
+_BEFORE_TOKEN = frozenset(b" \t\r\n\f\x00])>")
+
+
+def _may_choose_colour(content: pikepdf.Object) -> bool:
+    """Whether the content (a page's streams, or a form's) has a token that can choose a colour space."""
+    chosen = content.get("/Contents") if content.get("/Type") == "/Page" else content
+    streams = [chosen] if isinstance(chosen, pikepdf.Stream) else list(chosen or [])
+    for each in streams:
+        if isinstance(each, pikepdf.Stream) and _has_colour_operator(each.read_bytes()):
+            return True
+    return False
+
+
+def _has_colour_operator(data: bytes) -> bool:
+    for found in _COLOUR_TOKEN_END.finditer(data):
+        end = found.end()
+        for operator in _OPERATORS:
+            start = end - len(operator)
+            if data[start:end] == operator and (start == 0 or data[start - 1] in _BEFORE_TOKEN):
+                return True
+    return False
 
 
 def _visible_unembedded_font(drawing: pikepdf.Object, resources: pikepdf.Object | None) -> str | None:
