@@ -72,13 +72,17 @@ def make_pdfa(path: Path) -> PdfaResult:
 
 def disclaim_file(path: Path) -> bool:
     """The PDF at `path` without any PDF/A identification (a plain output whose source claimed one): True when
-    one was removed. A PDF that cannot be read for it fails the assembly rather than keep a claim unchecked."""
+    one was removed. A PDF that cannot be read for it, and names pdfaid somewhere, fails the assembly rather
+    than keep a claim unchecked."""
     try:
         with pikepdf.open(path, allow_overwriting_input=True) as pdf:
             if not disclaim(pdf):
                 return False
             pdf.save(path)
-    except pikepdf.PdfError as e:
+    except (pikepdf.PdfError, ValueError, TypeError, AttributeError) as e:
+        if b"pdfaid" not in path.read_bytes():
+            log.warning("pdfa.claim_unchecked", error=str(e))  # nothing to remove
+            return False
         raise AssemblyFailed("the searchable PDF could not be checked for a PDF/A claim", detail=str(e)) from e
     log.info("pdfa.claim_removed")
     return True

@@ -5,7 +5,8 @@ PDF/A-2 accepts a property only from a predefined schema or one declared by a PD
 (ISO 19005-2 6.6.2.3). The document's own description (title, author, subject, keywords, dates, creator
 tool, producer) is kept; every other property is dropped rather than declared. That includes a PDF/UA
 claim: an OCR text layer is untagged content, and nothing here checks PDF/UA. DocInfo keeps only its
-standard entries (no PDF/X keys such as GTS_PDFXVersion or Trapped) and is then written from the XMP.
+standard entries (no PDF/X keys such as GTS_PDFXVersion or Trapped), fills what the XMP lacks, and is then
+written from the XMP.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ def claim_pdfa_2b(pdf: pikepdf.Pdf) -> None:
         # from both, as DocInfo is written back from the XMP.
         warnings.simplefilter("ignore")
         with pdf.open_metadata(set_pikepdf_as_editor=False) as meta:
+            # DocInfo fills what the XMP lacks; where both have a value the XMP's wins, as it keeps lists
+            # (several authors) that DocInfo flattens.
+            meta.load_from_docinfo(info)
             for key, value in kept.items():
                 meta[key] = value
-            meta.load_from_docinfo(info)
             meta["pdfaid:part"] = "2"
             meta["pdfaid:conformance"] = "B"
 

@@ -270,3 +270,23 @@ def test_device_cmyk_and_interpolated_inline_images_in_content_are_found(content
         pdf.pages[0].obj.Contents = pdf.make_stream(content)
         found = obstacle(pdf)
         assert (found.code if found is not None else None) == code
+
+
+def test_docinfo_and_xmp_agree_after_pdfa_the_xmp_winning(tmp_path: Path) -> None:
+    """Where both have a value the XMP's is kept (its author list is not flattened), DocInfo fills what the XMP
+    lacks, and DocInfo is then written from the XMP, so the two say the same."""
+    path = tmp_path / "described.pdf"
+    with page_pdf() as pdf:
+        with pdf.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False) as meta:
+            meta["dc:creator"] = ["Ann Harbour", "Bob Quay"]
+            meta["dc:title"] = "Harbour report"
+        pdf.docinfo.Title = "Draft title"
+        pdf.docinfo.Subject = "Cargo counts"
+        pdf.save(path)
+    assert archival(path) == PdfaResult(made=True)
+    with pikepdf.open(path) as pdf:
+        meta = pdf.open_metadata()
+        assert (meta["dc:title"], meta["dc:creator"], meta["dc:description"]) == (
+            "Harbour report", ["Ann Harbour", "Bob Quay"], "Cargo counts")
+        described = {key: str(value) for key, value in pdf.docinfo.items() if key not in ("/CreationDate", "/ModDate")}
+        assert described == {"/Title": "Harbour report", "/Author": "Ann Harbour; Bob Quay", "/Subject": "Cargo counts"}
