@@ -2,8 +2,9 @@
 
 The inputs carry what made files labelled PDF/A fail veraPDF before: /Interpolate on images, PDF/X and Photoshop
 metadata with a PDF/X output intent, PDF/UA metadata, transparency (a soft-masked image, a page group), a PDF/A
-claim of their own; and what cannot be mended in place: CMYK images. Each is built here with Pillow and pikepdf,
-read by the engine as a job would be, then made PDF/A; veraPDF judges all the results in one run.
+claim of their own, print leftovers (optional content /AS, a form's PostScript, transfer functions); and what
+cannot be mended in place: CMYK images. Each is built here with Pillow and pikepdf, read by the engine as a job
+would be, then made PDF/A; veraPDF judges all the results in one run.
 """
 
 from __future__ import annotations
@@ -127,6 +128,31 @@ def claims_pdfa_1b(pdf: pikepdf.Pdf) -> None:
     interpolated(pdf)
 
 
+def drawing_leftovers(pdf: pikepdf.Pdf) -> None:
+    """What veraPDF fails in drawings made for print: an optional-content configuration with /AS and no name, a
+    form with PostScript beside it, a graphics state with a transfer function and a halftone origin, XMP on
+    the page; and colour it accepts, left as it is: an ICC-based RGB image and a Lab one."""
+    page = pdf.pages[0].obj
+    layer = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.OCG, Name="Stamp"))
+    pdf.Root.OCProperties = pikepdf.Dictionary(OCGs=[layer], D=pikepdf.Dictionary(ON=[layer], AS=[
+        pikepdf.Dictionary(Event=pikepdf.Name.View, OCGs=[layer], Category=[pikepdf.Name.View])]))
+    page.Resources.XObject.Form = pikepdf.Stream(pdf, b"0 0 1 rg 0 0 50 50 re f", Type=pikepdf.Name.XObject,
+                                                 Subtype=pikepdf.Name.Form, BBox=[0, 0, 50, 50], OC=layer,
+                                                 PS=pikepdf.Stream(pdf, b"0 0 50 50 rectfill"))
+    icc = pikepdf.Stream(pdf, srgb_profile(), N=3)
+    page.Resources.XObject.Icc = pikepdf.Stream(pdf, bytes(30 * 30 * 3), Type=pikepdf.Name.XObject,
+                                                Subtype=pikepdf.Name.Image, Width=30, Height=30,
+                                                BitsPerComponent=8, ColorSpace=[pikepdf.Name.ICCBased, icc])
+    page.Resources.XObject.Lab = pikepdf.Stream(pdf, bytes(30 * 30 * 3), Type=pikepdf.Name.XObject,
+                                                Subtype=pikepdf.Name.Image, Width=30, Height=30,
+                                                BitsPerComponent=8, ColorSpace=[pikepdf.Name.Lab, pikepdf.Dictionary(
+                                                    WhitePoint=[0.9505, 1, 1.089])])
+    page.Resources.ExtGState = pikepdf.Dictionary(Print=pikepdf.Dictionary(TR2=pikepdf.Name.Identity, HTP=[0, 0]))
+    page.Metadata = pdf.make_stream(PDFX_XMP.encode(), Type=pikepdf.Name.Metadata, Subtype=pikepdf.Name.XML)
+    page.Contents = pdf.make_stream(page.Contents.read_bytes() + b"\nq /Print gs /Form Do Q"
+                                    b" q 30 0 0 30 300 20 cm /Icc Do Q q 30 0 0 30 340 20 cm /Lab Do Q")
+
+
 def nothing(pdf: pikepdf.Pdf) -> None:
     """As scanned."""
 
@@ -145,6 +171,7 @@ CASES = {
     "pdfua": Case("L", pdfua, None, version="2.0"),
     "transparency": Case("L", transparent, None),
     "claims pdfa-1b": Case("L", claims_pdfa_1b, None),
+    "drawing leftovers": Case("RGB", drawing_leftovers, None),
     "cmyk": Case("CMYK", nothing, "pdfa_cmyk_colour"),
     "cmyk claiming pdfa-1b": Case("CMYK", claims_pdfa_1b, "pdfa_cmyk_colour"),
 }
@@ -195,7 +222,7 @@ def claim_of(path: Path) -> tuple[str | None, str | None]:
 @pytest.mark.parametrize("name", [name for name, case in CASES.items() if case.code is None])
 def test_a_mendable_input_is_made_pdfa_and_verapdf_passes_it(made: dict[str, Made], name: str) -> None:
     """/Interpolate, PDF/X and Photoshop metadata with a PDF/X intent, PDF/UA metadata, transparency, an older
-    PDF/A claim: mended in place, labelled PDF/A-2b, and veraPDF finds the label true."""
+    PDF/A claim, print leftovers in drawings: mended in place, labelled PDF/A-2b, and veraPDF finds it true."""
     case = made[name]
     assert case.result == PdfaResult(made=True)
     assert claim_of(case.path) == ("2", "B")
