@@ -175,7 +175,8 @@ class CachedStatus:
     body: bytes  # a JSON object
     owner_id: str | None
     status: str
-    outputs: dict[str, str] | None  # result name -> object key; links are signed per read
+    # result name -> object key (links are signed per read), and `pdfa` -> how a PDF/A request went
+    outputs: dict[str, Any] | None
 
 
 def _encode_status(version: int, entry: CachedStatus) -> bytes:

@@ -1,30 +1,32 @@
-"""The searchable PDF made PDF/A-2b in place: an sRGB output intent, XMP that says so, and the rules checked first.
+"""The searchable PDF made PDF/A-2b in place, or left a plain PDF that says so: never a claim it lacks.
 
-Without Ghostscript here, nothing is re-encoded or re-embedded: a document that cannot be PDF/A-2b as it
-stands (visible text in a font not embedded, CMYK colour without a CMYK profile, JavaScript, embedded files,
-forbidden actions, annotations without an appearance, form fields the viewer must draw) stays a plain PDF, and
-the reason is returned so the caller logs it; a PDF never claims a conformance it lacks. What can be mended in
-place is: annotations printed, visible and with their normal appearance only. The tests have veraPDF judge the
-result (local-stack/verapdf).
+Without Ghostscript here, nothing is redrawn or re-encoded. First the rules that cannot be mended in place
+are checked (pdfa_rules: a font not embedded, CMYK colour, JavaScript...); a document that breaks one stays
+plain, loses any PDF/A identification its source carried, and the result names the rule with a stable code.
+Otherwise what can be mended is (pdfa_mend: /Interpolate, PDF/X and Photoshop leftovers...), one sRGB output
+intent replaces any other (a PDF/X one included), and the XMP is made anew with pdfaid (pdfa_xmp). The tests
+have veraPDF judge every result (local-stack/verapdf).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
 import pikepdf
 from PIL import ImageCms
 
+from common.engine.pdfa_mend import mend
+from common.engine.pdfa_result import MADE, UNREADABLE, PdfaResult
+from common.engine.pdfa_rules import obstacle
+from common.engine.pdfa_xmp import claim_pdfa_2b, disclaim
 from common.errors import AssemblyFailed
 from common.logging import get_logger
 
 log = get_logger()
 
-_FONT_FILES = ("/FontFile", "/FontFile2", "/FontFile3")
-# Annotation flag bits (PDF 32000-1, 12.5.3): PDF/A wants every annotation printed and never hidden.
-_PRINT, _HIDDEN_FLAGS = 4, 1 | 2 | 32
+# PDF/A-2 is based on PDF 1.7 (ISO 19005-2 6.1.2): a later header is written as 1.7.
+_LAST_VERSION = "1.7"
 
 
 @lru_cache(maxsize=1)
@@ -33,231 +35,62 @@ def srgb_profile() -> bytes:
     return bytes(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
 
 
-def archival(path: Path) -> Path:
-    """The searchable PDF at `path` made PDF/A-2b where it can be; one that cannot be stays plain, and the log
-    says why."""
-    reason = make_pdfa(path)
-    if reason is not None:
-        log.warning("pdfa.not_made", reason=reason)
-    return path
+def archival(path: Path) -> PdfaResult:
+    """The searchable PDF at `path` made PDF/A-2b where it can be; one that cannot be stays plain, and the
+    result (also logged) says why."""
+    result = make_pdfa(path)
+    if result.made:
+        log.info("pdfa.made")
+    else:
+        log.warning("pdfa.not_made", code=result.code, reason=result.reason)
+    return result
 
 
-def make_pdfa(path: Path) -> str | None:
-    """Turn the PDF at `path` into PDF/A-2b; None when done, else why not (the file is then left unchanged)."""
+def make_pdfa(path: Path) -> PdfaResult:
+    """Turn the PDF at `path` into PDF/A-2b in place; or leave it plain, without any PDF/A claim, and say why."""
     try:
         with pikepdf.open(path, allow_overwriting_input=True) as pdf:
-            reason = obstacle(pdf)
-            if reason is not None:
-                return reason
-            _print_annotations(pdf)
+            found = obstacle(pdf)
+            if found is not None:
+                if disclaim(pdf):
+                    pdf.save(path)
+                return PdfaResult(made=False, code=found.code, reason=found.reason)
+            mend(pdf)
             _add_output_intent(pdf)
-            with pdf.open_metadata(set_pikepdf_as_editor=False) as meta:
-                meta.load_from_docinfo(pdf.docinfo)
-                meta["pdfaid:part"] = "2"
-                meta["pdfaid:conformance"] = "B"
+            claim_pdfa_2b(pdf)
+            later = pdf.pdf_version > _LAST_VERSION
             # qpdf writes the trailer /ID and the binary comment after the header, both required.
-            pdf.save(path, fix_metadata_version=True)
-    except pikepdf.PdfError as e:
-        raise AssemblyFailed("the searchable PDF could not be made PDF/A", detail=str(e)) from e
-    return None
+            pdf.save(path, fix_metadata_version=True, force_version=_LAST_VERSION if later else "")
+    except (pikepdf.PdfError, ValueError, TypeError, AttributeError) as e:
+        # A malformed object (pikepdf raises TypeError on a number that is a name...) is as unreadable.
+        # The save replaces the file only once written whole: `path` is still the PDF as it came.
+        log.warning("pdfa.unreadable", error=str(e))
+        disclaim_file(path)
+        return PdfaResult(made=False, code=UNREADABLE, reason="the PDF could not be read or written as PDF/A")
+    return MADE
 
 
-def obstacle(pdf: pikepdf.Pdf) -> str | None:
-    """The first PDF/A-2b rule the document breaks that cannot be mended without re-encoding it, or None."""
-    if pdf.is_encrypted:
-        return "the PDF is encrypted"
-    names = pdf.Root.get("/Names")
-    if names is not None and ("/JavaScript" in names or "/EmbeddedFiles" in names):
-        return "the PDF carries JavaScript or embedded files"
-    form = pdf.Root.get("/AcroForm")
-    if form is not None and bool(form.get("/NeedAppearances", False)):
-        return "its form fields ask the viewer to draw them (NeedAppearances)"
-    if form is not None and "/XFA" in form:
-        return "it carries an XFA form"
-    if "/AA" in pdf.Root or _forbidden_action(pdf.Root.get("/OpenAction")):
-        return "the document runs actions PDF/A forbids"
-    for number, page in enumerate(pdf.pages, start=1):
-        if "/AA" in page.obj:
-            return f"page {number} runs actions PDF/A forbids"
-        for annotation in page.obj.get("/Annots") or []:
-            reason = _annotation_obstacle(annotation)
-            if reason is not None:
-                return f"{reason} on page {number}"
-        # The page's own drawing, then its annotations' appearances (a filled-in form field draws its value
-        # with a font of its own, often a standard one not embedded).
-        drawings: list[tuple[str, pikepdf.Object, pikepdf.Object | None]] = [
-            ("", page.obj, page.obj.get("/Resources"))]
-        drawings += [(" in an annotation", appearance, appearance.get("/Resources"))
-                     for appearance in _appearances(page)]
-        for where, drawing, top in drawings:
-            unembedded = False
-            for resources in _resources(top):
-                fonts = (resources.get("/Font") or {}).values()
-                unembedded = unembedded or any(not _embedded(font) for font in fonts)
-                for name, xobject in (resources.get("/XObject") or {}).items():
-                    if xobject.get("/Subtype") == "/Image" and _cmyk(xobject.get("/ColorSpace")):
-                        return f"image {name}{where} on page {number} is CMYK"
-            # A font not embedded is allowed for invisible text only (text rendering mode 3, as in an OCR layer
-            # over a scan): only then are the content streams read, to see how it is used.
-            shown = _visible_unembedded_font(drawing, top) if unembedded else None
-            if shown is not None:
-                return f"font {shown}{where} on page {number} is not embedded"
-    return None
-
-
-_SHOW_TEXT = {"Tj", "TJ", "'", '"'}
-_INVISIBLE = 3  # text rendering mode 3: neither fill nor stroke
-
-
-def _visible_unembedded_font(drawing: pikepdf.Object, resources: pikepdf.Object | None) -> str | None:
-    """The name of a font not embedded that `drawing` (a page or a form) shows in a visible rendering mode,
-    following the forms it draws; a content stream that cannot be read counts every such font as visible."""
-    seen: set[tuple[tuple[int, int], int, str]] = set()
-
-    def walk(content: pikepdf.Object, resources: pikepdf.Object | None, mode: int, font_name: str,
-             font: pikepdf.Object | None) -> str | None:
-        fonts = (resources.get("/Font") if resources is not None else None) or pikepdf.Dictionary()
-        xobjects = (resources.get("/XObject") if resources is not None else None) or pikepdf.Dictionary()
-        states = (resources.get("/ExtGState") if resources is not None else None) or pikepdf.Dictionary()
-        stack: list[tuple[int, str, pikepdf.Object | None]] = []
-        for instruction in pikepdf.parse_content_stream(content):
-            operands, op = instruction.operands, str(instruction.operator)
-            if op == "q":
-                stack.append((mode, font_name, font))
-            elif op == "Q" and stack:
-                mode, font_name, font = stack.pop()
-            elif op == "Tr" and operands:
-                mode = int(operands[0])
-            elif op == "Tf" and operands:
-                font_name, font = str(operands[0]), fonts.get(str(operands[0]))
-            elif op == "gs" and operands:
-                state = states.get(str(operands[0]))
-                chosen = state.get("/Font") if isinstance(state, pikepdf.Dictionary) else None
-                if isinstance(chosen, pikepdf.Array) and len(chosen) > 0:
-                    font_name, font = f"{operands[0]} (graphics state)", chosen[0]
-            elif op in _SHOW_TEXT:
-                if mode != _INVISIBLE and font is not None and not _embedded(font):
-                    return font_name
-            elif op == "Do" and operands:
-                form = xobjects.get(str(operands[0]))
-                if isinstance(form, pikepdf.Stream) and form.get("/Subtype") == "/Form":
-                    key = (form.objgen, mode, font_name)
-                    if key not in seen:
-                        seen.add(key)
-                        found = walk(form, form.get("/Resources", resources), mode, font_name, font)
-                        if found is not None:
-                            return found
-        return None
-
+def disclaim_file(path: Path) -> bool:
+    """The PDF at `path` without any PDF/A identification (a plain output whose source claimed one): True when
+    one was removed. A PDF that cannot be read for it, and names pdfaid somewhere, fails the assembly rather
+    than keep a claim unchecked."""
     try:
-        return walk(drawing, resources, 0, "", None)
-    except (pikepdf.PdfError, ValueError, TypeError):
-        for each in _resources(resources):
-            for name, font in (each.get("/Font") or {}).items():
-                if not _embedded(font):
-                    return str(name)
-        return None
-
-
-# ISO 19005-2 6.3.1 and 6.5.1: annotation types and actions a PDF/A file may not hold.
-_FORBIDDEN_ANNOTATIONS = {"/3D", "/Sound", "/Screen", "/Movie", "/RichMedia"}
-_FORBIDDEN_ACTIONS = {"/Launch", "/Sound", "/Movie", "/ResetForm", "/ImportData", "/JavaScript", "/Hide",
-                      "/SetOCGState", "/Rendition", "/Trans", "/GoTo3DView", "/RichMediaExecute"}
-# Annotations that need no appearance (6.3.3): pop-ups and links.
-_WITHOUT_APPEARANCE = {"/Popup", "/Link"}
-
-
-def _forbidden_action(action: pikepdf.Object | None) -> bool:
-    """An action dictionary (or a chain of them through /Next) that PDF/A forbids; a destination is no action."""
-    seen: set[tuple[int, int]] = set()
-    pending = [action]
-    while pending:
-        current = pending.pop()
-        if not isinstance(current, pikepdf.Dictionary) or (current.is_indirect and current.objgen in seen):
-            continue
-        if current.is_indirect:
-            seen.add(current.objgen)
-        if current.get("/S") in _FORBIDDEN_ACTIONS:
-            return True
-        following = current.get("/Next")
-        pending.extend(following if isinstance(following, pikepdf.Array) else [following])
-    return False
-
-
-def _annotation_obstacle(annotation: pikepdf.Object) -> str | None:
-    """Why an annotation keeps the document from PDF/A-2b (6.3, 6.5), or None; /D and /R appearances and the
-    print flags are mended instead (_print_annotations)."""
-    if not isinstance(annotation, pikepdf.Dictionary):
-        return None
-    subtype = annotation.get("/Subtype")
-    if subtype in _FORBIDDEN_ANNOTATIONS:
-        return f"a {str(subtype)[1:]} annotation"
-    if "/AA" in annotation or _forbidden_action(annotation.get("/A")):
-        return "an annotation that runs actions PDF/A forbids"
-    if subtype not in _WITHOUT_APPEARANCE and "/AP" not in annotation:
-        rect = [float(v) for v in annotation.get("/Rect") or []]
-        if len(rect) != 4 or rect[0] != rect[2] or rect[1] != rect[3]:  # only a point needs none
-            return "an annotation without an appearance"
-    return None
-
-
-def _appearances(page: pikepdf.Page) -> Iterator[pikepdf.Object]:
-    """The appearance streams of the page's annotations: /N, /R and /D, each a form or a dictionary of them
-    (one per state of a check box or radio button)."""
-    for annotation in page.obj.get("/Annots") or []:
-        for appearance in (annotation.get("/AP") or {}).values():
-            if isinstance(appearance, pikepdf.Stream):
-                yield appearance
-            elif isinstance(appearance, pikepdf.Dictionary):
-                yield from (state for state in appearance.values() if isinstance(state, pikepdf.Stream))
-
-
-def _resources(resources: pikepdf.Object | None,
-               seen: set[tuple[int, int]] | None = None) -> Iterator[pikepdf.Object]:
-    """A resource dictionary and those of the forms it draws, each once."""
-    if resources is None:
-        return
-    seen = set() if seen is None else seen
-    yield resources
-    for xobject in (resources.get("/XObject") or {}).values():
-        if xobject.get("/Subtype") == "/Form" and xobject.objgen not in seen:
-            seen.add(xobject.objgen)
-            yield from _resources(xobject.get("/Resources"), seen)
-
-
-def _embedded(font: pikepdf.Object) -> bool:
-    if font.get("/Subtype") == "/Type3":
-        return True  # its glyphs are content streams inside the font
-    if font.get("/Subtype") == "/Type0":
-        descendants = font.get("/DescendantFonts")
-        return isinstance(descendants, pikepdf.Array) and len(descendants) > 0 and _embedded(descendants[0])
-    descriptor = font.get("/FontDescriptor")
-    return descriptor is not None and any(key in descriptor for key in _FONT_FILES)
-
-
-def _cmyk(colour_space: pikepdf.Object | None) -> bool:
-    if colour_space is None:
-        return False
-    if isinstance(colour_space, pikepdf.Array) and len(colour_space) > 1 and colour_space[0] == "/ICCBased":
-        return int(colour_space[1].get("/N", 3)) == 4
-    return str(colour_space) == "/DeviceCMYK"
-
-
-def _print_annotations(pdf: pikepdf.Pdf) -> None:
-    """Every annotation printed and shown, with its normal appearance only (6.3.2, 6.3.3): the rollover and
-    down ones are for the pointer, and never printed."""
-    for page in pdf.pages:
-        for annotation in page.obj.get("/Annots") or []:
-            flags = int(annotation.get("/F", 0))
-            annotation.F = (flags | _PRINT) & ~_HIDDEN_FLAGS
-            appearance = annotation.get("/AP")
-            if isinstance(appearance, pikepdf.Dictionary):
-                for key in ("/D", "/R"):
-                    if key in appearance:
-                        del appearance[key]
+        with pikepdf.open(path, allow_overwriting_input=True) as pdf:
+            if not disclaim(pdf):
+                return False
+            pdf.save(path)
+    except (pikepdf.PdfError, ValueError, TypeError, AttributeError) as e:
+        if b"pdfaid" not in path.read_bytes():
+            log.warning("pdfa.claim_unchecked", error=str(e))  # nothing to remove
+            return False
+        raise AssemblyFailed("the searchable PDF could not be checked for a PDF/A claim", detail=str(e)) from e
+    log.info("pdfa.claim_removed")
+    return True
 
 
 def _add_output_intent(pdf: pikepdf.Pdf) -> None:
+    """One sRGB output intent, replacing any the source had: PDF/A-2 wants every intent to share one profile
+    (6.2.3), and a PDF/X intent's press profile does not describe the RGB the page uses."""
     profile = pikepdf.Stream(pdf, srgb_profile(), N=3)
     intent = pikepdf.Dictionary(Type=pikepdf.Name.OutputIntent, S=pikepdf.Name.GTS_PDFA1,
                                 OutputConditionIdentifier=pikepdf.String("sRGB IEC61966-2.1"),

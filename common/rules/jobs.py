@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
@@ -258,7 +259,7 @@ def settle(job: Job, changed: list[Job], to: JobStatus, now: datetime, **fields:
     _log_transition(job.id, to, error_code=job.error_code)
 
 
-def complete(settings: Settings, claim: Claim, outputs: dict[str, str] | None = None,
+def complete(settings: Settings, claim: Claim, outputs: dict[str, Any] | None = None,
              warnings: Iterable[ResultWarning] = ()) -> bool:
     """processing -> completed, with the full text assembled from the stored pages in order, and the job's
     warnings: its pages' gathered, and `warnings` of its own (a PDF/A that could not be made)."""

@@ -113,7 +113,7 @@ def process_job(settings: Settings, job_id: str, engine: OcrEngine) -> Outcome:
     return _settled(settings, claim, lambda tmp: _recognise(settings, claim, engine, tmp))
 
 
-def _recognise(settings: Settings, claim: jobs.Claim, engine: OcrEngine, tmp: Path) -> Outcome | dict[str, str]:
+def _recognise(settings: Settings, claim: jobs.Claim, engine: OcrEngine, tmp: Path) -> Outcome | outputs.Stored:
     """The document read in this call (its stored outputs), or fanned out to chunks (an Outcome)."""
     path = _fetch(settings, claim.document, tmp)
     media_type = _media_type_of(path)
@@ -134,7 +134,7 @@ def _recognise(settings: Settings, claim: jobs.Claim, engine: OcrEngine, tmp: Pa
     return outputs.store(settings, claim.job_id, recognition.outputs, pdfa=claim.pdfa)
 
 
-def _settled(settings: Settings, claim: jobs.Claim, work: Callable[[Path], Outcome | dict[str, str]]) -> Outcome:
+def _settled(settings: Settings, claim: jobs.Claim, work: Callable[[Path], Outcome | outputs.Stored]) -> Outcome:
     """Run `work` under the job's lease in a folder of its own, then complete or fail the job by what it gave."""
     job_id = claim.job_id
     try:
@@ -142,7 +142,7 @@ def _settled(settings: Settings, claim: jobs.Claim, work: Callable[[Path], Outco
             stored = work(Path(tmp))
         if isinstance(stored, Outcome):
             return stored
-        if not jobs.complete(settings, claim, stored):
+        if not jobs.complete(settings, claim, stored.record(), stored.warnings()):
             # The claim was lost meanwhile (the document deleted, or the lease taken over): results
             # stored under this job's prefix must not outlive it.
             if jobs.was_cancelled(settings, job_id):

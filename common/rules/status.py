@@ -100,7 +100,9 @@ def job_status(settings: Settings, job_id: str, caller: Principal,
     extra: dict[str, Any] = {}
     if entry.outputs is not None:
         # The cache holds object keys; links are signed per read, as a cached link would outlive its signature.
-        extra["outputs"] = {name: storage.presigned_url(settings, key) for name, key in entry.outputs.items()}
+        # Beside the keys, `pdfa` says how a PDF/A request went: a record, not a link.
+        extra["outputs"] = {name: storage.presigned_url(settings, key) if isinstance(key, str) else key
+                            for name, key in entry.outputs.items()}
     if "pages" in include:
         # One page past the range is asked for only to say whether another answer follows.
         chosen = pages or PageRange(1, PAGES_PER_ANSWER)

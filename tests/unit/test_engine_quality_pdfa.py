@@ -17,7 +17,8 @@ from structlog.testing import capture_logs
 
 from common.config import load_settings
 from common.engine.ocr import OcrLimits, TesseractEngine
-from common.engine.pdfa import archival, obstacle
+from common.engine.pdfa import archival
+from common.engine.pdfa_rules import obstacle
 from common.engine.recognition import Outputs
 from tests.conftest import Verapdf
 from tests.support import render_page, scanned_pdf
@@ -78,7 +79,7 @@ def test_a_document_with_a_font_not_embedded_stays_plain_and_says_why(tmp_path: 
         assert "/OutputIntents" not in pdf.Root
         assert pdf.open_metadata().get("pdfaid:part") is None
     [warning] = [entry for entry in logs if entry["event"] == "pdfa.not_made"]
-    assert "not embedded" in warning["reason"]
+    assert "not embedded" in warning["reason"] and warning["code"] == "pdfa_font_not_embedded"
 
 
 def test_output_pdfa_is_a_setting() -> None:
