@@ -40,7 +40,7 @@ def build_parser(prog: str = "ocr") -> argparse.ArgumentParser:
 
     up = command("upload", "upload files, folders (recursively) and glob patterns; optionally wait and save results")
     up.add_argument("files", nargs="+", metavar="FILE", help="a file, a folder or a quoted glob ('scans/**/*.pdf')")
-    up.add_argument("--lang", help="tesseract language(s), e.g. deu+eng (default: the service's)")
+    up.add_argument("--lang", help="tesseract language(s), e.g. deu+eng, or auto (default: the service's)")
     up.add_argument("--wait", action="store_true", help="follow the jobs with progress bars until they finish")
     _add_saving(up, "with --wait: save each completed document's results under DIR (implies --wait)")
     up.add_argument("--parallel", type=_positive, default=4, metavar="N", help="uploads at a time (default 4)")
