@@ -69,7 +69,7 @@ def build_parser(prog: str = "ocr") -> argparse.ArgumentParser:
     up.add_argument("files", nargs="+", metavar="FILE",
                     help="a file, a folder or a quoted glob ('scans/**/*.pdf'); folders and globs leave out "
                          "*.ocr.pdf, the results of an earlier run")
-    up.add_argument("--lang", help="tesseract language(s), e.g. deu+eng (default: the service's)")
+    up.add_argument("--lang", help="tesseract language(s), e.g. deu+eng, or auto (default: the service's)")
     up.add_argument("--wait", action="store_true", help="follow the jobs with progress bars until they finish")
     _add_saving(up, "with --wait: save each completed document's results under DIR (implies --wait)")
     up.add_argument("--parallel", type=_positive, default=4, metavar="N", help="uploads at a time (default 4)")

@@ -59,7 +59,8 @@ def scripts_of(lang: str) -> frozenset[str] | None:
     """The scripts `eng+rus` is written in; None when a part is not known here (then any script is accepted)."""
     scripts = {"LATIN"}
     for part in lang.split("+"):
-        if part.startswith("script/"):
+        # `auto` (languages.AUTO) names no language yet: a born-digital layer in any script may be the page's.
+        if part.startswith("script/") or part == "auto":
             return None
         scripts |= _SCRIPTS.get(part, frozenset())
     return frozenset(scripts)

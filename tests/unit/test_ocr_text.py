@@ -25,6 +25,13 @@ def test_language_must_be_installed() -> None:
     assert "eng" in info.value.message
 
 
+def test_auto_is_a_language_of_its_own() -> None:
+    """`auto` passes through for the engine to resolve per page; combined with a language it is refused."""
+    assert validate_lang("auto") == "auto"
+    with pytest.raises(InvalidLanguage, match="cannot be combined"):
+        validate_lang("auto+deu")
+
+
 def test_multi_page_tiff_yields_every_frame(tmp_path: Path) -> None:
     """Each frame of a multi-page TIFF is a page, in order."""
     pages = [render_page(["TIFF one"]), render_page(["TIFF two"])]
