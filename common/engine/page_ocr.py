@@ -12,6 +12,8 @@ from pathlib import Path
 from PIL import Image
 
 from common.engine import hocr, searchable_pdf
+from common.engine.language_id import identify_languages
+from common.engine.languages import AUTO, installed_languages
 from common.engine.limits import OcrLimits
 from common.engine.page.analysis import PageAnalysis, analyse
 from common.engine.page.checks import warnings_for
@@ -34,6 +36,10 @@ ROTATION_MARGIN = 15.0
 # ...and this many letters or digits in words read with at least LOW_CONFIDENCE: a page with almost
 # no text keeps the orientation its owner gave it.
 MIN_TURNED_CHARS = 20
+
+# lang=auto reads a page first with this model: Latin script, and what most pages sent here are written in;
+# a page in another language is identified from this read and read again.
+FIRST_READ_LANG = "eng"
 
 # One OpenMP thread per tesseract: pages already run in parallel, extra threads only contend.
 _TESSERACT_ENV = dict(os.environ, OMP_THREAD_LIMIT="1")
@@ -92,14 +98,15 @@ def read_page(raster: Raster, lang: str, limits: OcrLimits, keep_files: bool, st
                 image, geometry = straightened(original, raster.dpi, analysis, turn, skew, limits.clean_up,
                                                original.with_name(f"{original.stem}-straight.tif"))
         text_only = raster.from_pdf or image != original
-        read = _first_read(raster, image, lang, limits.page_timeout, keep_files, text_only)
+        reading = FIRST_READ_LANG if lang == AUTO else lang
+        read = _first_read(raster, image, reading, limits.page_timeout, keep_files, text_only)
         if read.confidence is None or read.confidence < LOW_CONFIDENCE:
             turn = _orientation(image, limits.page_timeout)
             if turn:
                 # OSD's "Rotate" is the clockwise turn that makes the page upright; PIL turns anticlockwise.
                 upright = rewritten(image, "upright", raster.dpi, lambda im: im.rotate(-turn, expand=True),
                                     keep=True)
-                turned = _tesseract(raster, upright, lang, limits.page_timeout, keep_files, True,
+                turned = _tesseract(raster, upright, reading, limits.page_timeout, keep_files, True,
                                     kept_as="-upright")
                 if clearly_better(read, turned):
                     if image != original:
@@ -115,6 +122,10 @@ def read_page(raster: Raster, lang: str, limits: OcrLimits, keep_files: bool, st
                     if keep_files:
                         for suffix in (".hocr", ".pdf"):
                             _kept(raster, suffix, "-upright").unlink(missing_ok=True)
+        languages: list[str] = []
+        if lang == AUTO:
+            read, languages = _in_its_language(raster, image, read, reading, limits.page_timeout, keep_files,
+                                               text_only)
         moved = geometry.angle != 0
         words = [geometry.word(w) for w in read.words_in_lines()] if moved else read.words_in_lines()
         lines = [geometry.line(line) for line in read.lines] if moved else read.lines
@@ -142,10 +153,28 @@ def read_page(raster: Raster, lang: str, limits: OcrLimits, keep_files: bool, st
         words=words,
         lines=lines,
         warnings=warnings_for(analysis, words, read.confidence),
+        languages=languages,
     )
     if not keep_files:
         return PageRead(result)
     return PageRead(result, hocr=_kept(raster, ".hocr"), pdf=pdf, geometry=geometry)
+
+
+def _in_its_language(raster: Raster, image: Path, read: hocr.HocrPage, reading: str, timeout: float,
+                     keep_files: bool, text_only: bool) -> tuple[hocr.HocrPage, list[str]]:
+    """lang=auto: the first read's text identified; read again in the detected installed languages when they
+    are not what it was read with. Returns the read kept and the languages detected (installed ones)."""
+    choice = identify_languages(read.text, installed_languages(), reading)
+    if choice is None:
+        return read, []
+    detected = [d.lang for d in choice.detected if d.installed]
+    if choice.lang == reading:
+        return read, detected
+    again = _tesseract(raster, image, choice.lang, timeout, keep_files, text_only, kept_as="-lang")
+    if keep_files:
+        for suffix in (".hocr", ".pdf"):
+            _kept(raster, suffix, "-lang").replace(_kept(raster, suffix))
+    return again, detected
 
 
 def _analysed(raster: Raster) -> PageAnalysis | None:
