@@ -213,6 +213,17 @@ def test_settings_load_from_the_config_map_and_each_deployments_environment(func
     assert settings.redis_url == config_map()["REDIS_URL"]
 
 
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_a_pod_is_ready_when_the_images_own_health_check_passes(function: str) -> None:
+    """Readiness runs the command of the template's HEALTHCHECK (the watchdog's lock file and functions-framework
+    answering), not the watchdog's /_/health alone, which says ready before the function answers."""
+    dockerfile = (REPO / "template" / "python3-ocr" / "Dockerfile").read_text()
+    healthcheck = re.search(r"^HEALTHCHECK .*? CMD (\[.*\])$", dockerfile, re.MULTILINE)
+    assert healthcheck, "the template's Dockerfile has no HEALTHCHECK ... CMD [...]"
+    probe = container(objects("Deployment")[function])["readinessProbe"]
+    assert probe["exec"]["command"] == json.loads(healthcheck.group(1))
+
+
 def test_ocr_workers_match_the_cpu_limit_of_ocr_process() -> None:
     """One OCR process per CPU the container may use: more would share the limit, fewer would leave it idle."""
     deployment = objects("Deployment")["ocr-process"]

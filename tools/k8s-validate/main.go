@@ -344,6 +344,12 @@ func checkPodSpec(o *object, path string, spec *corev1.PodSpec, namespace string
 			if probe != nil && probe.HTTPGet != nil && !portOf(c, probe.HTTPGet.Port) {
 				p.add(o, "%s.%s.httpGet.port %s is not a port of the container", cp, name, probe.HTTPGet.Port.String())
 			}
+			if probe != nil && probe.TCPSocket != nil && !portOf(c, probe.TCPSocket.Port) {
+				p.add(o, "%s.%s.tcpSocket.port %s is not a port of the container", cp, name, probe.TCPSocket.Port.String())
+			}
+			if probe != nil && probe.Exec != nil && len(probe.Exec.Command) == 0 {
+				p.add(o, "%s.%s.exec.command must not be empty", cp, name)
+			}
 		}
 		for res, limit := range c.Resources.Limits {
 			if req, ok := c.Resources.Requests[res]; ok && req.Cmp(limit) > 0 {
