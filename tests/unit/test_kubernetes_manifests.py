@@ -24,6 +24,8 @@ SECRETS_DIR = "/var/openfaas/secrets"
 # Variables the Deployments may add to stack.yml's: OCR_WORKERS, because Python counts the node's CPUs, not
 # the container's limit (a test below ties it to that limit).
 DEPLOYMENT_ONLY = {"ocr-process": {"OCR_WORKERS"}}
+# The first test to use the validator may build it (50-140 s measured on a new machine, more on a slow one).
+pytestmark = pytest.mark.timeout(900)
 
 
 def documents() -> list[dict[str, Any]]:
@@ -70,7 +72,7 @@ def settings_variables(secrets_dir: Path) -> tuple[set[str], set[str]]:
 
 @pytest.fixture(scope="session")
 def k8s_validate() -> Path:
-    """The validator, built once into the user's cache (about 50 s on a new machine, then found there)."""
+    """The validator, built once into the user's cache (local-stack/bootstrap does it), then found there."""
     built = subprocess.run([REPO / "local-stack" / "k8s-validate", "--path"], capture_output=True, text=True,
                            timeout=900, check=False)
     assert built.returncode == 0, f"local-stack/k8s-validate could not be built:\n{built.stderr}"
