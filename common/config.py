@@ -189,7 +189,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ocr_clean_up=r.flag("OCR_CLEAN_UP", False),
         # The searchable PDF as PDF/A-2b (archives ask for it); a document that cannot be one stays plain.
         output_pdfa=r.flag("OUTPUT_PDFA", False),
-        default_lang=r.text("DEFAULT_LANG", "eng"),
+        default_lang=r.text("DEFAULT_LANG", "auto"),
         job_lease_seconds=r.integer("JOB_LEASE_SECONDS", 30, minimum=3),
         job_max_attempts=r.integer("JOB_MAX_ATTEMPTS", 3, minimum=1),
         public_url=env.get("PUBLIC_URL", "").rstrip("/"),

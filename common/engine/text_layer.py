@@ -12,6 +12,8 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+from common.engine.languages import AUTO, installed_languages
+
 # Fewer letters and digits than this: a scanned page with stray characters (page numbers, stamps), not
 # a text layer at all, and no rejection to report.
 MIN_TEXT_LAYER_CHARS = 20
@@ -56,11 +58,15 @@ class LayerVerdict:
 
 
 def scripts_of(lang: str) -> frozenset[str] | None:
-    """The scripts `eng+rus` is written in; None when a part is not known here (then any script is accepted)."""
+    """The scripts `eng+rus` is written in; None when a part is not known here (then any script is accepted).
+
+    `auto` names no language yet: a layer may be in the script of any installed language (the page could be
+    read in it), so mojibake in a script nothing here reads (CJK from a byte-swapped font) is still refused.
+    """
     scripts = {"LATIN"}
-    for part in lang.split("+"):
-        # `auto` (languages.AUTO) names no language yet: a born-digital layer in any script may be the page's.
-        if part.startswith("script/") or part == "auto":
+    parts = sorted(installed_languages()) if lang == AUTO else lang.split("+")
+    for part in parts:
+        if part.startswith("script/"):
             return None
         scripts |= _SCRIPTS.get(part, frozenset())
     return frozenset(scripts)

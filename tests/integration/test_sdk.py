@@ -32,7 +32,7 @@ def test_upload_wait_text_and_download_a_scanned_pdf(client: Client) -> None:
     seen: list[JobStatus] = []
     done = client.wait(accepted.job_id, timeout=120, interval=0.2, on_progress=seen.append)
     assert done.status == "completed" and done.page_count == 2 and done.pages_done == 2
-    assert done.filename == "two.pdf" and done.content_type == "application/pdf" and done.lang == "eng"
+    assert done.filename == "two.pdf" and done.content_type == "application/pdf" and done.lang == "auto"
     assert [s.pages_done for s in seen] == sorted(s.pages_done for s in seen)
     assert "sdk second page" in " ".join(client.text(accepted.job_id).split()).lower()
     pdf = io.BytesIO()

@@ -118,7 +118,9 @@ def test_a_layer_that_matches_the_page_is_still_taken(tmp_path: Path) -> None:
     ("Rechnung über 1.200,00 EUR für März, zahlbar bis Ende April", "deu", True),
     ("Счёт на оплату номер 17 от первого марта", "rus", True),
     ("Счёт на оплату номер 17 от первого марта", "eng", False),
-    ("Счёт на оплату номер 17 от первого марта", "auto", True),  # lang=auto: the page's own language, any script
+    # lang=auto: a script an installed language is written in (Latin here), never one nothing here reads.
+    ("Quarterly report of the harbour office, page one", "auto", True),
+    ("䴀甀氀琀椀瀀氀攀 猀挀愀渀渀攀搀 瀀愀最攀猀 漀昀 琀栀攀 爀攀瀀漀爀琀", "auto", False),
     ("䴀甀氀琀椀挀漀氀漀爀 瀀爀椀渀琀椀渀最 愀渀搀 琀攀砀琀", "chi_sim", True),
     ("Chapter one ........................................ 5 Chapter two .................... 9", "eng", True),
     ("$%&'()*+,-./0 :;<=>?@ [\\]^_` {|}~ \"#$%&'( )*+,-./", "eng", False),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw, ImageFont
+from structlog.testing import capture_logs
 
 from common.engine import language_id
 from common.engine.language_id import DetectedLanguage, identify_languages, script_of_osd, tesseract_names
@@ -170,3 +171,30 @@ def test_a_broken_identifier_leaves_the_first_read_standing(monkeypatch: pytest.
 
     monkeypatch.setattr(language_id, "_detector", broken)
     assert identify_languages(" ".join(LETTERS["deu"]), FOUR, "eng") is None
+
+
+@pytest.mark.parametrize("lang", ["deu", "fra"])
+def test_auto_reads_a_page_again_in_its_own_language(tmp_path: Path, lang: str) -> None:
+    """lang=auto end to end in the engine: the page is reported in its language and its accented words are read."""
+    from common.engine.ocr import OcrLimits, TesseractEngine
+
+    path = scan(tmp_path, LETTERS[lang])
+    limits = OcrLimits(max_pages=5, max_page_pixels=40_000_000, page_timeout=120, dpi=300, workers=1)
+    [page] = TesseractEngine(limits).recognise(path, "image/png", "auto", lambda n: None)
+    assert page.languages[0] == lang
+    accented = [w.strip(",.") for line in LETTERS[lang] for w in line.split() if any(ord(c) > 127 for c in w)]
+    assert accented and sum(w in page.text for w in accented) / len(accented) >= 0.9
+
+
+def test_auto_reads_an_english_page_once(tmp_path: Path) -> None:
+    """An English page under lang=auto is read once, with eng, and says so."""
+    from common.engine.ocr import OcrLimits, TesseractEngine
+
+    path = scan(tmp_path, LETTERS["eng"])
+    limits = OcrLimits(max_pages=5, max_page_pixels=40_000_000, page_timeout=120, dpi=300, workers=1)
+    with capture_logs() as logs:
+        [page] = TesseractEngine(limits).recognise(path, "image/png", "auto", lambda n: None)
+    assert page.languages == ["eng"]
+    reads = [e for e in logs if e.get("event") == "process.ran" and e.get("program") == "tesseract"
+             and "--psm" not in e.get("args", [])]
+    assert len(reads) == 1
