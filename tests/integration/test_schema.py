@@ -73,7 +73,8 @@ def previous_release(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE api_keys"))
         conn.execute(text("DROP TABLE job_chunks"))
-        conn.execute(text("ALTER TABLE jobs DROP COLUMN pdfa"))
+        conn.execute(text("ALTER TABLE jobs DROP COLUMN pdfa, DROP COLUMN warnings"))
+        conn.execute(text("ALTER TABLE pages DROP COLUMN warnings"))
         conn.execute(text("ALTER TABLE jobs ADD UNIQUE INDEX document_id (document_id)"))
         conn.execute(text("ALTER TABLE jobs DROP INDEX ix_jobs_document_id, DROP COLUMN owner_id, "
                           "DROP COLUMN callback_url, DROP COLUMN callback_state, DROP COLUMN callback_attempts, "
@@ -198,6 +199,25 @@ def test_downgrading_the_list_walk_drops_only_its_indexes_and_keeps_the_rows(set
         found = conn.execute(text("SELECT id, job_id FROM documents FORCE INDEX (ix_documents_created_id_type_job) "
                                   "WHERE content_type LIKE 'image/%' ORDER BY created_at, id")).all()
     assert found == [("d1", "j1")]
+
+
+def test_downgrading_the_warnings_drops_only_their_columns(settings: Settings) -> None:
+    """0006 -> 0005 drops pages.warnings and jobs.warnings and nothing else; the jobs stay; upgrading adds them."""
+    create_schema(settings)
+    engine = raw(settings)
+    with engine.begin() as conn:
+        conn.execute(text(DOCUMENT))
+        conn.execute(text(job("j1")))
+
+    change = migrations.downgrade(engine, "-1")
+
+    assert (change.before, change.after) == (migrations.HEAD, "0005_list_walk")
+    columns = {table: {c["name"] for c in inspect(engine).get_columns(table)} for table in ("jobs", "pages")}
+    assert "warnings" not in columns["jobs"] | columns["pages"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT id FROM jobs")).scalars().all() == ["j1"]
+    assert create_schema(settings).after == migrations.HEAD
+    assert differences(engine) == []
 
 
 def test_downgrading_is_refused_while_a_document_has_several_jobs(settings: Settings) -> None:
