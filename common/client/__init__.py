@@ -5,13 +5,14 @@ It stands on docs/openapi.yaml alone and imports nothing of the server's layers,
 from common.client.errors import (ApiError, AuthenticationFailed, BadRequest, ClientError, Conflict, Forbidden,
                                   JobFailed, NotFound, OutputExists, OutputMissing, RateLimited, ServerError,
                                   ServiceUnavailable, Unreachable, WaitTimeout)
-from common.client.models import DocumentListItem, DocumentPage, JobError, JobStatus, Outputs, UploadAccepted
+from common.client.models import (DocumentListItem, DocumentPage, JobError, JobStatus, Outputs, ResultWarning,
+                                  UploadAccepted)
 from common.client.sdk import Client
 from common.client.transport import RetryPolicy
 
 __all__ = [
     "ApiError", "AuthenticationFailed", "BadRequest", "Client", "ClientError", "Conflict", "DocumentListItem",
     "DocumentPage", "Forbidden", "JobError", "JobFailed", "JobStatus", "NotFound", "OutputExists", "OutputMissing",
-    "Outputs", "RateLimited", "RetryPolicy", "ServerError", "ServiceUnavailable", "UploadAccepted", "Unreachable",
+    "Outputs", "RateLimited", "ResultWarning", "RetryPolicy", "ServerError", "ServiceUnavailable", "UploadAccepted", "Unreachable",
     "WaitTimeout",
 ]

@@ -145,6 +145,9 @@ def _follow(client: Client, jobs: list[batch.Tracked], display: Any, args: argpa
                 display.note(f"{job.status.filename}: completed, but not saved: {e}")
                 return
             display.note(f"{job.status.filename}: completed, saved {', '.join(job.saved.values())}")
+        if job.status.status == "completed":
+            for warning in job.status.warnings:
+                display.note(f"{job.status.filename}: warning: {warning.code}: {warning.message}")
 
     try:
         batch.wait_all(client, jobs, display, timeout=args.timeout, on_final=finished)
@@ -219,6 +222,8 @@ def status(client: Client, args: argparse.Namespace) -> int:
               f"status    {current.status}, {_pages(current.pages_done, current.page_count)}")
         if current.error:
             print(f"error     {current.error.code}: {current.error.message or ''}")
+        for warning in current.warnings:
+            print(f"warning   {warning.code}: {warning.message}")
         if current.callback:
             answer = current.callback.last_code if current.callback.last_code is not None else "no answer"
             print(f"callback  {current.callback.state}, {current.callback.attempts} attempt(s), last {answer}")

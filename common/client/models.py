@@ -44,6 +44,20 @@ class Outputs:
 
 
 @dataclass(frozen=True)
+class ResultWarning:
+    """Why a completed result may be incomplete (a stable `code`, as errors have), and the pages it concerns
+    (empty for one about the whole job, such as `pdfa_fallback`)."""
+
+    code: str
+    message: str
+    pages: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ResultWarning:
+        return cls(code=d["code"], message=d.get("message") or "", pages=list(d.get("pages") or []))
+
+
+@dataclass(frozen=True)
 class Callback:
     """How the job's completion webhook went: `pending`, `delivered` or `failed`, attempts made, the receiver's
     last HTTP status (None: no answer)."""
@@ -82,6 +96,8 @@ class JobStatus:
     raw: dict[str, Any] = field(repr=False, compare=False)
     # Present when the upload named a callback_url.
     callback: Callback | None = None
+    # A completed job's warnings: what may be missing from its text (empty when nothing is suspected).
+    warnings: list[ResultWarning] = field(default_factory=list)
 
     @property
     def is_final(self) -> bool:
@@ -99,6 +115,7 @@ class JobStatus:
             error=JobError.from_dict(d.get("error")), text=d.get("text"),
             outputs=Outputs(outputs.get("searchable_pdf"), outputs.get("hocr")) if outputs else None,
             pages=d.get("pages"), raw=d, callback=Callback.from_dict(d.get("callback")),
+            warnings=[ResultWarning.from_dict(w) for w in d.get("warnings") or []],
         )
 
 

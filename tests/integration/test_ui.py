@@ -226,7 +226,8 @@ def test_page_uploads_a_scan_shows_its_progress_text_and_pdf_and_finds_it(stack:
     scan = tmp_path / "harbour-invoice.png"
     scan.write_bytes(image_bytes(LINES))
     two_pages = tmp_path / "board-minutes.pdf"
-    two_pages.write_bytes(scanned_pdf([["Minutes of the board", "held on Tuesday"], ["Next meeting in spring"]]))
+    # Its third page blank: the card says so (empty_page) beside the text of the other two.
+    two_pages.write_bytes(scanned_pdf([["Minutes of the board", "held on Tuesday"], ["Next meeting in spring"], []]))
     shot = tmp_path / "ui.png"
 
     async def drive() -> None:
@@ -282,6 +283,7 @@ def test_page_uploads_a_scan_shows_its_progress_text_and_pdf_and_finds_it(stack:
             words = " ".join(text.split()).lower()
             for expected in ("invoice 2041", "harbour repairs", "total due", "thank you for your business"):
                 assert expected in words, text
+            assert await page.evaluate(f"{card}.querySelector('.job-warnings').hidden")  # a page read whole
             pdf_url = await page.evaluate(f"{card}.querySelector('a.pdf').href")
             pdf = http.request("GET", pdf_url)
             assert pdf.status == 200 and pdf.data.startswith(b"%PDF"), pdf_url
@@ -295,9 +297,11 @@ def test_page_uploads_a_scan_shows_its_progress_text_and_pdf_and_finds_it(stack:
             dropped = f"[...document.querySelectorAll('.job')].find(c => c.querySelector('.filename').textContent " \
                       f"=== {js(two_pages.name)})"
             await page.wait_for(f"{dropped}?.dataset.state === 'completed'", 240, "the dropped scan to complete")
-            assert await page.evaluate(f"{dropped}.querySelector('.progress-text').textContent") == "2 of 2 pages"
+            assert await page.evaluate(f"{dropped}.querySelector('.progress-text').textContent") == "3 of 3 pages"
             text = " ".join((await page.evaluate(f"{dropped}.querySelector('.text').textContent")).split()).lower()
             assert "page 1" in text and "page 2" in text and "minutes of the board" in text and "next meeting" in text
+            warned = await page.evaluate(f"{dropped}.querySelector('.job-warnings').innerText")
+            assert "page 3: no text was found on the page (empty_page)" in warned, warned
 
             # The list refreshes when the job ends; a search finds the document by a word of its text.
             rows = "[...document.querySelectorAll('#recent tbody tr')]"

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
+from common.client import Client
+from common.config import Settings
+from common.rules import apikeys
 from tests.support import Gateway, render_page, scanned_pdf
 
 pytestmark = pytest.mark.integration
@@ -43,3 +52,18 @@ def test_a_skewed_page_reports_its_skew_and_polygons(gateway: Gateway) -> None:
     assert page["skew"] == pytest.approx(4.0, abs=0.3) and page["rotation"] == 0
     assert (page["width"], page["height"]) == scan.size
     assert all(len(word["polygon"]) == 4 for word in page["words"])
+
+
+def test_the_sdk_and_the_cli_show_a_jobs_warnings(stack: Any, settings: Settings, tmp_path: Path) -> None:
+    """The SDK's JobStatus carries the warnings, typed; `ocr status` prints each with its code."""
+    token = apikeys.create(settings, f"warn-{uuid.uuid4().hex[:8]}").token
+    client = Client(stack.gateway_url, token)
+    accepted = client.upload(scanned_pdf([[]]), filename="blank.pdf")
+    done = client.wait(accepted.job_id, timeout=120)
+    assert [(w.code, w.pages) for w in done.warnings] == [("empty_page", [1])]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCR_")}
+    env.update(OCR_URL=stack.gateway_url, OCR_API_KEY=token, OCR_CONFIG="", XDG_CONFIG_HOME=str(tmp_path))
+    shown = subprocess.run([sys.executable, "-m", "common.client", "status", accepted.job_id], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "warning   empty_page: page 1: no text was found on the page" in shown.stdout

@@ -146,6 +146,14 @@ function renderStatus(card, status) {
     setError(card, `${status.error.message || "failed"} (${status.error.code})`);
   }
   if (status.status === "completed") {
+    // What may be missing from the text: each warning's code and message, as text only.
+    const warnings = $(".job-warnings", card);
+    warnings.replaceChildren(...(status.warnings || []).map((w) => {
+      const item = document.createElement("li");
+      item.textContent = `${w.message} (${w.code})`;
+      return item;
+    }));
+    warnings.hidden = !(status.warnings || []).length;
     const outputs = status.outputs || {};
     const links = $(".links", card);
     for (const [name, selector] of [["searchable_pdf", ".pdf"], ["hocr", ".hocr"]]) {
