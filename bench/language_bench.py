@@ -27,8 +27,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from common.engine import hocr
-from common.engine.language_id import identify_languages
-from common.engine.languages import installed_languages
+from common.engine.language.identify import identify_languages
+from common.engine.language.installed import installed_languages
 
 TEXTS = {
     "eng": """Dear Sir or Madam, thank you for your enquiry of 12 March. We are pleased to send you our quotation
@@ -105,7 +105,7 @@ def recall(found: str, truth: str) -> float:
 
 def cold_identify_ms(text_file: Path) -> float:
     """The identifier's first call in a fresh process: import, model load and one page (what a worker pays once)."""
-    probe = ("import sys, time; t = time.perf_counter(); from common.engine.language_id import identify_languages; "
+    probe = ("import sys, time; t = time.perf_counter(); from common.engine.language.identify import identify_languages; "
              "identify_languages(open(sys.argv[1]).read(), frozenset({'eng', 'deu'}), 'eng'); "
              "print((time.perf_counter() - t) * 1000)")
     return float(subprocess.run([sys.executable, "-c", probe, str(text_file)], check=True, capture_output=True,

@@ -28,9 +28,9 @@ import pikepdf
 from PIL import Image
 
 from bench.pages import scanned_page
-from common.engine import pdf_pages
+from common.engine.pdf import pages as pdf_pages
 from common.engine.ocr import OcrLimits, TesseractEngine
-from common.engine.pdf import PdfDocument
+from common.engine.pdf.document import PdfDocument
 from common.logging import setup
 
 DPI = 300

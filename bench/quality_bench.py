@@ -116,7 +116,7 @@ def ocr_throughput(pdf: Path, workers: int, rounds: int) -> float:
 def check_ms(texts: list[str]) -> float | None:
     """Milliseconds per page of the text-layer usability check; None where the engine has none (before)."""
     try:
-        from common.engine.text_layer import judge
+        from common.engine.pdf.text_layer import judge
     except ImportError:
         return None
     started = time.perf_counter()

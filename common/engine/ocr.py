@@ -10,14 +10,18 @@ from pathlib import Path
 
 from PIL import Image
 
-from common.engine import hocr, pdf_pages, scratch, searchable_pdf
-from common.engine.image_pages import image_rasters
-from common.engine.layer_words import LayerLayout, place_layers, write_hocr
+from common.engine import hocr, scratch
+
+from common.engine.pdf import pages as pdf_pages
+
+from common.engine.pdf import searchable as searchable_pdf
+from common.engine.page.images import image_rasters
+from common.engine.pdf.layer_words import LayerLayout, place_layers, write_hocr
 from common.engine.limits import OcrLimits
-from common.engine.page_ocr import PageRead, UnreadableImage, read_page
-from common.engine.pdf import PdfDocument
+from common.engine.page.read import PageRead, UnreadableImage, read_page
+from common.engine.pdf.document import PdfDocument
 from common.engine.recognition import Outputs, Recognition
-from common.engine.searchable_pdf import TextLayer
+from common.engine.pdf.searchable import TextLayer
 from common.logging import get_logger
 from common.models import PageResult, ResultWarning, WarningCode
 

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from common.adapters import handoff, storage
 from common.adapters.db import Document, Job, JobChunk, Page, session_scope, utcnow
 from common.config import Settings
-from common.engine import pdf_split
+from common.engine.pdf import split as pdf_split
 from common.engine.recognition import Outputs
 from common.errors import JobInProgress, PipelineError, TooManyPages
 from common.logging import get_logger

@@ -7,7 +7,7 @@ from typing import Any
 
 from common.adapters import storage
 from common.config import Settings
-from common.engine.pdfa_result import PdfaResult
+from common.engine.pdfa.result import PdfaResult
 from common.engine.recognition import Outputs
 from common.errors import BadRequest
 from common.models import ResultWarning, WarningCode
@@ -66,7 +66,7 @@ def store(settings: Settings, job_id: str, produced: Outputs, pdfa: bool = False
     result: PdfaResult | None = None
     if produced.searchable_pdf is not None:
         # Here, not at the top: `documents` imports this module (result keys) and must not load pikepdf.
-        from common.engine.pdfa import archival, disclaim_file
+        from common.engine.pdfa.make import archival, disclaim_file
 
         if pdfa:
             result = archival(produced.searchable_pdf)

@@ -11,7 +11,7 @@ from common.adapters import storage
 from common.adapters.db import Document
 from common.config import Settings
 from common.engine import scratch
-from common.engine.languages import validate_lang
+from common.engine.language.installed import validate_lang
 from common.engine.media import media_type_of
 from common.engine.ocr import OcrLimits, TesseractEngine
 from common.engine.recognition import OcrEngine

@@ -5,7 +5,7 @@ from __future__ import annotations
 import flask
 
 from common.config import Settings
-from common.engine.languages import validate_lang
+from common.engine.language.installed import validate_lang
 from common.errors import NotFound, unknown_parameters
 from common.models import Principal
 from common.rules import library

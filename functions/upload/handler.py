@@ -7,7 +7,7 @@ from typing import BinaryIO, cast
 import flask
 
 from common.config import Settings
-from common.engine.languages import validate_lang
+from common.engine.language.installed import validate_lang
 from common.models import Principal
 from common.errors import CallbackRefused
 from common.rules import callbacks, idempotency, outputs

@@ -14,9 +14,11 @@ import pikepdf
 import pytest
 from PIL import Image, ImageOps, ImageStat
 
-from common.engine import jbig2, pdf_pages
+from common.engine.pdf import jbig2
+
+from common.engine.pdf import pages as pdf_pages
 from common.engine.ocr import OcrLimits, TesseractEngine
-from common.engine.pdf import PageLossless, PdfDocument
+from common.engine.pdf.document import PageLossless, PdfDocument
 from common.engine.recognition import Outputs
 from common.models import PageResult
 from tests.support import render_page

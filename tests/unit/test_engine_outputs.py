@@ -12,7 +12,7 @@ import pytest
 from common.engine import scratch
 from common.engine.ocr import OcrLimits, TesseractEngine
 from common.engine.page.straighten import Straightening
-from common.engine.searchable_pdf import TextLayer, join_pages, lay_text_over
+from common.engine.pdf.searchable import TextLayer, join_pages, lay_text_over
 from common.errors import AssemblyFailed
 from tests.support import render_page, scanned_pdf
 

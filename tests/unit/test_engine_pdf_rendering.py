@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from common.engine.ocr import OcrLimits, TesseractEngine
-from common.engine.pdf_pages import render
+from common.engine.pdf.pages import render
 from common.errors import CorruptDocument, OcrTimeout
 from tests.support import render_page
 

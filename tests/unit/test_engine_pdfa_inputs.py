@@ -20,9 +20,9 @@ import pytest
 from PIL import Image, ImageCms
 
 from common.engine.ocr import TesseractEngine
-from common.engine.pdfa import archival, disclaim_file, srgb_profile
-from common.engine.pdfa_result import PdfaResult
-from common.engine.pdfa_rules import obstacle
+from common.engine.pdfa.make import archival, disclaim_file, srgb_profile
+from common.engine.pdfa.result import PdfaResult
+from common.engine.pdfa.rules import obstacle
 from tests.conftest import Verapdf
 from tests.support import render_page
 from tests.unit.test_engine_quality_pdfa import LIMITS

@@ -15,10 +15,10 @@ from structlog.testing import capture_logs
 
 from common.engine import hocr
 from common.engine.ocr import OcrLimits, TesseractEngine
-from common.engine.page_ocr import clearly_better
-from common.engine.pdf_pages import render
+from common.engine.page.read import clearly_better
+from common.engine.pdf.pages import render
 from common.engine.recognition import Outputs
-from common.engine.text_layer import judge
+from common.engine.pdf.text_layer import judge
 from common.errors import CorruptDocument
 from common.models import PageResult, Word
 from tests.support import render_page

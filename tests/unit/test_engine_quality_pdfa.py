@@ -17,8 +17,8 @@ from structlog.testing import capture_logs
 
 from common.config import load_settings
 from common.engine.ocr import OcrLimits, TesseractEngine
-from common.engine.pdfa import archival
-from common.engine.pdfa_rules import obstacle
+from common.engine.pdfa.make import archival
+from common.engine.pdfa.rules import obstacle
 from common.engine.recognition import Outputs
 from tests.conftest import Verapdf
 from tests.support import render_page, scanned_pdf

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from common.adapters.db import Page
-from common.engine.layer_words import LayerLayout
+from common.engine.pdf.layer_words import LayerLayout
 from common.errors import BadRequest
 from common.models import Line, PageResult, Word
 from common.rules.page_layout import PAGES_PER_ANSWER, PAGES_PER_ANSWER_WITH_LAYOUT, page_range, stored_layout
@@ -105,7 +105,7 @@ def test_a_bad_page_range_is_a_bad_request(args: dict[str, str]) -> None:
 def test_a_text_layer_hocr_page_has_every_line(tmp_path: Path) -> None:
     """The hOCR written for a text-layer page reads back as the same lines and words."""
     from common.engine import hocr
-    from common.engine.layer_words import write_hocr
+    from common.engine.pdf.layer_words import write_hocr
 
     layout = LayerLayout(width=2550, height=3300, dpi=300, words=OCRED.words, lines=OCRED.lines)
     parsed = hocr.parse(write_hocr(layout, 1, tmp_path / "p.hocr").read_bytes())

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from common.engine.image_pages import image_rasters
+from common.engine.page.images import image_rasters
 from common.engine.ocr import OcrLimits, TesseractEngine
 from tests.support import render_page
 

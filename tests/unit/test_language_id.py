@@ -9,9 +9,9 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from structlog.testing import capture_logs
 
-from common.engine import language_id
-from common.engine.language_id import DetectedLanguage, identify_languages, script_of_osd, tesseract_names
-from common.engine.languages import installed_languages
+from common.engine.language import identify as language_id
+from common.engine.language.identify import DetectedLanguage, identify_languages, script_of_osd, tesseract_names
+from common.engine.language.installed import installed_languages
 from common.engine.run import run
 
 # A business letter in each language, with the letters an English read loses (ä, ß, é, ñ).

@@ -9,7 +9,7 @@ from PIL import Image
 
 from common.config import load_settings
 from common.engine.media import sniff_media_type
-from common.engine.languages import validate_lang
+from common.engine.language.installed import validate_lang
 from common.errors import ConfigError, InvalidFilename, InvalidLanguage
 from common.rules.documents import safe_filename
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from common.engine.languages import validate_lang
+from common.engine.language.installed import validate_lang
 from common.engine.ocr import OcrLimits, TesseractEngine
 from common.engine.page.analysis import analyse
 from common.engine.page.straighten import straightened

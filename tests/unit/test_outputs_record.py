@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.engine.pdfa_result import CODES, PdfaResult
+from common.engine.pdfa.result import CODES, PdfaResult
 from common.rules.outputs import Stored
 
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from common.engine.ocr import OcrLimits, TesseractEngine
-from common.engine.pdf import PdfDocument
-from common.engine.pdf_pages import readable_jpegs
+from common.engine.pdf.document import PdfDocument
+from common.engine.pdf.pages import readable_jpegs
 from common.engine.recognition import Outputs
 from common.errors import ImageTooLarge
 from common.models import PageResult

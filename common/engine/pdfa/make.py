@@ -16,10 +16,10 @@ from pathlib import Path
 import pikepdf
 from PIL import ImageCms
 
-from common.engine.pdfa_mend import mend
-from common.engine.pdfa_result import MADE, UNREADABLE, PdfaResult
-from common.engine.pdfa_rules import obstacle
-from common.engine.pdfa_xmp import claim_pdfa_2b, disclaim
+from common.engine.pdfa.mend import mend
+from common.engine.pdfa.result import MADE, UNREADABLE, PdfaResult
+from common.engine.pdfa.rules import obstacle
+from common.engine.pdfa.xmp import claim_pdfa_2b, disclaim
 from common.errors import AssemblyFailed
 from common.logging import get_logger
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pikepdf
 
 from common.engine import hocr
-from common.engine.pdf import PdfDocument
-from common.engine.searchable_pdf import join_pages
+from common.engine.pdf.document import PdfDocument
+from common.engine.pdf.searchable import join_pages
 from common.errors import CorruptDocument
 
 

@@ -12,7 +12,9 @@ from typing import Literal
 import pikepdf
 from PIL import Image
 
-from common.engine import jbig2, stored_files
+from common.engine.pdf import jbig2
+
+from common.engine.pdf import stored_files
 from common.errors import CorruptDocument, PdfEncrypted
 
 # Operators a plain scanned page uses to place its one image; anything else (paths, text, shading,
@@ -38,7 +40,7 @@ class PageJpeg:
 
 # How a lossless page image is handed to tesseract: 8-bit gray or RGB samples, 1-bit samples, palette
 # indices (1 to 8 bits) with their colours, a CCITT G4 or G3 stream passed on undecoded inside a TIFF,
-# or a JBIG2 stream decoded by jbig2dec (common.engine.jbig2).
+# or a JBIG2 stream decoded by jbig2dec (common.engine.pdf.jbig2).
 LosslessKind = Literal["gray", "rgb", "bilevel", "indexed", "ccitt", "jbig2"]
 
 

@@ -9,7 +9,7 @@ from common.errors import InvalidLanguage
 from common.models import MAX_LANG_CHARS
 
 # The language a request may name instead of traineddata: the engine reads the page, identifies its language
-# (common/engine/language_id.py) and reads it again in that language when it is installed and not the first.
+# (common/engine/language/identify.py) and reads it again in that language when it is installed and not the first.
 AUTO = "auto"
 
 

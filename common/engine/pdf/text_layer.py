@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from common.engine.languages import AUTO, installed_languages
+from common.engine.language.installed import AUTO, installed_languages
 
 # Fewer letters and digits than this: a scanned page with stray characters (page numbers, stamps), not
 # a text layer at all, and no rejection to report.

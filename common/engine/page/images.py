@@ -8,7 +8,7 @@ from pathlib import Path
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from common.engine.limits import OcrLimits
-from common.engine.page_ocr import Raster
+from common.engine.page.read import Raster
 from common.errors import CorruptDocument, ImageTooLarge, TooManyPages
 
 _EXIF_ORIENTATION = 0x0112

@@ -6,12 +6,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.engine import jbig2
+from common.engine.pdf import jbig2
 from common.engine.limits import OcrLimits
-from common.engine.page_ocr import Raster
-from common.engine.pdf import PageJpeg, PageLossless, PdfDocument
+from common.engine.page.read import Raster
+from common.engine.pdf.document import PageJpeg, PageLossless, PdfDocument
 from common.engine.run import run
-from common.engine.text_layer import judge
+from common.engine.pdf.text_layer import judge
 from common.errors import CorruptDocument, ImageTooLarge, OcrTimeout, TooManyPages
 
 # An image covering less of the page than this (a logo, a signature) does not size the page's raster.

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 import langcodes
 
-from common.engine.text_layer import scripts_of
+from common.engine.pdf.text_layer import scripts_of
 from common.logging import get_logger
 
 if TYPE_CHECKING:

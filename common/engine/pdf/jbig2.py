@@ -11,7 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
-from common.engine import stored_files
+from common.engine.pdf import stored_files
 from common.engine.run import run
 from common.errors import OcrError
 

@@ -11,15 +11,17 @@ from pathlib import Path
 
 from PIL import Image
 
-from common.engine import hocr, searchable_pdf
-from common.engine.language_id import identify_languages
-from common.engine.languages import AUTO, installed_languages
+from common.engine import hocr
+
+from common.engine.pdf import searchable as searchable_pdf
+from common.engine.language.identify import identify_languages
+from common.engine.language.installed import AUTO, installed_languages
 from common.engine.limits import OcrLimits
 from common.engine.page.analysis import PageAnalysis, analyse
 from common.engine.page.checks import warnings_for
 from common.engine.page.straighten import Straightening, needs_pixels, straightened
 from common.engine.run import run
-from common.engine.searchable_pdf import TextLayer
+from common.engine.pdf.searchable import TextLayer
 from common.errors import OcrError, OcrTimeout
 from common.logging import get_logger
 from common.models import PageResult

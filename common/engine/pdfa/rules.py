@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pikepdf
 
-from common.engine.pdfa_result import (ANNOTATION_APPEARANCE, CMYK_COLOUR, ENCRYPTED, FONT_NOT_EMBEDDED,
+from common.engine.pdfa.result import (ANNOTATION_APPEARANCE, CMYK_COLOUR, ENCRYPTED, FONT_NOT_EMBEDDED,
                                         FORBIDDEN_CONTENT, UNREADABLE)
 
 

@@ -1,0 +1,1 @@
+"""A PDF's structure and its searchable version: pages, stored images, text layers, the overlay."""
