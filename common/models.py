@@ -19,6 +19,22 @@ class JobStatus(str, enum.Enum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED)
 
 
+class ChunkStatus(str, enum.Enum):
+    """A run of a fanned-out job's pages (common/rules/chunks.py)."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+
+
+class CallbackState(str, enum.Enum):
+    """How a job's completion webhook stands: owed, delivered, or given up after its attempts."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class Word:
     text: str

@@ -27,7 +27,7 @@ from common.adapters.db import ApiKey, Document, Job, session_scope, utcnow
 from common.config import Settings
 from common.errors import CallbackRefused, PipelineError
 from common.logging import get_logger
-from common.models import JobStatus
+from common.models import CallbackState, JobStatus
 
 log = get_logger()
 
@@ -43,10 +43,6 @@ class Unresolvable(CallbackRefused):
     """The host did not resolve: refused at upload, but only a failed attempt at delivery (DNS may be back)."""
 
 
-class State:
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
 
 
 # --- where a callback may go ---------------------------------------------------------------------------------
@@ -127,7 +123,7 @@ def event(job: Job, document: Document, base_url: str) -> dict[str, object]:
     }
 
 
-def _record(settings: Settings, job_id: str, state: str, attempts: int, last_code: int | None) -> bool:
+def _record(settings: Settings, job_id: str, state: CallbackState, attempts: int, last_code: int | None) -> bool:
     """Store one attempt on the job (False if the job is gone); the status cache is told, as for any change."""
     with session_scope(settings) as session:
         job = session.get(Job, job_id)
@@ -145,7 +141,7 @@ def _prepare(settings: Settings, job_id: str) -> tuple[str, bytes, bytes, int] |
     job not final or gone (a deleted document's job is called back for nothing)."""
     with session_scope(settings) as session:
         job = session.get(Job, job_id)
-        if job is None or not job.callback_url or job.callback_state != State.PENDING or not job.status.is_final:
+        if job is None or not job.callback_url or job.callback_state != CallbackState.PENDING or not job.status.is_final:
             return None
         document = session.get(Document, job.document_id)
         key = session.get(ApiKey, job.owner_id) if job.owner_id else None
@@ -176,13 +172,13 @@ def deliver(settings: Settings, job_id: str, sleep: Callable[[float], None] = ti
         except CallbackRefused as e:
             # A rule broken now (the name points somewhere private since the upload): no retry will pass it.
             log.warning("callback.refused", job_id=job_id, reason=e.message)
-            _record(settings, job_id, State.FAILED, attempt, None)
-            return State.FAILED
+            _record(settings, job_id, CallbackState.FAILED, attempt, None)
+            return CallbackState.FAILED
         except DeliveryFailed as e:
             log.warning("callback.unreachable", job_id=job_id, attempt=attempt, error=str(e))
         delivered = code is not None and 200 <= code < 300
         final = delivered or attempt == settings.callback_max_attempts
-        state = State.DELIVERED if delivered else (State.FAILED if final else State.PENDING)
+        state = CallbackState.DELIVERED if delivered else (CallbackState.FAILED if final else CallbackState.PENDING)
         log.info("callback.attempt", job_id=job_id, attempt=attempt, status_code=code, state=state)
         if not _record(settings, job_id, state, attempt, code) or final:
             return state

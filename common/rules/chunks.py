@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from common.adapters import handoff, storage
@@ -29,12 +29,12 @@ from common.engine.pdf import split as pdf_split
 from common.engine.recognition import Outputs
 from common.errors import JobInProgress, PipelineError, TooManyPages
 from common.logging import get_logger
-from common.models import JobStatus, PageResult
-from common.rules import jobs, outputs
+from common.models import ChunkStatus, JobStatus, PageResult
+from common.rules import jobs, lease, outputs
 
 log = get_logger()
 
-PENDING, PROCESSING, DONE = "pending", "processing", "done"
+PENDING, PROCESSING, DONE = ChunkStatus.PENDING, ChunkStatus.PROCESSING, ChunkStatus.DONE
 _SEARCHABLE, _HOCR = "searchable.pdf", "ocr.hocr"
 
 
@@ -89,7 +89,7 @@ def fan_out(settings: Settings, claim: jobs.Claim, path: Path, count: int, workd
         job.page_count, job.pages_done = count, 0
         # Let go of the job: no lease, no token. claim() never takes a processing job without a lease, and the
         # chunks carry the work from here.
-        job.claim_token, job.lease_expires_at = None, None
+        lease.let_go(job)
         jobs.bump(job, changed)
     log.info("job.fanned_out", job_id=claim.job_id, pages=count, chunks=len(runs),
              pages_per_chunk=settings.ocr_chunk_pages)
@@ -110,8 +110,8 @@ def claim(settings: Settings, job_id: str, number: int) -> ChunkClaim | None:
             log.info("chunk.claim_skipped", job_id=job_id, chunk=number,
                      job_status=job.status.value if job else None, chunk_status=chunk.status if chunk else None)
             return None
-        if chunk.status == PROCESSING and chunk.lease_expires_at and chunk.lease_expires_at >= now:
-            wait = max(1, int((chunk.lease_expires_at - now).total_seconds()) + 1)
+        if chunk.status == PROCESSING and lease.is_live(chunk, now):
+            wait = lease.retry_after(chunk, now)
             raise JobInProgress(f"chunk {number} of job {job_id} is being read by another worker; its lease ends "
                                 f"in {wait} s", headers={"Retry-After": str(wait)})
         if chunk.attempts >= job.max_attempts:
@@ -119,31 +119,26 @@ def claim(settings: Settings, job_id: str, number: int) -> ChunkClaim | None:
                         error_message=f"pages {chunk.first_page}-{chunk.last_page} were given up after "
                                       f"{chunk.attempts} attempts (JOB_MAX_ATTEMPTS={job.max_attempts})")
             return None
-        chunk.status, chunk.claim_token = PROCESSING, jobs.new_id()
+        chunk.status = PROCESSING
+        token = lease.take(settings, chunk, now)
         chunk.attempts += 1
-        chunk.lease_expires_at = now + timedelta(seconds=settings.job_lease_seconds)
         chunk.updated_at = now
         log.info("chunk.claimed", job_id=job_id, chunk=number, pages=f"{chunk.first_page}-{chunk.last_page}",
                  attempt=chunk.attempts)
-        return ChunkClaim(job_id, number, chunk.first_page, chunk.last_page, chunk.claim_token, job.lang,
-                          job.request_id)
+        return ChunkClaim(job_id, number, chunk.first_page, chunk.last_page, token, job.lang, job.request_id)
 
 
 def _owned(session: Session, cc: ChunkClaim) -> JobChunk | None:
-    return session.execute(
-        select(JobChunk).where(JobChunk.job_id == cc.job_id, JobChunk.number == cc.number,
-                               JobChunk.claim_token == cc.token, JobChunk.status == PROCESSING)
-        .with_for_update()
-    ).scalar_one_or_none()
+    """The chunk's row locked, if this claim still holds it."""
+    return lease.held(session, JobChunk, cc.token, *_processing(cc))
 
 
 def renew(settings: Settings, cc: ChunkClaim) -> bool:
-    with session_scope(settings) as session:
-        chunk = _owned(session, cc)
-        if chunk is None:
-            return False
-        chunk.lease_expires_at = utcnow() + timedelta(seconds=settings.job_lease_seconds)
-        return True
+    return lease.renew(settings, JobChunk, cc.token, *_processing(cc))
+
+
+def _processing(cc: ChunkClaim) -> tuple[ColumnElement[bool], ...]:
+    return JobChunk.job_id == cc.job_id, JobChunk.number == cc.number, JobChunk.status == PROCESSING
 
 
 def lease_kept(settings: Settings, cc: ChunkClaim) -> AbstractContextManager[None]:
@@ -169,7 +164,7 @@ def record_page(settings: Settings, cc: ChunkClaim, page: PageResult) -> bool:
         jobs.upsert_page(session, cc.job_id, replace(page, number=number))
         job.pages_done = session.execute(select(func.count()).select_from(Page)
                                          .where(Page.job_id == cc.job_id)).scalar_one()
-        chunk.lease_expires_at = utcnow() + timedelta(seconds=settings.job_lease_seconds)
+        chunk.lease_expires_at = lease.expiry(settings)
         jobs.bump(job, changed)
         log.info("job.page_done", job_id=cc.job_id, chunk=cc.number, page=number, duration_ms=page.duration_ms,
                  confidence=page.confidence)
@@ -194,7 +189,8 @@ def finish(settings: Settings, cc: ChunkClaim) -> jobs.Claim | None:
         if job is None or chunk is None or job.status != JobStatus.PROCESSING:
             log.warning("chunk.lease_lost", job_id=cc.job_id, chunk=cc.number, at="finish")
             return None
-        chunk.status, chunk.claim_token, chunk.lease_expires_at, chunk.updated_at = DONE, None, None, now
+        chunk.status, chunk.updated_at = DONE, now
+        lease.let_go(chunk)
         left = session.execute(select(func.count()).select_from(JobChunk).where(
             JobChunk.job_id == cc.job_id, JobChunk.status != DONE)).scalar_one()
         log.info("chunk.done", job_id=cc.job_id, chunk=cc.number, chunks_left=left)
@@ -205,12 +201,11 @@ def finish(settings: Settings, cc: ChunkClaim) -> jobs.Claim | None:
 
 def _take_for_assembly(settings: Settings, session: Session, changed: list[Job], job: Job) -> jobs.Claim:
     """The job claimed again, by the worker that finished its last chunk, to put it together."""
-    job.claim_token = jobs.new_id()
-    job.lease_expires_at = utcnow() + timedelta(seconds=settings.job_lease_seconds)
+    token = lease.take(settings, job, utcnow())
     jobs.bump(job, changed)
     document = session.get(Document, job.document_id)
     assert document is not None  # foreign key
-    return jobs.Claim(job_id=job.id, token=job.claim_token, lang=job.lang, request_id=job.request_id,
+    return jobs.Claim(job_id=job.id, token=token, lang=job.lang, request_id=job.request_id,
                       document=document, pdfa=bool(job.pdfa))
 
 
@@ -228,7 +223,8 @@ def release(settings: Settings, cc: ChunkClaim) -> None:
     with session_scope(settings) as session:
         chunk = _owned(session, cc)
         if chunk is not None:
-            chunk.status, chunk.claim_token, chunk.lease_expires_at = PENDING, None, None
+            chunk.status = PENDING
+            lease.let_go(chunk)
             chunk.attempts = max(0, chunk.attempts - 1)
             chunk.updated_at = utcnow()
 

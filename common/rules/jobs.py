@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
@@ -21,8 +19,8 @@ from common.adapters.db import Document, Job, Page, session_scope, utcnow
 from common.config import Settings
 from common.errors import JobInProgress, JobNotFound, PipelineError
 from common.logging import get_logger
-from common.models import JobStatus, PageResult, ResultWarning
-from common.rules import result_warnings
+from common.models import CallbackState, JobStatus, PageResult, ResultWarning
+from common.rules import lease, result_warnings
 
 log = get_logger()
 
@@ -40,7 +38,7 @@ class Claim:
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    return lease.new_token()
 
 
 def create(session: Session, document: Document, lang: str, max_attempts: int, request_id: str | None,
@@ -61,7 +59,7 @@ def create(session: Session, document: Document, lang: str, max_attempts: int, r
         updated_at=now,
         # The completion webhook, owed once the job ends (rules/callbacks.py delivers it).
         callback_url=callback_url,
-        callback_state="pending" if callback_url else None,
+        callback_state=CallbackState.PENDING if callback_url else None,
         callback_attempts=0,
         pdfa=pdfa,
     )
@@ -98,9 +96,9 @@ def claim(settings: Settings, job_id: str) -> Claim | None:
     JobInProgress while another worker's lease is live, so the queue tries again later and a crashed
     worker's job is picked up.
     """
-    token = new_id()
+    token = lease.new_token()
     now = utcnow()
-    lease_until = now + timedelta(seconds=settings.job_lease_seconds)
+    lease_until = lease.expiry(settings, now)
     with transaction(settings) as (session, changed):
         claimable = or_(
             Job.status == JobStatus.PENDING,
@@ -143,9 +141,8 @@ def claim(settings: Settings, job_id: str) -> Claim | None:
             # Fanned out (rules/chunks.py): its chunks carry it, and the last one assembles it.
             log.info("job.claim_skipped", job_id=job_id, status=job.status.value, reason="fanned_out")
             return None
-        if job.status == JobStatus.PROCESSING and job.lease_expires_at and job.lease_expires_at >= now:
-            # Come back when the lease would run out: by then it is renewed (the worker lives) or claimable.
-            wait = max(1, math.ceil((job.lease_expires_at - now).total_seconds()))
+        if job.status == JobStatus.PROCESSING and lease.is_live(job, now):
+            wait = lease.retry_after(job, now)
             raise JobInProgress(f"job {job_id} is being processed by another worker; its lease ends in {wait} s",
                                 headers={"Retry-After": str(wait)})
         # Out of attempts: the last worker died holding the lease each time.
@@ -156,21 +153,12 @@ def claim(settings: Settings, job_id: str) -> Claim | None:
 
 def owned(session: Session, claim: Claim) -> Job | None:
     """Lock the job row if this claim still owns it; a worker whose lease was taken over gets None."""
-    return session.execute(
-        select(Job)
-        .where(Job.id == claim.job_id, Job.claim_token == claim.token, Job.status == JobStatus.PROCESSING)
-        .with_for_update()
-    ).scalar_one_or_none()
+    return lease.held(session, Job, claim.token, Job.id == claim.job_id, Job.status == JobStatus.PROCESSING)
 
 
 def renew_lease(settings: Settings, claim: Claim) -> bool:
     """Heartbeat: push the lease end forward while the worker is alive; False once the claim was lost."""
-    with session_scope(settings) as session:
-        job = owned(session, claim)
-        if job is None:
-            return False
-        job.lease_expires_at = utcnow() + timedelta(seconds=settings.job_lease_seconds)
-        return True
+    return lease.renew(settings, Job, claim.token, Job.id == claim.job_id, Job.status == JobStatus.PROCESSING)
 
 
 @contextmanager
@@ -239,9 +227,8 @@ def record_page(settings: Settings, claim: Claim, page: PageResult) -> bool:
             log.warning("job.lease_lost", job_id=claim.job_id, page=page.number)
             return False
         upsert_page(session, claim.job_id, page)
-        now = utcnow()
         job.pages_done = job.pages_done + 1
-        job.lease_expires_at = now + timedelta(seconds=settings.job_lease_seconds)
+        job.lease_expires_at = lease.expiry(settings)
         bump(job, changed)
         log.info("job.page_done", job_id=claim.job_id, page=page.number, duration_ms=page.duration_ms,
                  confidence=page.confidence)
@@ -252,8 +239,7 @@ def settle(job: Job, changed: list[Job], to: JobStatus, now: datetime, **fields:
     for name, value in fields.items():
         setattr(job, name, value)
     job.status = to
-    job.claim_token = None
-    job.lease_expires_at = None
+    lease.let_go(job)
     job.finished_at = now
     bump(job, changed)
     _log_transition(job.id, to, error_code=job.error_code)
@@ -271,9 +257,8 @@ def complete(settings: Settings, claim: Claim, outputs: dict[str, Any] | None = 
         texts = session.execute(
             select(Page.text).where(Page.job_id == claim.job_id).order_by(Page.page_number)
         ).scalars().all()
-        flagged = session.execute(
-            select(Page.page_number, Page.warnings).where(Page.job_id == claim.job_id, Page.warnings.is_not(None))
-        ).tuples().all()
+        flagged = [(number, raw) for number, raw in session.execute(
+            select(Page.page_number, Page.warnings).where(Page.job_id == claim.job_id, Page.warnings.is_not(None)))]
         settle(job, changed, JobStatus.COMPLETED, utcnow(), text="\n\f\n".join(texts),
                page_count=len(texts), pages_done=len(texts), outputs=json.dumps(outputs or {}),
                warnings=result_warnings.gathered(flagged, warnings))
@@ -297,8 +282,7 @@ def fail(settings: Settings, claim: Claim, error: PipelineError) -> bool:
             # a ten-second MinIO restart cannot use up a job's attempts in the queue's first retries.
             job.attempts = max(0, job.attempts - 1)
             job.status = JobStatus.PENDING
-            job.claim_token = None
-            job.lease_expires_at = None
+            lease.let_go(job)
             job.error_code = error.code
             job.error_message = error.message
             bump(job, changed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,14 +24,26 @@ from common.rules.events import parse_event
 log = get_logger()
 
 
+class Result(str, enum.Enum):
+    """What one invocation of ocr-process came to, as its answer says."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"  # nothing to do: final already, taken over, or another worker holds it
+    REJECTED = "rejected"  # a bad event: recorded as a failed job, never retried
+    RETRY = "retry"  # an outage: the queue tries again
+    FANNED_OUT = "fanned_out"
+    CHUNK_DONE = "chunk_done"
+
+
 @dataclass(frozen=True)
 class Outcome:
     job_id: str | None
-    result: str  # completed | failed | duplicate | rejected | retry | fanned_out | chunk_done
+    result: Result
     error_code: str | None = None
 
     def to_dict(self) -> dict[str, str | None]:
-        return {"job_id": self.job_id, "result": self.result, "error_code": self.error_code}
+        return {"job_id": self.job_id, "result": self.result.value, "error_code": self.error_code}
 
 
 def default_engine(settings: Settings) -> OcrEngine:
@@ -67,7 +80,7 @@ def process_event(settings: Settings, body: bytes, engine: OcrEngine) -> list[Ou
                 retry = e
             else:
                 log.warning("event.rejected", key=obj.key, error_code=e.code, error=str(e))
-                outcomes.append(Outcome(job_id=obj.job_id, result="rejected", error_code=e.code))
+                outcomes.append(Outcome(job_id=obj.job_id, result=Result.REJECTED, error_code=e.code))
     work: list[tuple[str, Callable[[], Outcome]]] = [
         *((job_id, functools.partial(process_job, settings, job_id, engine)) for job_id in job_ids),
         *((job_id, functools.partial(process_chunk, settings, job_id, number, engine))
@@ -78,10 +91,10 @@ def process_event(settings: Settings, body: bytes, engine: OcrEngine) -> list[Ou
             outcomes.append(run())
         except PipelineError as e:
             if not _not_the_events_fault(e):
-                outcomes.append(Outcome(job_id=job_id, result="rejected", error_code=e.code))
+                outcomes.append(Outcome(job_id=job_id, result=Result.REJECTED, error_code=e.code))
                 continue
             retry = e
-            outcomes.append(Outcome(job_id=job_id, result="retry", error_code=e.code))
+            outcomes.append(Outcome(job_id=job_id, result=Result.RETRY, error_code=e.code))
     if retry is not None:
         raise retry
     return outcomes
@@ -104,7 +117,7 @@ def process_job(settings: Settings, job_id: str, engine: OcrEngine) -> Outcome:
     bind_context(job_id=job_id)
     claim = jobs.claim(settings, job_id)
     if claim is None:
-        return Outcome(job_id=job_id, result="duplicate")
+        return Outcome(job_id=job_id, result=Result.DUPLICATE)
     _bind(claim)
     total, done = chunks.state(settings, job_id)
     if total and done == total:
@@ -121,7 +134,7 @@ def _recognise(settings: Settings, claim: jobs.Claim, engine: OcrEngine, tmp: Pa
     count = chunks.pages_to_split(settings, path, media_type)
     if count is not None:
         fanned = chunks.fan_out(settings, claim, path, count, tmp)
-        return Outcome(job_id=claim.job_id, result="fanned_out" if fanned else "duplicate")
+        return Outcome(job_id=claim.job_id, result=Result.FANNED_OUT if fanned else Result.DUPLICATE)
     # The engine writes the document's outputs here and says which it wrote once every page is read.
     output_dir = tmp / "outputs"
     output_dir.mkdir()
@@ -130,7 +143,7 @@ def _recognise(settings: Settings, claim: jobs.Claim, engine: OcrEngine, tmp: Pa
         # Each page is recorded as it is read: memory stays flat and progress exact.
         for page in recognition:
             if not jobs.record_page(settings, claim, page):
-                return Outcome(job_id=claim.job_id, result="duplicate")
+                return Outcome(job_id=claim.job_id, result=Result.DUPLICATE)
     return outputs.store(settings, claim.job_id, recognition.outputs, pdfa=claim.pdfa)
 
 
@@ -147,23 +160,23 @@ def _settled(settings: Settings, claim: jobs.Claim, work: Callable[[Path], Outco
             # stored under this job's prefix must not outlive it.
             if jobs.was_cancelled(settings, job_id):
                 storage.remove_prefix(settings, outputs.result_prefix(settings, job_id))
-            return Outcome(job_id=job_id, result="duplicate")
+            return Outcome(job_id=job_id, result=Result.DUPLICATE)
         callbacks.deliver_quietly(settings, job_id)
-        return Outcome(job_id=job_id, result="completed")
+        return Outcome(job_id=job_id, result=Result.COMPLETED)
     except PipelineError as e:
         log.warning("job.error", error_code=e.code, error=str(e), retryable=e.retryable)
         jobs.fail(settings, claim, e)
         callbacks.deliver_quietly(settings, job_id)  # owed only if that failure was the job's last
         if e.retryable:
             raise
-        return Outcome(job_id=job_id, result="failed", error_code=e.code)
+        return Outcome(job_id=job_id, result=Result.FAILED, error_code=e.code)
     except Exception as e:
         # A bug must not become a poison event that the queue redelivers forever: fail the job, keep the trace.
         log.exception("job.crashed")
         jobs.fail(settings, claim, PipelineError("internal error; see the ocr-process log",
                                                  detail=f"{type(e).__name__}: {e}"))
         callbacks.deliver_quietly(settings, job_id)
-        return Outcome(job_id=job_id, result="failed", error_code=PipelineError.code)
+        return Outcome(job_id=job_id, result=Result.FAILED, error_code=PipelineError.code)
 
 
 def process_chunk(settings: Settings, job_id: str, number: int, engine: OcrEngine) -> Outcome:
@@ -171,7 +184,7 @@ def process_chunk(settings: Settings, job_id: str, number: int, engine: OcrEngin
     bind_context(job_id=job_id, chunk=number)
     cc = chunks.claim(settings, job_id, number)
     if cc is None:
-        return Outcome(job_id=job_id, result="duplicate")
+        return Outcome(job_id=job_id, result=Result.DUPLICATE)
     if cc.request_id:
         bind_context(request_id=cc.request_id)
     try:
@@ -184,7 +197,7 @@ def process_chunk(settings: Settings, job_id: str, number: int, engine: OcrEngin
                                   output_dir) as recognition:
                 for page in recognition:
                     if not chunks.record_page(settings, cc, page):
-                        return Outcome(job_id=job_id, result="duplicate")
+                        return Outcome(job_id=job_id, result=Result.DUPLICATE)
             chunks.store_outputs(settings, cc, recognition.outputs)
     except PipelineError as e:
         log.warning("chunk.error", error_code=e.code, error=str(e), retryable=e.retryable)
@@ -198,7 +211,7 @@ def process_chunk(settings: Settings, job_id: str, number: int, engine: OcrEngin
                                                                  detail=f"{type(e).__name__}: {e}"))
     assembler = chunks.finish(settings, cc)
     if assembler is None:
-        return Outcome(job_id=job_id, result="chunk_done")
+        return Outcome(job_id=job_id, result=Result.CHUNK_DONE)
     _bind(assembler)
     return _assemble(settings, assembler)
 
@@ -207,13 +220,13 @@ def _fail_fanned_out(settings: Settings, job_id: str, error: PipelineError) -> O
     """A chunk that fails for good fails its job with its code; the other chunks then find the job final."""
     jobs.fail_unclaimed(settings, job_id, error)
     callbacks.deliver_quietly(settings, job_id)
-    return Outcome(job_id=job_id, result="failed", error_code=error.code)
+    return Outcome(job_id=job_id, result=Result.FAILED, error_code=error.code)
 
 
 def _assemble(settings: Settings, claim: jobs.Claim) -> Outcome:
     outcome = _settled(settings, claim, lambda tmp: outputs.store(
         settings, claim.job_id, chunks.assemble(settings, claim.job_id, tmp), pdfa=claim.pdfa))
-    if outcome.result == "completed":
+    if outcome.result == Result.COMPLETED:
         chunks.clean_up(settings, claim.job_id)
     return outcome
 

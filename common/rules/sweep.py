@@ -19,7 +19,7 @@ from common.adapters.db import Document, Job, session_scope, utcnow
 from common.config import Settings
 from common.errors import ObjectMissing
 from common.logging import get_logger
-from common.models import JobStatus
+from common.models import CallbackState, JobStatus
 from common.rules import callbacks, chunks, jobs
 
 log = get_logger()
@@ -54,7 +54,7 @@ def _owed_callbacks(settings: Settings, batch: int) -> list[str]:
     cutoff = utcnow() - timedelta(seconds=settings.sweep_after_seconds)
     with session_scope(settings) as session:
         return list(session.execute(
-            select(Job.id).where(Job.callback_state == callbacks.State.PENDING,
+            select(Job.id).where(Job.callback_state == CallbackState.PENDING,
                                  Job.status.in_([JobStatus.COMPLETED, JobStatus.FAILED]), Job.finished_at < cutoff)
             .order_by(Job.finished_at).limit(batch)
         ).scalars())
