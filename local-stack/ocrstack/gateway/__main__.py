@@ -67,8 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "previous answer; also how long an idle keep-alive connection is kept")
     p.add_argument("--max-connections-per-client", type=int, default=64,
                    help="connections one client address (an IPv6 /64) may hold at once")
-    p.add_argument("--max-connections", type=int, default=2048,
-                   help="connections all counted clients may hold at once")
+    p.add_argument("--max-connections", type=int, default=256,
+                   help="connections all counted clients may hold at once (each costs at most about 192 KiB of "
+                        "memory while its body is received)")
     p.add_argument("--connection-limit-exempt", default="127.0.0.1/32,::1/128",
                    help="networks whose connections are not counted (the functions and MinIO on this machine)")
     p.add_argument("--queue-reclaim-idle", type=float, default=30.0,

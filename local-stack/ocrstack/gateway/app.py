@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import hmac
 import importlib.metadata
@@ -26,6 +27,7 @@ from redis.exceptions import RedisError
 from common.config import Settings, load_settings
 from common.errors import PipelineError
 from common.logging import bind_context, clear_context, get_logger
+from common.web import auth
 from common.models import UPLOAD_FORM_ROOM_BYTES
 from ocrstack.gateway import access, edge_rules, policy
 from ocrstack.gateway.intake import BodyRefused, BodyRules, ReceivedBody, receive
@@ -41,9 +43,14 @@ VERSION = importlib.metadata.version("ocr-pipeline")
 # Headers that describe one hop, not the message (RFC 9110 7.6.1), plus the ones we set ourselves.
 # What a client may write to pose as someone else; passed on only from a trusted proxy.
 FORWARDING = {"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded", "x-real-ip"}
+# Only the gateway's queue names a verified key (access.py), and only beside the internal token.
+VERIFIED_KEY = auth.VERIFIED_KEY_HEADER.lower()
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host"}
 
+
+# Async bodies of no verified caller received at once (see invoke_async).
+ANONYMOUS_BODIES = 4
 
 _DOCS_PAGE = """<!doctype html>
 <html lang="en">
@@ -142,6 +149,7 @@ class GatewayApp:
         self.async_max_body = async_max_body
         self.open_queue_budget = open_queue_budget
         self._settings: dict[str, tuple[FunctionSpec, Settings]] = {}
+        self._anonymous_bodies = asyncio.Semaphore(ANONYMOUS_BODIES)
         self.basic_auth = basic_auth
         self.logs_follow_timeout = logs_follow_timeout
         self.metrics = Metrics(lambda: len(self.provider.functions))
@@ -454,7 +462,8 @@ class GatewayApp:
         peer = request.remote or ""
         trusted = self._from_trusted_proxy(peer)
         headers = {k: v for k, v in request.headers.items()
-                   if k.lower() not in HOP_BY_HOP and (trusted or k.lower() not in FORWARDING)}
+                   if k.lower() not in HOP_BY_HOP and (trusted or k.lower() not in FORWARDING)
+                   and k.lower() != VERIFIED_KEY}
         if headers.get("Authorization", "").strip() == "Bearer":
             del headers["Authorization"]  # faas-cli without a login sends an empty bearer token
         previous = request.headers.get("X-Forwarded-For") if trusted else None
@@ -480,6 +489,13 @@ class GatewayApp:
         body: ReceivedBody | None = None
         assert self.session is not None
         try:
+            if request.body_exists and fn.spec.access != access.OPEN:
+                # The function's key check, before its body is received: an anonymous upload costs no spool.
+                try:
+                    await asyncio.to_thread(access.check_caller, fn.spec.access, request.headers, self.settings_of(fn))
+                except PipelineError as e:
+                    status = e.http_status
+                    return pipeline_error(e, call_id)
             if request.body_exists:
                 try:
                     body = await receive(request, self.body_rules_for(fn), name)
@@ -554,14 +570,22 @@ class GatewayApp:
                      function=name, error_code=e.code, client=request.remote)
             return pipeline_error(e, call_id)
         rules = self.async_rules_for(fn, caller)
-        try:
-            received = await receive(request, rules, name)
-        except BodyRefused as e:
-            return body_refused(e, call_id)
-        try:
-            body = received.read_all()  # kept in the queue's Redis stream
-        finally:
-            received.close()
+        # Bodies of no verified caller are held in memory a few at a time (each up to about 4 x its size while
+        # it is encoded for the queue); the others wait for their turn.
+        async with self._anonymous_bodies if caller.anonymous else contextlib.nullcontext():
+            try:
+                received = await receive(request, rules, name)
+            except BodyRefused as e:
+                return body_refused(e, call_id)
+            try:
+                body = received.read_all()  # kept in the queue's Redis stream
+            finally:
+                received.close()
+            return await self._enqueue(request, fn, caller, body, call_id, callback_url, started)
+
+    async def _enqueue(self, request: web.Request, fn: Deployment, caller: access.Caller, body: bytes, call_id: str,
+                       callback_url: str | None, started: float) -> web.Response:
+        name = fn.spec.name
         invocation = Invocation(
             function=name, path=edge_rules.raw_tail(request.raw_path).partition("?")[0],
             query=request.raw_path.partition("?")[2],
@@ -582,6 +606,9 @@ class GatewayApp:
         except (RedisError, OSError) as e:
             # MinIO keeps the event in its queue dir and delivers it again on a non-2xx.
             log.error("queue.enqueue_failed", function=name, call_id=call_id, error=str(e))
+            if invocation.counted:
+                with contextlib.suppress(RedisError, OSError):
+                    await self.queue.give_back(invocation.counted)
             return json_error(503, "queue_unavailable", "the async queue is unavailable; retry later")
         log.info("http.request", method=request.method, path=request.path, status=202, call_id=call_id,
                  function=name, duration_ms=round((time.monotonic() - started) * 1000, 1), client=request.remote)

@@ -82,7 +82,7 @@ class ConnectionRules:
 
     header_timeout: float = 10.0
     per_client: int = 64
-    total: int = 2048
+    total: int = 256
     exempt: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
 
     def is_exempt(self, client: str) -> bool:

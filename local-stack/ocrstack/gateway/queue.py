@@ -172,6 +172,10 @@ class AsyncQueue:
         """Count `size` bytes against the open budget; False (nothing counted) when they would exceed it."""
         return bool(await self.redis.eval(_ADMIT, 1, OPEN_BYTES, size, budget))
 
+    async def give_back(self, size: int) -> None:
+        """Return bytes admit_open counted for a call that was not queued after all."""
+        await self.redis.decrby(OPEN_BYTES, size)
+
     def _release(self, pipe: Any, invocation: Invocation) -> None:
         if invocation.counted:
             pipe.decrby(OPEN_BYTES, invocation.counted)
@@ -366,7 +370,8 @@ class AsyncQueue:
                 "delayed": await self.redis.zcard(delayed_of(lane)),
             }
         totals = {name: sum(lane[name] for lane in lanes.values()) for name in ("queued", "pending", "delayed")}
-        return {**totals, "dead": await self.redis.xlen(DEAD), "lanes": lanes}
+        open_bytes = int(await self.redis.get(OPEN_BYTES) or 0)
+        return {**totals, "dead": await self.redis.xlen(DEAD), "open_bytes": open_bytes, "lanes": lanes}
 
     async def dead_letters(self, count: int = 100) -> list[dict[str, Any]]:
         out = []
