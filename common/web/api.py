@@ -119,6 +119,12 @@ def _unbuffered(response: flask.Response) -> None:
         response.call_on_close(functools.partial(_stop_reading, sock))
 
 
+def _on_gunicorn(request: flask.Request) -> bool:
+    """Served by gunicorn's threads (the sync server), which would read an unread body on; the event loop's
+    server (uvicorn) does not."""
+    return isinstance(request.environ.get("gunicorn.socket"), socket.socket)
+
+
 def _stop_reading(sock: socket.socket) -> None:
     try:
         sock.shutdown(socket.SHUT_RD)
@@ -252,8 +258,9 @@ async def _serve(request: flask.Request, io: Io, service: str, access: str, stat
         response = error_response(PipelineError("internal error; see the function's log"), request_id)
     if decision is not None:
         response.headers.update(decision.headers())
-    if response.status_code >= 400 and (request.content_length or request.headers.get("Transfer-Encoding")):
-        # A refusal leaves the body unread (too large, no key, bad parameters): not read on, the connection ends.
+    with_body = bool(request.content_length or request.headers.get("Transfer-Encoding"))
+    if response.status_code == 413 or (response.status_code >= 400 and with_body and _on_gunicorn(request)):
+        # A refusal may leave the body unread (too large, no key, bad parameters): not read on, the connection ends.
         _unbuffered(response)
     status = response.status_code
     response.headers["X-Request-Id"] = request_id
