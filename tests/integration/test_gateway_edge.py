@@ -139,7 +139,10 @@ def pushed_after_answer(port: int, head: bytes, seconds: float = 5.0) -> tuple[b
         while time.monotonic() < deadline:
             readable, writable, _ = select.select([conn], [conn], [], 0.5)
             if readable:
-                data = conn.recv(65536)
+                try:
+                    data = conn.recv(65536)
+                except ConnectionResetError:
+                    break
                 if not data:
                     break
                 answer += data

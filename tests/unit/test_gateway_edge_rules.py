@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from structlog.testing import capture_logs
 
-from common.config import setting_problems
+from common.config import load_settings, setting_problems
+from common.errors import ServiceUnavailable, Unauthenticated
 from ocrstack.gateway import access, edge_rules, policy
 from ocrstack.gateway.callbacks import CallbackRefused, CallbackRules
 from ocrstack.gateway.edge import ConnectionCounts, ConnectionRules, Tally, client_of, parse_error_code, raw_json_response
@@ -155,3 +156,19 @@ def test_a_dead_letter_is_capped_in_count_age_and_size() -> None:
     small = Invocation("ocr-process", "/", "", "POST", {}, b'{"job_id": "j"}', "c2", None)
     AsyncQueue._bury(pipe, small)
     assert Invocation.loads(pipe.calls[2][1][1]["payload"]).body == b'{"job_id": "j"}'  # type: ignore[index]
+
+
+def test_the_door_check_needs_no_service_for_open_functions_tokens_or_auth_off() -> None:
+    """Open functions and AUTH=off let anyone by; internal ones need the token; a queued call to a key-checking
+    function needs an internal token to be made later (503 without one), a sync one does not."""
+    base = {"MYSQL_PASSWORD": "x", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b"}
+    with_token = load_settings({**base, "INTERNAL_TOKEN": "tok"})
+    assert access.check_caller(access.OPEN, {}, with_token) == access.Caller()
+    assert access.check_caller(access.API_KEY, {}, load_settings({**base, "AUTH": "off"})) == access.Caller()
+    assert access.check_caller(access.INTERNAL, {"Authorization": "Bearer tok"}, with_token) == access.Caller("internal")
+    with pytest.raises(Unauthenticated):
+        access.check_caller(access.INTERNAL, {"Authorization": "Bearer nope"}, with_token)
+    with pytest.raises(ServiceUnavailable):
+        access.check_caller(access.API_KEY, {"X-Api-Key": "k"}, load_settings(base))
+    with pytest.raises(Unauthenticated):  # no key: refused before any lookup, queued or not
+        access.check_caller(access.API_KEY, {}, load_settings(base), queued=False)

@@ -47,18 +47,19 @@ def access_of(annotations: Mapping[str, str]) -> str:
     return kind
 
 
-def check_caller(access: str, headers: Mapping[str, str], settings: Settings) -> Caller:
-    """The verified caller of an async call to a function with this access; raises the function's own 401.
+def check_caller(access: str, headers: Mapping[str, str], settings: Settings, queued: bool = True) -> Caller:
+    """The verified caller of a call to a function with this access; raises the function's own 401.
 
-    Blocking (Redis, and MySQL when a key's record is not cached): run it in a thread.
+    Blocking (Redis, and MySQL when a key's record is not cached): run it in a thread. A call that is
+    `queued` will be made later with the internal token, so the function must have one.
     """
     if access == OPEN or not settings.auth:
         return Caller()
-    if not settings.internal_token:
+    if queued and not settings.internal_token:
         # Without it no queued call could be made on the caller's behalf without keeping its secret.
         raise ServiceUnavailable("async calls of this function need INTERNAL_TOKEN (or the secret internal-token)")
     if access == INTERNAL:
-        if not auth.holds_internal_token(headers, settings):
+        if not settings.internal_token or not auth.holds_internal_token(headers, settings):
             raise Unauthenticated("this function is internal: it takes only calls that carry the internal token")
         return Caller(INTERNAL)
     return Caller(API_KEY, auth.authenticate_headers(headers, settings).key_id or "")

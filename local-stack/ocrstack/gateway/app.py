@@ -492,7 +492,8 @@ class GatewayApp:
             if request.body_exists and fn.spec.access != access.OPEN:
                 # The function's key check, before its body is received: an anonymous upload costs no spool.
                 try:
-                    await asyncio.to_thread(access.check_caller, fn.spec.access, request.headers, self.settings_of(fn))
+                    await asyncio.to_thread(access.check_caller, fn.spec.access, request.headers,
+                                            self.settings_of(fn), False)
                 except PipelineError as e:
                     status = e.http_status
                     return pipeline_error(e, call_id)
