@@ -84,12 +84,14 @@ class _EnvReader:
     def __init__(self, env: Mapping[str, str], secrets_dir: Path) -> None:
         self.env = env
         self.secrets_dir = secrets_dir
-        self.problems: list[str] = []
+        # (variable, what is wrong with it): one start-up error names them all, and a deployment's check
+        # (the local gateway's) can tell which variable a problem is about.
+        self.problems: list[tuple[str, str]] = []
 
     def text(self, name: str, default: str | None = None) -> str:
         value = self.env.get(name, default)
         if value is None or value == "":
-            self.problems.append(f"{name} is required")
+            self.problems.append((name, f"{name} is required"))
             return ""
         return value
 
@@ -112,19 +114,19 @@ class _EnvReader:
         try:
             return parse(raw)
         except ValueError:
-            self.problems.append(f"{name}={raw!r} is not {kind}")
+            self.problems.append((name, f"{name}={raw!r} is not {kind}"))
             return default
 
     def integer(self, name: str, default: int, minimum: int = 0) -> int:
         value = self._typed(name, default, int, "an integer")
         if value < minimum:
-            self.problems.append(f"{name}={value} must be at least {minimum}")
+            self.problems.append((name, f"{name}={value} must be at least {minimum}"))
         return value
 
     def number(self, name: str, default: float) -> float:
         value = self._typed(name, default, float, "a number")
         if value <= 0:
-            self.problems.append(f"{name}={value} must be positive")
+            self.problems.append((name, f"{name}={value} must be positive"))
         return value
 
     def networks(self, name: str, default: str) -> tuple[str, ...]:
@@ -136,7 +138,7 @@ class _EnvReader:
             try:
                 ipaddress.ip_network(part, strict=False)
             except ValueError:
-                self.problems.append(f"{name}: {part!r} is not an IP address or network")
+                self.problems.append((name, f"{name}: {part!r} is not an IP address or network"))
                 continue
             out.append(part)
         return tuple(out)
@@ -155,7 +157,22 @@ class _EnvReader:
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build and validate settings; raises ConfigError naming every missing or malformed variable."""
-    env = os.environ if env is None else env
+    settings, problems = _read(os.environ if env is None else env)
+    if problems:
+        raise ConfigError("invalid configuration: " + "; ".join(text for _name, text in problems))
+    return settings
+
+
+def setting_problems(env: Mapping[str, str]) -> dict[str, str]:
+    """What is wrong with each variable of `env` the settings reader refuses, by variable name (empty: none)."""
+    _settings, problems = _read(env)
+    found: dict[str, str] = {}
+    for name, text in problems:
+        found[name] = f"{found[name]}; {text}" if name in found else text
+    return found
+
+
+def _read(env: Mapping[str, str]) -> tuple[Settings, list[tuple[str, str]]]:
     r = _EnvReader(env, Path(env.get("SECRETS_DIR", DEFAULT_SECRETS_DIR)))
     settings = Settings(
         mysql_host=r.text("MYSQL_HOST", "127.0.0.1"),
@@ -228,9 +245,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                      if h.strip()),
         callback_max_attempts=r.integer("CALLBACK_MAX_ATTEMPTS", 5, minimum=1),
     )
-    if r.problems:
-        raise ConfigError("invalid configuration: " + "; ".join(r.problems))
-    return settings
+    return settings, r.problems
 
 
 @lru_cache(maxsize=1)

@@ -41,7 +41,8 @@ def verify(api_key: str, signature_header: str | None, body: bytes, tolerance: f
     except (KeyError, ValueError) as e:
         raise InvalidSignature(f"no valid {SIGNATURE_HEADER} header") from e
     expected = hmac.new(webhook_secret(api_key), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, given):
+    # compare_digest refuses str with non-ASCII characters (TypeError): such a signature is simply wrong.
+    if not given.isascii() or not hmac.compare_digest(expected, given):
         raise InvalidSignature("the signature does not match this key's secret")
     if abs((time.time() if now is None else now) - timestamp) > tolerance:
         raise InvalidSignature(f"the event was signed {timestamp}, more than {tolerance:g} s from now")

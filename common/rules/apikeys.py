@@ -149,6 +149,18 @@ def verify(settings: Settings, token: str) -> Principal:
     return Principal(key_id=key_id, role=Role(record["role"]))
 
 
+def principal_of(settings: Settings, key_id: str) -> Principal:
+    """The principal of a key id verified earlier (a queued call's), checked again: InvalidApiKey if gone."""
+    if not KEY_ID.fullmatch(key_id):
+        raise InvalidApiKey("the API key is not valid")
+    record = _record(settings, key_id)
+    if record.get("missing"):
+        raise InvalidApiKey("the API key is not valid")
+    if record.get("revoked"):
+        raise InvalidApiKey("the API key has been revoked")
+    return Principal(key_id=key_id, role=Role(record["role"]))
+
+
 def is_live(settings: Settings, key_id: str) -> bool:
     """Whether a key id names a key that exists and is not revoked (for inbox/<key id>/ drops)."""
     if not KEY_ID.fullmatch(key_id):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -110,6 +111,25 @@ def _unbuffered(response: flask.Response) -> None:
     body = response.get_data()
     response.response = iter([body])
     response.headers["Connection"] = "close"
+    # gunicorn ignores an application's Connection header and, to keep the connection, reads the unread rest
+    # of the body before the next request: however large. Once the answer is sent, the socket stops reading,
+    # so that read ends at once and gunicorn closes the connection.
+    sock = flask.request.environ.get("gunicorn.socket")
+    if isinstance(sock, socket.socket):
+        response.call_on_close(functools.partial(_stop_reading, sock))
+
+
+def _on_gunicorn(request: flask.Request) -> bool:
+    """Served by gunicorn's threads (the sync server), which would read an unread body on; the event loop's
+    server (uvicorn) does not."""
+    return isinstance(request.environ.get("gunicorn.socket"), socket.socket)
+
+
+def _stop_reading(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass  # the client already left
 
 
 class Io(Protocol):
@@ -238,7 +258,9 @@ async def _serve(request: flask.Request, io: Io, service: str, access: str, stat
         response = error_response(PipelineError("internal error; see the function's log"), request_id)
     if decision is not None:
         response.headers.update(decision.headers())
-    if response.status_code == 413:
+    with_body = bool(request.content_length or request.headers.get("Transfer-Encoding"))
+    if response.status_code == 413 or (response.status_code >= 400 and with_body and _on_gunicorn(request)):
+        # A refusal may leave the body unread (too large, no key, bad parameters): not read on, the connection ends.
         _unbuffered(response)
     status = response.status_code
     response.headers["X-Request-Id"] = request_id

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 
 import flask
+from werkzeug.datastructures import Headers
 
 from common.config import Settings
 from common.errors import ConfigError, CredentialsInUrl, Forbidden, Unauthenticated
 from common.models import TRUSTED, Principal
 from common.rules import apikeys
+
+# The key id of a caller the gateway verified when it queued an async call: the queue keeps no secret at
+# rest, so the call is made later with the internal token and this id. Honoured only beside the internal
+# token (which no client holds), and the key is checked again (revoked since: refused).
+VERIFIED_KEY_HEADER = "X-Verified-Key-Id"
+
+# A request's headers: a Flask request's, or any mapping (the local gateway's aiohttp request).
+HeaderMap = Mapping[str, str] | Headers
 
 # Query parameter names under which clients commonly put credentials.
 _CREDENTIAL_PARAMETERS = frozenset({"api_key", "apikey", "key", "token", "access_token", "x-api-key"})
@@ -28,14 +38,19 @@ def _refuse_credentials_in_url(request: flask.Request) -> None:
 
 def presented_key(request: flask.Request) -> str | None:
     """The key from `Authorization: Bearer` or `X-Api-Key`; None when neither header carries one."""
-    authorization = request.headers.get("Authorization", "").strip()
+    return key_in_headers(request.headers)
+
+
+def key_in_headers(headers: HeaderMap) -> str | None:
+    """presented_key over any mapping of headers (the local gateway checks async calls with it)."""
+    authorization = headers.get("Authorization", "").strip()
     if authorization:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer":
             raise Unauthenticated(f"the Authorization scheme {scheme[:20]!r} is not accepted; use Bearer <key>")
         if value.strip():
             return value.strip()
-    api_key = request.headers.get("X-Api-Key", "").strip()
+    api_key = headers.get("X-Api-Key", "").strip()
     return api_key or None
 
 
@@ -51,12 +66,28 @@ def claimed_key_id(request: flask.Request) -> str | None:
 def authenticate(request: flask.Request, settings: Settings) -> Principal:
     """The caller behind an API key; every failure is a 401 with a challenge, never a hint at other keys."""
     _refuse_credentials_in_url(request)
+    return authenticate_headers(request.headers, settings)
+
+
+def authenticate_headers(headers: HeaderMap, settings: Settings) -> Principal:
+    """authenticate() after the URL check: the caller its headers name (the gateway's async check too)."""
     if not settings.auth:
         return TRUSTED
-    token = presented_key(request)
+    token = key_in_headers(headers)
     if token is None:
         raise Unauthenticated("an API key is required: send 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'")
+    verified = headers.get(VERIFIED_KEY_HEADER)
+    if verified is not None and holds_internal_token(headers, settings):
+        return apikeys.principal_of(settings, verified)
     return apikeys.verify(settings, token)
+
+
+def holds_internal_token(headers: HeaderMap, settings: Settings) -> bool:
+    """Whether `Authorization: Bearer` carries the internal token (compared in constant time)."""
+    if not settings.internal_token:
+        return False
+    scheme, _, value = headers.get("Authorization", "").strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), settings.internal_token.encode())
 
 
 def require_admin(principal: Principal) -> None:
@@ -74,9 +105,7 @@ def authenticate_internal(request: flask.Request, settings: Settings) -> Princip
         return TRUSTED
     if not settings.internal_token:
         raise ConfigError("INTERNAL_TOKEN (or the secret internal-token) must be set for ocr-process while AUTH is on")
-    authorization = request.headers.get("Authorization", "")
-    scheme, _, value = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), settings.internal_token.encode()):
+    if not holds_internal_token(request.headers, settings):
         raise Unauthenticated("ocr-process is internal: it takes only calls that carry the internal token")
     return TRUSTED
 

@@ -57,9 +57,14 @@ def read_upload(request: flask.Request, limit: int) -> UploadedFile:
     try:
         if request.mimetype == "multipart/form-data":
             request.max_content_length = limit + UPLOAD_FORM_ROOM_BYTES
-            part = request.files.get("file")
-            if part is None:
+            parts = request.files.getlist("file")
+            if not parts:
                 raise MissingFile("the multipart form has no field named 'file'")
+            if len(parts) > 1 or len(request.form.getlist("file")) > 0:
+                # Which one was meant cannot be told: keeping the first would OCR a file the client may not expect.
+                raise BadRequest(f"the multipart form has {len(parts) + len(request.form.getlist('file'))} fields "
+                                 "named 'file'; send one file per upload")
+            part = parts[0]
             unknown = sorted((set(request.form) | set(request.files)) - set(FORM_FIELDS))
             if unknown:
                 raise unknown_parameters(unknown, FORM_FIELDS, kind="form field")

@@ -32,6 +32,7 @@ def test_the_receiver_derives_the_secret_the_service_signs_with() -> None:
     ("SIGNED", b"{}", 1_800_000_000, "no valid"),
     ("VALID", b'{"tampered": 1}', 1_800_000_000, "does not match"),
     ("VALID", b"{}", 1_800_000_301, "more than 300 s"),
+    ("t=1800000000,v1=\u00e9\u00e9", b"{}", 1_800_000_000, "does not match"),
 ])
 def test_a_bad_or_stale_signature_is_refused(header: str | None, body: bytes, now: float, says: str) -> None:
     if header == "VALID":

@@ -14,6 +14,7 @@ from aiohttp import web
 from common.logging import get_logger, setup
 from ocrstack.gateway.app import GatewayApp
 from ocrstack.gateway.callbacks import CallbackRules
+from ocrstack.gateway.edge import ConnectionRules, serve
 from ocrstack.gateway.intake import BodyRules
 from ocrstack.gateway.provider import FunctionSpec, FunctionStartError, Provider, load_stack
 from ocrstack.gateway.queue import AsyncQueue
@@ -55,6 +56,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--body-grace", type=float, default=10.0, help="seconds before --body-min-rate applies")
     p.add_argument("--body-idle", type=float, default=10.0,
                    help="longest wait, in seconds, for the next bytes of a request body, else 408")
+    p.add_argument("--async-max-body-bytes", type=int, default=1024 * 1024,
+                   help="largest body of an async call, which is kept in Redis until it has run (default 1 MiB); "
+                        "a verified caller of a function with MAX_UPLOAD_BYTES may send that plus its form's room")
+    p.add_argument("--open-queue-bytes", type=int, default=4 * 1024 * 1024,
+                   help="bytes of queued async calls without a verified caller (functions that check no key), "
+                        "all together; past it such calls get 503 queue_full (default 4 MiB)")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a connection has to send a request's headers, from its opening or from the "
+                        "previous answer; also how long an idle keep-alive connection is kept")
+    p.add_argument("--max-connections-per-client", type=int, default=64,
+                   help="connections one client address (an IPv6 /64) may hold at once")
+    p.add_argument("--max-connections", type=int, default=256,
+                   help="connections all counted clients may hold at once (each costs at most about 192 KiB of "
+                        "memory while its body is received)")
+    p.add_argument("--connection-limit-exempt", default="127.0.0.1/32,::1/128",
+                   help="networks whose connections are not counted (the functions and MinIO on this machine)")
     p.add_argument("--queue-reclaim-idle", type=float, default=30.0,
                    help="seconds after which an invocation whose worker stopped touching it is taken over")
     p.add_argument("--trusted-proxies", default="",
@@ -122,7 +139,11 @@ def main(argv: list[str] | None = None) -> None:
                          trusted_proxies=tuple(p.strip() for p in args.trusted_proxies.split(",") if p.strip()),
                          callback_rules=CallbackRules.parse(args.callback_allowed_hosts),
                          body_rules=BodyRules(args.max_body_bytes, min_rate=args.body_min_rate,
-                                              grace=args.body_grace, idle=args.body_idle))
+                                              grace=args.body_grace, idle=args.body_idle),
+                         async_max_body=args.async_max_body_bytes, open_queue_budget=args.open_queue_bytes)
+    rules = ConnectionRules(header_timeout=args.header_timeout, per_client=args.max_connections_per_client,
+                            total=args.max_connections,
+                            exempt=tuple(n.strip() for n in args.connection_limit_exempt.split(",") if n.strip()))
     app = gateway.build()
     background: list[asyncio.Task[None]] = []
 
@@ -163,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     try:
-        web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=5, access_log=None)
+        asyncio.run(serve(app, args.host, args.port, rules, shutdown_timeout=5))
     except FunctionStartError as e:
         log.error("gateway.start_failed", error=str(e))
         raise SystemExit(1) from e

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import hmac
 import importlib.metadata
 import ipaddress
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,20 +18,24 @@ from typing import Any
 import aiohttp
 import swagger_ui_bundle
 import yaml
+import yarl
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Summary, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from redis.exceptions import RedisError
 
+from common.config import Settings, load_settings
+from common.errors import PipelineError
 from common.logging import bind_context, clear_context, get_logger
+from common.web import auth
 from common.models import UPLOAD_FORM_ROOM_BYTES
-from ocrstack.gateway import policy
+from ocrstack.gateway import access, edge_rules, policy
 from ocrstack.gateway.intake import BodyRefused, BodyRules, ReceivedBody, receive
 from ocrstack.gateway.logs import BadLogRequest, LogFile, LogRequest, wanted
 from ocrstack.gateway.policy import DeploymentRefused
 from ocrstack.gateway.callbacks import CallbackRefused, CallbackRules, PinnedResolver
-from ocrstack.gateway.provider import Deployment, FunctionSpec, FunctionStartError, Provider
-from ocrstack.gateway.queue import LANE_HEADER, AsyncQueue, Invocation, Result, new_call_id
+from ocrstack.gateway.provider import Deployment, FunctionSpec, FunctionStartError, Provider, parse_duration
+from ocrstack.gateway.queue import LANE_HEADER, AsyncQueue, BodyNotKept, Invocation, Result, new_call_id
 
 log = get_logger()
 
@@ -37,9 +43,14 @@ VERSION = importlib.metadata.version("ocr-pipeline")
 # Headers that describe one hop, not the message (RFC 9110 7.6.1), plus the ones we set ourselves.
 # What a client may write to pose as someone else; passed on only from a trusted proxy.
 FORWARDING = {"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded", "x-real-ip"}
+# Only the gateway's queue names a verified key (access.py), and only beside the internal token.
+VERIFIED_KEY = auth.VERIFIED_KEY_HEADER.lower()
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host"}
 
+
+# Async bodies of no verified caller received at once (see invoke_async).
+ANONYMOUS_BODIES = 4
 
 _DOCS_PAGE = """<!doctype html>
 <html lang="en">
@@ -60,8 +71,17 @@ _DOCS_PAGE = """<!doctype html>
 """
 
 
-def json_error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+def json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+def pipeline_error(e: PipelineError, call_id: str) -> web.Response:
+    """A refusal in the functions' own words (code, status, challenge); the unread body ends the connection."""
+    status = 503 if e.http_status >= 500 else e.http_status
+    response = web.json_response({"error": {"code": e.code, "message": e.message, "request_id": call_id}},
+                                 status=status, headers={**e.headers, "X-Call-Id": call_id})
+    response.force_close()
+    return response
 
 
 def body_refused(e: BodyRefused, call_id: str) -> web.Response:
@@ -117,7 +137,8 @@ class GatewayApp:
     def __init__(self, provider: Provider, queue: AsyncQueue, max_body: int,
                  basic_auth: tuple[str, str] | None = None, openapi: Path | None = None,
                  logs_follow_timeout: float = 300.0, trusted_proxies: tuple[str, ...] = (),
-                 callback_rules: CallbackRules = CallbackRules(), body_rules: BodyRules | None = None) -> None:
+                 callback_rules: CallbackRules = CallbackRules(), body_rules: BodyRules | None = None,
+                 async_max_body: int = 1024 * 1024, open_queue_budget: int = 4 * 1024 * 1024) -> None:
         self.openapi = openapi
         self.trusted_proxies = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
         self.callback_rules = callback_rules
@@ -125,6 +146,10 @@ class GatewayApp:
         self.queue = queue
         self.max_body = max_body
         self.body_rules = body_rules or BodyRules(max_bytes=max_body)
+        self.async_max_body = async_max_body
+        self.open_queue_budget = open_queue_budget
+        self._settings: dict[str, tuple[FunctionSpec, Settings]] = {}
+        self._anonymous_bodies = asyncio.Semaphore(ANONYMOUS_BODIES)
         self.basic_auth = basic_auth
         self.logs_follow_timeout = logs_follow_timeout
         self.metrics = Metrics(lambda: len(self.provider.functions))
@@ -138,7 +163,7 @@ class GatewayApp:
             # A browser opening the gateway lands on the web page (the ui function).
             raise web.HTTPFound("/function/ui/")
 
-        app = web.Application(client_max_size=self.max_body, middlewares=[self._system_auth])
+        app = web.Application(client_max_size=self.max_body, middlewares=[self._json_errors, self._system_auth])
         app.add_routes([
             web.get("/", front_page),
             web.get("/healthz", self.healthz),
@@ -165,13 +190,38 @@ class GatewayApp:
         return app
 
     @web.middleware
+    async def _json_errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Every refusal as JSON with a stable code, whatever the input; a body left unread ends the connection."""
+        response: web.StreamResponse
+        refused = edge_rules.path_refusal(request.raw_path)
+        try:
+            if refused is not None:
+                response = json_error(400, "invalid_path", refused)
+            else:
+                response = await handler(request)
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise  # a redirect
+            response = json_error(e.status, edge_rules.http_code(e.status), e.reason,
+                                  headers={k: v for k, v in e.headers.items() if k.lower() == "allow"})
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("gateway.request_crashed", method=request.method, path=request.raw_path[:200])
+            response = json_error(500, "internal_error", "internal error; see the gateway's log")
+        if not response.prepared and not request.content.at_eof():
+            # The rest of the body is not wanted: reading it on would let a client push without end.
+            response.force_close()
+        return response
+
+    @web.middleware
     async def _system_auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if self.basic_auth and request.path.startswith("/system/"):
             header = request.headers.get("Authorization", "")
             expected = "Basic " + base64.b64encode(":".join(self.basic_auth).encode()).decode()
             if not hmac.compare_digest(header.encode(), expected.encode()):
-                return web.Response(status=401, text="Unauthorized",
-                                    headers={"WWW-Authenticate": 'Basic realm="Restricted"'})
+                return json_error(401, "unauthenticated", "the gateway's /system API needs its basic auth",
+                                  headers={"WWW-Authenticate": 'Basic realm="Restricted"'})
         return await handler(request)
 
     async def open(self) -> None:
@@ -234,8 +284,9 @@ class GatewayApp:
                 raise DeploymentRefused("bad_request", "image and envProcess must be strings")
             policy.check_image(image, declared.image, name)
             policy.check_fprocess(fprocess, declared.fprocess, name)
-            environment = policy.environment(policy.string_map(body, "envVars"), declared.environment,
-                                             self.provider.extra_env)
+            requested = policy.string_map(body, "envVars")
+            environment = policy.environment(requested, declared.environment, self.provider.extra_env)
+            policy.check_settings(requested, self._function_env(environment), parse_duration)
             labels = policy.string_map(body, "labels")
             annotations = policy.string_map(body, "annotations")
         except DeploymentRefused as e:
@@ -244,7 +295,7 @@ class GatewayApp:
         return FunctionSpec(
             name=name, handler=declared.handler, image=declared.image, environment=environment,
             labels=labels or dict(declared.labels), annotations=annotations or dict(declared.annotations),
-            upstream=declared.upstream, fprocess=declared.fprocess,
+            upstream=declared.upstream, fprocess=declared.fprocess, access=declared.access,
         )
 
     async def deploy_function(self, request: web.Request) -> web.Response:
@@ -348,7 +399,11 @@ class GatewayApp:
         return web.json_response(await self.queue.dead_letters())
 
     async def replay(self, request: web.Request) -> web.Response:
-        if not await self.queue.replay(request.match_info["id"]):
+        try:
+            replayed = await self.queue.replay(request.match_info["id"])
+        except BodyNotKept as e:
+            return json_error(409, "dead_letter_body_dropped", str(e))
+        if not replayed:
             return json_error(404, "dead_letter_not_found", f"no dead letter {request.match_info['id']!r}")
         return web.json_response({"replayed": request.match_info["id"]}, status=202)
 
@@ -357,6 +412,29 @@ class GatewayApp:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     # --- invocations ---------------------------------------------------------------------------
+    def _function_env(self, environment: dict[str, str]) -> dict[str, str]:
+        """The environment a function's process gets (provider.py): the gateway's, the spec's, the stack's."""
+        return {**os.environ, **environment, **self.provider.extra_env}
+
+    def settings_of(self, fn: Deployment) -> Settings:
+        """The function's settings, read as the function reads them; once per deployment."""
+        made = self._settings.get(fn.spec.name)
+        if made is not None and made[0] is fn.spec:
+            return made[1]
+        settings = load_settings(self._function_env(fn.spec.environment))
+        self._settings[fn.spec.name] = (fn.spec, settings)
+        return settings
+
+    def async_rules_for(self, fn: Deployment, caller: access.Caller) -> BodyRules:
+        """An async body is held in memory and Redis, so it gets the async bound; a verified caller of a
+        function that states MAX_UPLOAD_BYTES (an async upload) may send what that function takes."""
+        rules = self.body_rules_for(fn)
+        if caller.anonymous or rules is self.body_rules:
+            if rules.max_bytes > self.async_max_body:
+                return dataclasses.replace(rules, max_bytes=self.async_max_body, too_large_code="payload_too_large",
+                                           limit_setting="the gateway's --async-max-body-bytes")
+        return rules
+
     def body_rules_for(self, fn: Deployment) -> BodyRules:
         """The gateway's body rules, with the limit the function states for itself when it is smaller:
         a function with MAX_UPLOAD_BYTES takes that plus room for the multipart form, as it checks itself."""
@@ -384,7 +462,8 @@ class GatewayApp:
         peer = request.remote or ""
         trusted = self._from_trusted_proxy(peer)
         headers = {k: v for k, v in request.headers.items()
-                   if k.lower() not in HOP_BY_HOP and (trusted or k.lower() not in FORWARDING)}
+                   if k.lower() not in HOP_BY_HOP and (trusted or k.lower() not in FORWARDING)
+                   and k.lower() != VERIFIED_KEY}
         if headers.get("Authorization", "").strip() == "Bearer":
             del headers["Authorization"]  # faas-cli without a login sends an empty bearer token
         previous = request.headers.get("X-Forwarded-For") if trusted else None
@@ -410,6 +489,14 @@ class GatewayApp:
         body: ReceivedBody | None = None
         assert self.session is not None
         try:
+            if request.body_exists and fn.spec.access != access.OPEN:
+                # The function's key check, before its body is received: an anonymous upload costs no spool.
+                try:
+                    await asyncio.to_thread(access.check_caller, fn.spec.access, request.headers,
+                                            self.settings_of(fn), False)
+                except PipelineError as e:
+                    status = e.http_status
+                    return pipeline_error(e, call_id)
             if request.body_exists:
                 try:
                     body = await receive(request, self.body_rules_for(fn), name)
@@ -418,9 +505,10 @@ class GatewayApp:
                     return body_refused(e, call_id)
                 headers["Content-Length"] = str(body.size)
             with fn.serving() as replica:
-                url = replica.url + "/" + request.match_info.get("tail", "")
+                # The path as the client encoded it: decoding it and encoding it again could change it.
+                url = yarl.URL(replica.url + edge_rules.raw_tail(request.raw_path), encoded=True)
                 async with self.session.request(
-                    request.method, url, params=request.rel_url.query, headers=headers,
+                    request.method, url, headers=headers,
                     data=body.chunks() if body is not None else None,
                     timeout=aiohttp.ClientTimeout(total=fn.spec.exec_timeout), allow_redirects=False,
                 ) as upstream:
@@ -454,12 +542,16 @@ class GatewayApp:
                      duration_ms=round(elapsed * 1000, 1), client=request.remote)
 
     async def invoke_async(self, request: web.Request) -> web.Response:
+        """Queue a call: its caller checked as the function would (access.py), its body within the async bound."""
         name = split_name(request.match_info["name"])
         started = time.monotonic()
         fn = self.provider.get(name)
         if fn is None:
             log.info("http.request", method=request.method, path=request.path, status=404, function=name)
             return json_error(404, "function_not_found", f"no function named {name!r}")
+        refused = edge_rules.call_id_refusal(request.headers.get("X-Call-Id"))
+        if refused is not None:
+            return json_error(400, "invalid_request_id", refused)
         call_id = request.headers.get("X-Call-Id") or new_call_id()
         callback_url = request.headers.get("X-Callback-Url")
         if callback_url:
@@ -469,23 +561,55 @@ class GatewayApp:
             except CallbackRefused as e:
                 return json_error(400, "callback_refused", str(e))
         try:
-            received = await receive(request, self.body_rules_for(fn), name)
-        except BodyRefused as e:
-            return body_refused(e, call_id)
-        try:
-            body = received.read_all()  # kept in the queue's Redis stream
-        finally:
-            received.close()
+            # Before a byte of the body is read: an anonymous body is never received, let alone stored.
+            caller = access.Caller()
+            if fn.spec.access != access.OPEN:
+                caller = await asyncio.to_thread(access.check_caller, fn.spec.access, request.headers,
+                                                 self.settings_of(fn))
+        except PipelineError as e:
+            log.info("http.request", method=request.method, path=request.path, status=e.http_status,
+                     function=name, error_code=e.code, client=request.remote)
+            return pipeline_error(e, call_id)
+        rules = self.async_rules_for(fn, caller)
+        # Bodies of no verified caller are held in memory a few at a time (each up to about 4 x its size while
+        # it is encoded for the queue); the others wait for their turn.
+        async with self._anonymous_bodies if caller.anonymous else contextlib.nullcontext():
+            try:
+                received = await receive(request, rules, name)
+            except BodyRefused as e:
+                return body_refused(e, call_id)
+            try:
+                body = received.read_all()  # kept in the queue's Redis stream
+            finally:
+                received.close()
+            return await self._enqueue(request, fn, caller, body, call_id, callback_url, started)
+
+    async def _enqueue(self, request: web.Request, fn: Deployment, caller: access.Caller, body: bytes, call_id: str,
+                       callback_url: str | None, started: float) -> web.Response:
+        name = fn.spec.name
         invocation = Invocation(
-            function=name, path="/" + request.match_info.get("tail", ""), query=request.query_string,
-            method=request.method, headers=self._forward_headers(request, call_id), body=body, call_id=call_id,
-            callback_url=callback_url, lane=request.headers.get(LANE_HEADER, ""),
+            function=name, path=edge_rules.raw_tail(request.raw_path).partition("?")[0],
+            query=request.raw_path.partition("?")[2],
+            method=request.method, headers=access.stored_headers(self._forward_headers(request, call_id)),
+            body=body, call_id=call_id, callback_url=callback_url, lane=request.headers.get(LANE_HEADER, ""),
+            caller_kind=caller.kind, key_id=caller.key_id,
         )
         try:
+            if caller.anonymous:
+                # Counted as stored (headers too), against a budget shared by every such call.
+                size = len(invocation.dumps())
+                if not await self.queue.admit_open(size, self.open_queue_budget):
+                    return json_error(503, "queue_full",
+                                      f"the queue holds {self.open_queue_budget} bytes of calls without a verified "
+                                      "caller, its bound; retry later", headers={"Retry-After": "10"})
+                invocation.counted = size
             await self.queue.enqueue(invocation)
         except (RedisError, OSError) as e:
             # MinIO keeps the event in its queue dir and delivers it again on a non-2xx.
             log.error("queue.enqueue_failed", function=name, call_id=call_id, error=str(e))
+            if invocation.counted:
+                with contextlib.suppress(RedisError, OSError):
+                    await self.queue.give_back(invocation.counted)
             return json_error(503, "queue_unavailable", "the async queue is unavailable; retry later")
         log.info("http.request", method=request.method, path=request.path, status=202, call_id=call_id,
                  function=name, duration_ms=round((time.monotonic() - started) * 1000, 1), client=request.remote)
@@ -501,10 +625,18 @@ class GatewayApp:
         headers.pop("Content-Length", None)
         started = time.monotonic()
         try:
+            if invocation.caller_kind:
+                caller = access.Caller(invocation.caller_kind, invocation.key_id)
+                headers.update(access.call_headers(caller, self.settings_of(fn)))
+        except PipelineError as e:
+            return Result(0, b"", {}, f"the function's settings cannot be read: {e.message}")
+        try:
             # The least busy replica: queue workers calling side by side spread over a scaled function.
             with fn.serving() as replica:
                 async with self.session.request(
-                    invocation.method, replica.url + invocation.path, params=invocation.query or None,
+                    invocation.method,
+                    yarl.URL(replica.url + invocation.path + ("?" + invocation.query if invocation.query else ""),
+                             encoded=True),
                     headers=headers, data=invocation.body, timeout=aiohttp.ClientTimeout(total=fn.spec.exec_timeout),
                 ) as upstream:
                     body = await upstream.read()

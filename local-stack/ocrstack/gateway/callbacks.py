@@ -44,23 +44,28 @@ class CallbackRules:
 
     def check_syntax(self, url: str) -> tuple[str, int]:
         """Scheme and host present: http or https only. Returns (host, port)."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            port = parts.port  # raises on a port out of range or not a number
+        except ValueError as e:
+            # urlsplit's own words: "Invalid IPv6 URL", "Port out of range 0-65535", ...
+            raise CallbackRefused(f"X-Callback-Url is not a valid URL: {e}") from e
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise CallbackRefused("X-Callback-Url must be an http:// or https:// URL with a host")
         if parts.username or parts.password:
             raise CallbackRefused("X-Callback-Url must not carry credentials")
-        return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
     async def resolve(self, url: str) -> list[ResolveResult]:
         """The checked addresses of the URL's host, in aiohttp's resolver format; refuses any that is not allowed."""
         host, port = self.check_syntax(url)
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as e:
+        except (OSError, UnicodeError) as e:  # UnicodeError: a label IDNA cannot encode
             raise CallbackRefused(f"the callback host {host!r} does not resolve: {e}") from e
         resolved = []
         for family, _type, proto, _name, sockaddr in infos:
-            address = ipaddress.ip_address(sockaddr[0])
+            address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
             if not self._allowed(host, address):
                 raise CallbackRefused(
                     f"the callback host {host!r} is {address}, a private, loopback or link-local address; "

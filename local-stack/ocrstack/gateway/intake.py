@@ -20,8 +20,9 @@ from aiohttp import web
 
 from common.errors import BodyTooSlow
 
-# Bodies past this go to a temporary file: a hundred slow uploads cost at most this much memory each.
-SPOOL_BYTES = 256 * 1024
+# Bodies past this go to a temporary file: with aiohttp's read buffer (at most 2 x 64 KiB before it stops
+# reading), a connection costs at most about 192 KiB of memory, so --max-connections 256 stays under 64 MiB.
+SPOOL_BYTES = 64 * 1024
 _CHUNK = 64 * 1024
 
 

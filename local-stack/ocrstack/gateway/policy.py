@@ -15,6 +15,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from common.config import setting_problems
+
 # OpenFaaS's rule for function names (a DNS-1123 label): also what keeps a name from being a path.
 FUNCTION_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 NAMESPACE = "openfaas-fn"
@@ -96,6 +98,26 @@ def environment(requested: Mapping[str, str], declared: Mapping[str, str],
             "a deployment may change only the functions' tunable settings (" + ", ".join(sorted(TUNABLE))
             + "); refused: " + "; ".join(refused) + ". Change the stack file instead, then deploy it.")
     return {**declared, **requested}
+
+
+# The watchdog's timeouts are durations, which the settings reader does not know: checked here.
+DURATIONS = frozenset({"read_timeout", "write_timeout", "exec_timeout"})
+
+
+def check_settings(requested: Mapping[str, str], environment: Mapping[str, str],
+                   parse_duration: Any) -> None:
+    """A deployment's settings are read as the function reads them (common/config.py): a value the function
+    would refuse at its first request (MAX_UPLOAD_BYTES=abc) refuses the deployment instead, naming it."""
+    problems = setting_problems(environment)
+    refused = [problems[name] for name in sorted(requested) if name in problems]
+    for name in sorted(DURATIONS & set(requested)):
+        try:
+            parse_duration(requested[name], 0.0)
+        except ValueError:
+            refused.append(f"{name}={requested[name]!r} is not a duration (e.g. 60s, 10m, 1m30s)")
+    if refused:
+        raise DeploymentRefused("setting_invalid", "the deployment's settings would stop the function: "
+                                + "; ".join(refused) + ". Nothing was changed.")
 
 
 def check_image(requested: str, declared: str, name: str) -> None:

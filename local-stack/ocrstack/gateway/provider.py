@@ -23,6 +23,7 @@ import yaml
 
 from common.logging import get_logger
 from ocrstack import containers
+from ocrstack.gateway import access
 from ocrstack.supervise import die_with_parent
 from ocrstack.services import free_port, port_open
 
@@ -78,6 +79,9 @@ class FunctionSpec:
     # The fprocess of the function's template (template/<lang>/template.yml beside the stack file), if known:
     # the only envProcess a deployment may send.
     fprocess: str = ""
+    # The check the function makes of its callers (access.py), from the stack file only: a deployment cannot
+    # change it.
+    access: str = "open"
 
     @property
     def exec_timeout(self) -> float:
@@ -111,6 +115,7 @@ def load_stack(path: Path) -> dict[str, FunctionSpec]:
             labels={str(k): str(v) for k, v in (fn.get("labels") or {}).items()},
             annotations={str(k): str(v) for k, v in (fn.get("annotations") or {}).items()},
             fprocess=template_fprocess(path.parent, str(fn.get("lang") or "")),
+            access=access.access_of({str(k): str(v) for k, v in (fn.get("annotations") or {}).items()}),
         )
     return specs
 

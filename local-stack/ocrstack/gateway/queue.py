@@ -1,4 +1,9 @@
-"""The durable async queue: a Redis stream with a consumer group, delayed retries and a dead-letter stream."""
+"""The durable async queue: a Redis stream with a consumer group, delayed retries and a dead-letter stream.
+
+What it may hold is bounded: dead letters by count (DEAD_MAX) and age (DEAD_MAX_AGE_SECONDS), keeping a body
+only up to DEAD_BODY_MAX bytes; calls of no verified caller by their total bytes (admit_open). Stored calls
+carry no credential (access.py).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +32,14 @@ DEAD = "faas:queue:dead"
 # The header that names an invocation's lane (see AsyncQueue); a name the gateway was not started with
 # is the default lane.
 LANE_HEADER = "X-Queue-Lane"
+# Dead letters: enough for an operator to see what failed and replay it, not a store anyone can fill. A MinIO
+# event or a hand-off is a few kB; a letter larger than DEAD_ENTRY_MAX (an async upload's file) loses its
+# body, then its headers, and says so: it can no longer be replayed.
+DEAD_MAX = 500
+DEAD_MAX_AGE_SECONDS = 7 * 86400
+DEAD_ENTRY_MAX = 8 * 1024
+# Bytes of queued calls that came with no verified caller (functions that check nothing), all lanes together.
+OPEN_BYTES = "faas:queue:open-bytes"
 # 4xx answers that mean "not now" rather than "never": timeout, conflict (job held elsewhere), too early, rate limited.
 RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
@@ -38,6 +51,16 @@ for _, member in ipairs(due) do
   redis.call('ZREM', KEYS[1], member)
 end
 return #due
+"""
+
+# Calls of no verified caller are admitted while their bytes in the queue stay under a budget.
+_ADMIT = """
+local held = tonumber(redis.call('GET', KEYS[1]) or '0')
+if held + tonumber(ARGV[1]) > tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('INCRBY', KEYS[1], ARGV[1])
+return 1
 """
 
 
@@ -58,6 +81,14 @@ class Invocation:
     enqueued_at: float = 0.0
     last_status: int | None = None
     last_error: str | None = None
+    # Who called (access.Caller): how it was verified and its key id; its secret is never stored.
+    caller_kind: str = ""
+    key_id: str = ""
+    # Bytes this call holds of the open budget (admit_open), given back when it leaves the queue.
+    counted: int = 0
+    # Size of a body a dead letter did not keep (over DEAD_ENTRY_MAX): such a letter cannot be replayed.
+    body_dropped: int = 0
+    headers_dropped: bool = False
 
     def dumps(self) -> str:
         data = {k: v for k, v in self.__dict__.items() if k != "body"}
@@ -136,6 +167,19 @@ class AsyncQueue:
         log.info("queue.enqueued", function=invocation.function, call_id=invocation.call_id, lane=invocation.lane,
                  entry=entry_id.decode() if isinstance(entry_id, bytes) else entry_id)
         return str(entry_id)
+
+    async def admit_open(self, size: int, budget: int) -> bool:
+        """Count `size` bytes against the open budget; False (nothing counted) when they would exceed it."""
+        return bool(await self.redis.eval(_ADMIT, 1, OPEN_BYTES, size, budget))
+
+    async def give_back(self, size: int) -> None:
+        """Return bytes admit_open counted for a call that was not queued after all."""
+        await self.redis.decrby(OPEN_BYTES, size)
+
+    def _release(self, pipe: Any, invocation: Invocation) -> None:
+        if invocation.counted:
+            pipe.decrby(OPEN_BYTES, invocation.counted)
+            invocation.counted = 0
 
     def start(self, workers: int, invoke: Invoker, callback: Callback) -> None:
         for i in range(workers):
@@ -243,6 +287,7 @@ class AsyncQueue:
             result = Result(0, b"", {}, f"gateway error: {e!r}")
         if 200 <= result.status < 300:
             async with self.redis.pipeline(transaction=True) as pipe:
+                self._release(pipe, invocation)
                 pipe.xack(stream, GROUP, entry_id)
                 pipe.xdel(stream, entry_id)
                 await pipe.execute()
@@ -274,7 +319,8 @@ class AsyncQueue:
                             attempt=invocation.attempt, status=result.status, delay_s=round(delay, 2),
                             error=invocation.last_error)
             else:
-                pipe.xadd(DEAD, {"payload": invocation.dumps(), "failed_at": str(time.time())})
+                self._release(pipe, invocation)
+                self._bury(pipe, invocation)
                 log.error("queue.dead_lettered", function=invocation.function, call_id=invocation.call_id,
                           attempts=invocation.attempt, status=result.status, error=invocation.last_error)
                 if invocation.callback_url:
@@ -283,11 +329,31 @@ class AsyncQueue:
             pipe.xdel(stream, entry_id)
             await pipe.execute()
 
+    @staticmethod
+    def _bury(pipe: Any, invocation: Invocation) -> None:
+        """Add a dead letter within the bounds: its body only if small, the oldest and the too old trimmed."""
+        payload = invocation.dumps()
+        if len(payload) > DEAD_ENTRY_MAX and invocation.body:
+            invocation.body_dropped, invocation.body = len(invocation.body), b""
+            payload = invocation.dumps()
+        if len(payload) > DEAD_ENTRY_MAX:
+            invocation.headers, invocation.headers_dropped = {}, True
+            payload = invocation.dumps()
+        pipe.xadd(DEAD, {"payload": payload, "failed_at": str(time.time())}, maxlen=DEAD_MAX, approximate=False)
+        oldest = int((time.time() - DEAD_MAX_AGE_SECONDS) * 1000)
+        pipe.xtrim(DEAD, minid=f"{oldest}-0", approximate=False)
+
     async def _promote_due(self) -> None:
+        last_trim = 0.0
         while not self._stopping:
             try:
                 for lane in self.lanes:
                     await self.redis.eval(_PROMOTE, 2, delayed_of(lane), stream_of(lane), time.time())
+                if time.monotonic() - last_trim > 60:
+                    # Letters age out even when no new one comes to trim them.
+                    last_trim = time.monotonic()
+                    await self.redis.xtrim(DEAD, minid=f"{int((time.time() - DEAD_MAX_AGE_SECONDS) * 1000)}-0",
+                                           approximate=False)
             except RedisError as e:
                 log.warning("queue.redis_error", task="promote", error=str(e))
             await asyncio.sleep(0.2)
@@ -304,7 +370,8 @@ class AsyncQueue:
                 "delayed": await self.redis.zcard(delayed_of(lane)),
             }
         totals = {name: sum(lane[name] for lane in lanes.values()) for name in ("queued", "pending", "delayed")}
-        return {**totals, "dead": await self.redis.xlen(DEAD), "lanes": lanes}
+        open_bytes = int(await self.redis.get(OPEN_BYTES) or 0)
+        return {**totals, "dead": await self.redis.xlen(DEAD), "open_bytes": open_bytes, "lanes": lanes}
 
     async def dead_letters(self, count: int = 100) -> list[dict[str, Any]]:
         out = []
@@ -314,15 +381,25 @@ class AsyncQueue:
                 "id": entry_id.decode(), "function": inv.function, "call_id": inv.call_id,
                 "attempts": inv.attempt, "last_status": inv.last_status, "last_error": inv.last_error,
                 "failed_at": float(fields.get(b"failed_at", b"0")),
+                "body_bytes": inv.body_dropped or len(inv.body),
+                "replayable": not (inv.body_dropped or inv.headers_dropped),
             })
         return out
 
     async def replay(self, dead_id: str) -> bool:
-        """Put a dead letter back on the queue with its attempts reset; False when there is no such entry."""
-        entries = await self.redis.xrange(DEAD, min=dead_id, max=dead_id)
+        """Put a dead letter back on the queue with its attempts reset; False when there is no such entry.
+
+        Raises BodyNotKept for a letter whose body was too large to keep."""
+        try:
+            entries = await self.redis.xrange(DEAD, min=dead_id, max=dead_id)
+        except ResponseError:
+            return False  # not a stream id
         if not entries:
             return False
         inv = Invocation.loads(entries[0][1][b"payload"])
+        if inv.body_dropped or inv.headers_dropped:
+            raise BodyNotKept(f"dead letter {dead_id} was over {DEAD_ENTRY_MAX} bytes and kept only what failed, "
+                              "not the call itself; send the call again instead")
         inv.attempt, inv.last_status, inv.last_error = 0, None, None
         inv.lane = self.lane_of(inv.lane)
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -331,6 +408,10 @@ class AsyncQueue:
             await pipe.execute()
         log.info("queue.replayed", function=inv.function, call_id=inv.call_id, dead_id=dead_id)
         return True
+
+
+class BodyNotKept(Exception):
+    """A dead letter that was over DEAD_ENTRY_MAX kept too little of its call to replay it."""
 
 
 def _retry_after(result: Result) -> float | None:
