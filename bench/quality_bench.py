@@ -371,8 +371,8 @@ def main() -> None:
     tools = chosen(args.tools, list(TOOLS), "tool") if not args.renderers else ["tesseract"]
     needs = missing(tools, types)
     if needs:
-        raise SystemExit("missing for these tools and page types (or leave them out with --tools / --types):\n  "
-                         + "\n  ".join(needs))
+        raise SystemExit("missing for these tools and page types (./local-stack/bootstrap --bench installs them; "
+                         "or leave them out with --tools / --types):\n  " + "\n  ".join(needs))
     try:
         if args.renderers:
             renderers(types, args.pages, args.lines, args.font)
