@@ -87,7 +87,7 @@ def licence_prose(folder: Path = LICENCES) -> Prose:
 
 def manual_text(path: Path) -> str:
     """A manual page as plain text, unhyphenated and unjustified, one paragraph per line."""
-    env = dict(os.environ, MANWIDTH="10000", MAN_KEEP_FORMATTING="", LC_ALL="C.UTF-8")
+    env = dict(os.environ, MANWIDTH="10000", LC_ALL="C.UTF-8")  # one line per paragraph, whatever the locale
     out = subprocess.run(["man", "--no-hyphenation", "--no-justification", "-E", "UTF-8", "-l", str(path)],
                          capture_output=True, env=env, timeout=60, check=False)
     return out.stdout.decode("utf-8", errors="replace")

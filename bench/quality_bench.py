@@ -72,7 +72,7 @@ PAGE_TYPES = [
     PageType("german", (), lang="deu"),
     PageType("french", (), lang="fra"),
     PageType("pdf-clean", (), container="pdf"),
-    PageType("pdf-skew-3", ("skew3", "noise"), container="pdf"),
+    PageType("pdf-skew-3", ("skew3", "noise"), container="pdf"),  # a crooked, grainy scan as a PDF
 ]
 MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "pdf": "application/pdf"}
 
@@ -280,7 +280,8 @@ def renderers(types: list[PageType], pages: int, lines: int, font: Path | None) 
         for kind in pdf_types:
             row = f"{kind.name:14}"
             for renderer in ("pdftoppm", "pdftocairo"):
-                texts = [(rendered_read(s.path, renderer, kind.lang, folder), s.truth) for s in samples if s.kind == kind]
+                texts = [(rendered_read(s.path, renderer, kind.lang, folder), s.truth)
+                         for s in samples if s.kind == kind]
                 row += (f"{mean([character_error_rate(*t) for t in texts]):>12.4f} / "
                         f"{mean([word_recall(*t) for t in texts]):.3f}")
             print(row, flush=True)
