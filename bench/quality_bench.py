@@ -181,6 +181,8 @@ def read(tool: str, sample: Sample, folder: Path) -> str:
 
 
 def measure(tool: str, sample: Sample, folder: Path) -> Score:
+    from common.errors import PipelineError
+
     started = time.perf_counter()
     try:
         text = read(tool, sample, folder)
@@ -188,8 +190,8 @@ def measure(tool: str, sample: Sample, folder: Path) -> Score:
         message = e.stderr.decode(errors="replace").strip().splitlines()[-1:] if e.stderr else []
         print(f"    {tool} failed (exit {e.returncode}): {' '.join(message)}", flush=True)
         return Score(1.0, 0.0, time.perf_counter() - started, failed=True)
-    except Exception as e:  # the engine's own coded errors: a failed page scores as nothing read
-        print(f"    {tool} failed: {type(e).__name__}: {e}", flush=True)
+    except PipelineError as e:  # the engine's coded errors: a failed page scores as nothing read
+        print(f"    {tool} failed: {e.code}: {e}", flush=True)
         return Score(1.0, 0.0, time.perf_counter() - started, failed=True)
     seconds = time.perf_counter() - started
     return Score(character_error_rate(text, sample.truth), word_recall(text, sample.truth), seconds)
