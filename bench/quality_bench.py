@@ -33,17 +33,21 @@ import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench import corpus
 from bench.pages import born_digital_pdf, page_lines, scanned_page
 
 TOOLS = {
-    "pipeline": "the engine in-process (common.engine.ocr.TesseractEngine)",
+    "pipeline": "the engine in-process (common.engine.ocr.TesseractEngine), the page's language given",
+    "pipeline-auto": "the same with lang=auto (the default): the language identified on the page",
     "tesseract": "raw tesseract CLI, plain text",
     "ocrmypdf": "OCRmyPDF defaults",
     "ocrmypdf-dcr": "OCRmyPDF --deskew --clean --rotate-pages",
 }
 THREAD_ENV = dict(os.environ, OMP_THREAD_LIMIT="1")
+# A page read at word recall under this lost text: the pipeline must have said so with a warning.
+SILENT_RECALL = 0.8
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class Score:
     recall: float
     seconds: float
     failed: bool = False
+    warnings: tuple[str, ...] = ()  # the pipeline's warning codes on the page (other tools have none)
 
 
 def normalised(text: str) -> str:
@@ -146,12 +151,16 @@ def make_samples(types: list[PageType], pages: int, lines: int, font: Path | Non
     return samples
 
 
-def engine_text(path: Path, media_type: str, lang: str, workers: int = 1) -> str:
+def engine_pages(path: Path, media_type: str, lang: str, workers: int = 1) -> list[Any]:
     from common.engine.ocr import OcrLimits, TesseractEngine
 
     engine = TesseractEngine(OcrLimits(max_pages=100, max_page_pixels=10**8, page_timeout=300, dpi=300,
                                        workers=workers))
-    return "\n".join(page.text for page in engine.recognise(path, media_type, lang, lambda n: None))
+    return list(engine.recognise(path, media_type, lang, lambda n: None))
+
+
+def engine_text(path: Path, media_type: str, lang: str, workers: int = 1) -> str:
+    return "\n".join(page.text for page in engine_pages(path, media_type, lang, workers))
 
 
 def tesseract_text(path: Path, lang: str) -> str:
@@ -169,10 +178,12 @@ def ocrmypdf_text(sample: Sample, options: list[str], folder: Path) -> str:
     return sidecar.read_text(encoding="utf-8", errors="replace")
 
 
-def read(tool: str, sample: Sample, folder: Path) -> str:
+def read(tool: str, sample: Sample, folder: Path) -> str | tuple[str, tuple[str, ...]]:
     lang = sample.kind.lang
-    if tool == "pipeline":
-        return engine_text(sample.path, MEDIA[sample.kind.container], lang)
+    if tool in ("pipeline", "pipeline-auto"):
+        pages = engine_pages(sample.path, MEDIA[sample.kind.container], "auto" if tool == "pipeline-auto" else lang)
+        return ("\n".join(page.text for page in pages),
+                tuple(w.code.value for page in pages for w in page.warnings))
     if tool == "tesseract":
         return tesseract_text(sample.raster, lang)
     if tool == "ocrmypdf":
@@ -194,7 +205,9 @@ def measure(tool: str, sample: Sample, folder: Path) -> Score:
         print(f"    {tool} failed: {e.code}: {e}", flush=True)
         return Score(1.0, 0.0, time.perf_counter() - started, failed=True)
     seconds = time.perf_counter() - started
-    return Score(character_error_rate(text, sample.truth), word_recall(text, sample.truth), seconds)
+    text, warnings = text if isinstance(text, tuple) else (text, ())
+    return Score(character_error_rate(text, sample.truth), word_recall(text, sample.truth), seconds,
+                 warnings=warnings)
 
 
 def missing(tools: list[str], types: list[PageType]) -> list[str]:
@@ -243,6 +256,12 @@ def report(scores: dict[tuple[str, str], list[Score]], types: list[PageType], to
         print(f"{tool:14}{mean([s.cer for s in every]):>10.4f}{mean([s.recall for s in every]):>10.3f}"
               f"{total / max(1, len(every)):>10.2f}{len(every) / max(total, 1e-9):>10.3f}"
               f"{sum(s.failed for s in every):>8}  {TOOLS[tool]}", flush=True)
+    for tool in (t for t in tools if t.startswith("pipeline")):
+        every = [s for kind in types for s in scores[(kind.name, tool)]]
+        poor = [s for s in every if s.recall < SILENT_RECALL]
+        silent = [s for s in poor if not s.warnings]
+        print(f"{tool}: {len(poor)} page(s) with word recall under {SILENT_RECALL}, {len(silent)} of them without "
+              f"a warning; {sum(bool(s.warnings) for s in every)} page(s) warned in all", flush=True)
 
 
 def side_by_side(types: list[PageType], tools: list[str], pages: int, lines: int, font: Path | None) -> None:
@@ -259,7 +278,7 @@ def side_by_side(types: list[PageType], tools: list[str], pages: int, lines: int
                 score = measure(tool, sample, folder)
                 scores[(sample.kind.name, tool)].append(score)
                 print(f"{sample.kind.name:14}{sample.number:>5}  {tool:14}{score.cer:>8.4f}{score.recall:>8.3f}"
-                      f"{score.seconds:>7.2f}", flush=True)
+                      f"{score.seconds:>7.2f}  {' '.join(score.warnings)}", flush=True)
         report(scores, types, tools)
 
 
