@@ -33,7 +33,8 @@ def status_of(base: str, state: str = "completed") -> Answer:
 
 
 def attachment(name: str, body: bytes) -> Answer:
-    return 200, {"Content-Type": "application/octet-stream", "Content-Disposition": f'attachment; filename="{name}"'}, body
+    headers = {"Content-Type": "application/octet-stream", "Content-Disposition": f'attachment; filename="{name}"'}
+    return 200, headers, body
 
 
 def test_the_route_saves_into_a_folder_under_the_name_the_service_gives(tmp_path: Path) -> None:
@@ -98,6 +99,7 @@ def test_the_original_from_a_service_without_the_route_is_unsupported(tmp_path: 
 
 
 def test_a_job_not_completed_on_a_service_without_the_route_has_no_output(tmp_path: Path) -> None:
+    """A job still running has no result yet: OutputMissing saying its state."""
     with scripted_server([error(404, "not_found"), status_of("", "processing")]) as (url, _):
         with pytest.raises(OutputMissing, match="is processing"):
             Client(url, KEY).download("j1", "pdf", tmp_path)
@@ -120,6 +122,7 @@ def test_an_unknown_document_is_not_taken_for_an_older_service(tmp_path: Path) -
 
 
 def test_a_path_that_exists_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    """A taken path costs no request and stays as it is; overwrite=True replaces it."""
     taken = tmp_path / "scan.ocr.pdf"
     taken.write_bytes(b"the user's own")
     with scripted_server([attachment("scan.ocr.pdf", PDF)]) as (url, received):
@@ -130,6 +133,7 @@ def test_a_path_that_exists_is_refused_before_anything_is_sent(tmp_path: Path) -
 
 
 def test_a_name_the_service_gives_that_exists_in_the_folder_is_left_as_it_is(tmp_path: Path) -> None:
+    """Saving into a folder never replaces the file of the name the service gives, and leaves no temporary."""
     (tmp_path / "scan.ocr.pdf").write_bytes(b"the user's own")
     with scripted_server([attachment("scan.ocr.pdf", PDF)]) as (url, _):
         with pytest.raises(OutputExists):
@@ -139,6 +143,7 @@ def test_a_name_the_service_gives_that_exists_in_the_folder_is_left_as_it_is(tmp
 
 
 def test_an_unknown_kind_is_refused_before_any_request(tmp_path: Path) -> None:
+    """A kind the contract does not have is a ValueError naming the kinds, before anything is sent."""
     with scripted_server([attachment("x", b"")]) as (url, received):
         with pytest.raises(ValueError, match="choose from text, pdf, hocr, original"):
             Client(url, KEY).download("d1", "docx", tmp_path)

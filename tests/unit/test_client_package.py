@@ -43,6 +43,7 @@ def imported_roots(path: Path) -> dict[str, int]:
 
 
 def test_the_client_depends_on_urllib3_alone_with_rich_as_the_progress_extra() -> None:
+    """client/pyproject.toml: the distribution ocr-pipeline-client, urllib3 its one requirement, rich the extra."""
     client = project(CLIENT / "pyproject.toml")
     assert client["name"] == "ocr-pipeline-client"
     assert names(client["dependencies"]) == {"urllib3"}
@@ -70,9 +71,14 @@ def test_the_server_neither_ships_nor_imports_the_client() -> None:
     assert importers == []
 
 
-def test_the_dev_requirements_pin_the_clients_extra() -> None:
-    """The venv the tests run in installs the client with its extra, at a pinned rich."""
-    assert re.search(r"^rich==\S+$", (REPO / "requirements-dev.txt").read_text(), re.MULTILINE)
+def test_the_venv_the_tests_run_in_pins_what_the_client_needs() -> None:
+    """urllib3 and the extra's rich are pinned in the requirement files the bootstrap installs with the client."""
+    files = [REPO / "requirements-dev.txt", REPO / "requirements.txt", REPO / "template/python3-ocr/requirements.txt"]
+    pinned = {m.group(1).lower() for f in files for m in re.finditer(r"^([A-Za-z0-9_.-]+)==\S+$", f.read_text(), re.M)}
+    client = project(CLIENT / "pyproject.toml")
+    extras = client["optional-dependencies"]
+    assert isinstance(extras, dict)
+    assert names(client["dependencies"]) | names(extras["progress"]) <= pinned
 
 
 class Terminal(io.StringIO):
