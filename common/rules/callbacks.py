@@ -7,7 +7,7 @@ tried again with exponential backoff up to CALLBACK_MAX_ATTEMPTS, then the deliv
 
 Signature (as Stripe's): header `X-OCR-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>`.
 The secret is derived from the API key's stored hash (`webhook_secret`), so each key has its own, a key's
-holder can compute it (common/client/webhooks.py), and a revoked-and-replaced key gets a new one."""
+holder can compute it (the client's ocr_pipeline_client.webhooks), and a revoked-and-replaced key gets a new one."""
 
 from __future__ import annotations
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from common.client import Client
 from common.config import Settings
 from common.rules import apikeys
+from ocr_pipeline_client import Client
 from ocrstack.supervise import fresh_signals
 from tests.support import image_bytes, render_page, scanned_pdf
 
@@ -35,8 +35,8 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
-# The command the `ocr` console script runs (pyproject's [project.scripts]; tests/unit/test_client_cli.py).
-OCR = [sys.executable, "-m", "common.client"]
+# The command the `ocr` console script runs (client/pyproject.toml's [project.scripts]; tests/unit/test_client_cli.py).
+OCR = [sys.executable, "-m", "ocr_pipeline_client"]
 
 
 @pytest.fixture
@@ -305,7 +305,7 @@ def test_library_commands_list_search_read_download_and_delete(env: dict[str, st
 
 
 def _not_found(client: Client, job_id: str) -> str:
-    from common.client import NotFound
+    from ocr_pipeline_client import NotFound
 
     with pytest.raises(NotFound) as caught:
         client.status(job_id)
@@ -463,7 +463,7 @@ def test_scripts_capture_the_job_id_alone_and_options_go_before_the_command(env:
     """`job=$(ocr upload FILE)` holds the job id and nothing else; --url and --json work before the command;
     on a terminal the upload prints its table, and -q brings the id alone back."""
     (tmp_path / "scan.png").write_bytes(image_bytes(["SCRIPTED upload"]))
-    script = ('ocr() { "$PYTHON" -m common.client "$@"; }\n'
+    script = ('ocr() { "$PYTHON" -m ocr_pipeline_client "$@"; }\n'
               'job=$(ocr --url "$URL" upload scan.png) || exit 9\n'
               'printf "%s" "$job" > job.txt\n'
               'ocr --url "$URL" --json wait "$job"\n')

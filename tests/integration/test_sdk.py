@@ -1,4 +1,4 @@
-"""The Python SDK (`common.client.Client`) against the real stack: typed answers, typed errors with the service's
+"""The Python SDK (`ocr_pipeline_client.Client`) against the real stack: typed answers, typed errors with the service's
 codes, waiting, paging and downloads."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from common.client import (AuthenticationFailed, BadRequest, Client, Conflict, JobFailed, JobStatus, NotFound,
-                           UploadAccepted, Unreachable)
 from common.config import Settings
 from common.rules import apikeys
+from ocr_pipeline_client import (AuthenticationFailed, BadRequest, Client, Conflict, Downloaded, JobFailed, JobStatus,
+                                 NotFound, UploadAccepted, Unreachable)
 from tests.support import image_bytes, scanned_pdf
 
 pytestmark = pytest.mark.integration
@@ -32,11 +32,12 @@ def test_upload_wait_text_and_download_a_scanned_pdf(client: Client) -> None:
     seen: list[JobStatus] = []
     done = client.wait(accepted.job_id, timeout=120, interval=0.2, on_progress=seen.append)
     assert done.status == "completed" and done.page_count == 2 and done.pages_done == 2
-    assert done.filename == "two.pdf" and done.content_type == "application/pdf" and done.lang == "auto"
+    assert done.filename == "two.pdf" and done.content_type == "application/pdf" and done.lang == "eng"
     assert [s.pages_done for s in seen] == sorted(s.pages_done for s in seen)
     assert "sdk second page" in " ".join(client.text(accepted.job_id).split()).lower()
     pdf = io.BytesIO()
-    assert client.download(accepted.job_id, "searchable_pdf", pdf) == len(pdf.getvalue()) > 0
+    assert client.download(accepted.job_id, "pdf", pdf) == Downloaded(None, len(pdf.getvalue()))
+    assert len(pdf.getvalue()) > 0
     assert pdf.getvalue().startswith(b"%PDF-")
     hocr = io.BytesIO()
     client.download(done, "hocr", hocr)
@@ -50,7 +51,7 @@ def test_upload_can_ask_for_a_pdfa_searchable_pdf(client: Client) -> None:
     accepted = client.upload(image_bytes(["SDK archive copy"]), filename="archive.png", output="pdfa")
     assert client.wait(accepted.job_id, timeout=120).status == "completed"
     pdf = io.BytesIO()
-    client.download(accepted.job_id, "searchable_pdf", pdf)
+    client.download(accepted.job_id, "pdf", pdf)
     with pikepdf.open(pdf) as searchable:
         assert searchable.open_metadata().get("pdfaid:part") == "2"
 
@@ -123,7 +124,7 @@ def test_a_document_id_reads_the_current_job_and_a_taken_path_is_never_replaced(
                                                                                tmp_path: Any) -> None:
     """status, text and download take the document id; download to a path that exists raises OutputExists and
     leaves the file, overwrite=True replaces it."""
-    from common.client import OutputExists
+    from ocr_pipeline_client import OutputExists
 
     accepted = client.upload(image_bytes(["SDK by document"]), filename="bydoc.png")
     assert client.wait(accepted.document_id, timeout=120).job_id == accepted.job_id
@@ -135,6 +136,6 @@ def test_a_document_id_reads_the_current_job_and_a_taken_path_is_never_replaced(
         client.download(accepted.document_id, "searchable_pdf", target)
     assert refused.value.code == "output_exists" and refused.value.path == str(target)
     assert target.read_bytes() == b"the user's file"
-    assert client.download(accepted.document_id, "searchable_pdf", target, overwrite=True) > 0
+    assert client.download(accepted.document_id, "pdf", target, overwrite=True).size > 0
     assert target.read_bytes().startswith(b"%PDF-")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bydoc.ocr.pdf"]  # no temporary left

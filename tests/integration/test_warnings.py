@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from common.client import Client
 from common.config import Settings
 from common.rules import apikeys
+from ocr_pipeline_client import Client
 from tests.support import Gateway, render_page, scanned_pdf
 
 pytestmark = pytest.mark.integration
@@ -63,7 +63,7 @@ def test_the_sdk_and_the_cli_show_a_jobs_warnings(stack: Any, settings: Settings
     assert [(w.code, w.pages) for w in done.warnings] == [("empty_page", [1])]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCR_")}
     env.update(OCR_URL=stack.gateway_url, OCR_API_KEY=token, OCR_CONFIG="", XDG_CONFIG_HOME=str(tmp_path))
-    shown = subprocess.run([sys.executable, "-m", "common.client", "status", accepted.job_id], env=env,
+    shown = subprocess.run([sys.executable, "-m", "ocr_pipeline_client", "status", accepted.job_id], env=env,
                            capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr
     assert "warning   empty_page: page 1: no text was found on the page" in shown.stdout

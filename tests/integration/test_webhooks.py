@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from common.client import BadRequest, Client
-from common.client.webhooks import SIGNATURE_HEADER, verify
 from common.config import Settings
 from common.rules import apikeys
+from ocr_pipeline_client import BadRequest, Client
+from ocr_pipeline_client.webhooks import SIGNATURE_HEADER, verify
 from tests.support import Posted, image_bytes, scanned_pdf, scripted_server, wait_until
 
 pytestmark = pytest.mark.integration
@@ -72,8 +72,8 @@ def test_completed_job_is_called_back_once_with_a_signature_the_receiver_verifie
     assert headers["Host"] == url.split("/")[2]
     with pytest.raises(Exception, match="does not match"):
         verify("ocr_000000000000_" + "y" * 43, headers[SIGNATURE_HEADER], body)
-    shown = subprocess.run([sys.executable, "-m", "common.client", "status", accepted.job_id], capture_output=True,
-                           text=True, timeout=60, env={**os.environ, "OCR_URL": client.url, "OCR_API_KEY": api_key})
+    shown = subprocess.run([sys.executable, "-m", "ocr_pipeline_client", "status", accepted.job_id],
+                           capture_output=True, text=True, timeout=60, env={**os.environ, "OCR_URL": client.url, "OCR_API_KEY": api_key})
     assert "callback  delivered, 1 attempt(s), last 204" in shown.stdout, shown.stderr
 
 
@@ -133,7 +133,7 @@ def test_the_command_line_passes_the_callback_url(client: Client, api_key: str, 
     scan.write_bytes(image_bytes(["FROM the command line"]))
     env = {**os.environ, "OCR_URL": client.url, "OCR_API_KEY": api_key}
     with receiver([200]) as (url, got):
-        run = subprocess.run([sys.executable, "-m", "common.client", "upload", str(scan), "--callback-url", url,
+        run = subprocess.run([sys.executable, "-m", "ocr_pipeline_client", "upload", str(scan), "--callback-url", url,
                               "--wait", "--json"], capture_output=True, text=True, timeout=180, env=env)
         assert run.returncode == 0, run.stderr
         [job] = json.loads(run.stdout)

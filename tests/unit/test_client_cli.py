@@ -9,23 +9,25 @@ from pathlib import Path
 
 import pytest
 
-from common.client.cli import build_parser, client_version, main
-from common.client.commands import result_name
+from ocr_pipeline_client.cli import build_parser, client_version, main
+from ocr_pipeline_client.sdk import result_name
 
 REPO = Path(__file__).resolve().parents[2]
+CLIENT = REPO / "client" / "pyproject.toml"
 COMMANDS = ["upload", "status", "wait", "text", "get", "ls", "search", "reprocess", "rm"]
 
 
-def test_ocr_is_a_console_script_of_the_project() -> None:
-    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["ocr"] == "common.client.cli:main"
+def test_ocr_is_a_console_script_of_the_client_and_not_of_the_server() -> None:
+    """`ocr` comes with the client's distribution; the server's installs no client command."""
+    assert tomllib.loads(CLIENT.read_text())["project"]["scripts"] == {"ocr": "ocr_pipeline_client.cli:main"}
+    assert "ocr" not in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
 
 
 @pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS]])
 def test_every_command_has_help(command: list[str]) -> None:
     """`ocr [COMMAND] --help` exits 0 and says where the URL and key come from."""
-    run = subprocess.run([sys.executable, "-m", "common.client", *command, "--help"], capture_output=True, text=True,
-                         cwd=REPO, timeout=60)
+    run = subprocess.run([sys.executable, "-m", "ocr_pipeline_client", *command, "--help"], capture_output=True,
+                         text=True, cwd=REPO, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "OCR_API_KEY" in run.stdout and "usage: ocr" in run.stdout
 
@@ -67,11 +69,11 @@ def test_global_options_go_before_or_after_the_command(argv: list[str]) -> None:
     assert (args.url, args.json, args.quiet, args.job) == ("http://a:1", True, True, "JOB")
 
 
-def test_version_prints_the_installed_projects_version() -> None:
-    """`ocr --version` exits 0 with the project's version, as the installed metadata has it."""
-    run = subprocess.run([sys.executable, "-m", "common.client", "--version"], capture_output=True, text=True,
+def test_version_prints_the_installed_clients_version() -> None:
+    """`ocr --version` exits 0 with the client distribution's version, as the installed metadata has it."""
+    run = subprocess.run([sys.executable, "-m", "ocr_pipeline_client", "--version"], capture_output=True, text=True,
                          cwd=REPO, timeout=60)
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    project = tomllib.loads(CLIENT.read_text())["project"]["version"]
     assert run.returncode == 0 and run.stdout.strip() == f"ocr {project}" == f"ocr {client_version()}"
 
 
@@ -93,8 +95,9 @@ def test_reprocess_takes_a_document_and_a_language() -> None:
 @pytest.mark.parametrize(("filename", "suffix", "name"), [
     ("scan.pdf", ".ocr.pdf", "scan.ocr.pdf"), ("scan.pdf", ".hocr", "scan.hocr"),
     ("a/b/photo.jpeg", ".txt", "photo.txt"), ("", ".ocr.pdf", "document.ocr.pdf"), ("..", ".hocr", "document.hocr"),
-    ("noext", ".ocr.pdf", "noext.ocr.pdf"),
+    ("noext", ".ocr.pdf", "noext.ocr.pdf"), ("a/scan.pdf", "", "scan.pdf"), ("..", "", "document"),
 ])
 def test_a_download_is_named_for_the_document_with_the_results_suffix(filename: str, suffix: str, name: str) -> None:
-    """`get` saves in the current folder under the document's own name and a suffix no original has."""
+    """`get` saves in the current folder under the document's own name and a suffix no original has; the original
+    keeps its name."""
     assert result_name(filename, suffix) == name

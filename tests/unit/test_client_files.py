@@ -10,8 +10,8 @@ from typing import IO
 
 import pytest
 
-from common.client import files
-from common.client.errors import OutputExists
+from ocr_pipeline_client import files
+from ocr_pipeline_client.errors import OutputExists
 
 
 def _writer(data: bytes) -> Callable[[IO[bytes]], int]:

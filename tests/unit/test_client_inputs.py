@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from common.client import settings
-from common.client.batch import output_names, targets
-from common.client.inputs import BadPath, Input, expand
+from ocr_pipeline_client import settings
+from ocr_pipeline_client.batch import output_names, targets
+from ocr_pipeline_client.inputs import BadPath, Input, expand
 
 
 def test_a_folder_is_walked_recursively_for_documents_only(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from common.client import (AuthenticationFailed, BadRequest, Client, RateLimited, RetryPolicy, ServerError,
-                           ServiceUnavailable)
+from ocr_pipeline_client import (AuthenticationFailed, BadRequest, Client, RateLimited, RetryPolicy, ServerError,
+                                 ServiceUnavailable)
 from tests.support import scripted_server
 
 

@@ -1,4 +1,4 @@
-"""Webhook signatures and the rules of where a callback may go: the receiver's check (common.client.webhooks)
+"""Webhook signatures and the rules of where a callback may go: the receiver's check (ocr_pipeline_client.webhooks)
 agrees with the service's signing (common.rules.callbacks), and private addresses are refused unless allowed."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import hashlib
 
 import pytest
 
-from common.client.webhooks import InvalidSignature, verify, webhook_secret
 from common.config import load_settings
 from common.errors import CallbackRefused
 from common.rules import callbacks
+from ocr_pipeline_client.webhooks import InvalidSignature, verify, webhook_secret
 
 SETTINGS = load_settings({"MYSQL_PASSWORD": "x", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b"})
 KEY = "ocr_0123456789ab_" + "s" * 43

@@ -15,9 +15,9 @@ COMMON = REPO / "common"
 
 # Rank of each layer; a module may import its own layer or a lower one. Adapters and engine share a
 # rank but must not import each other: the engine never talks to a service, an adapter never OCRs.
-# The client (common/client: the SDK and the `ocr` command) stands on the HTTP contract: beside the base, it
-# imports nothing of the server.
-RANKS = {"base": 0, "client": 0, "adapters": 1, "engine": 1, "rules": 2, "web": 3, "cli": 4}
+# The client (the SDK and the `ocr` command) is no layer of the server: it is its own distribution, client/
+# (tests/unit/test_client_package.py).
+RANKS = {"base": 0, "adapters": 1, "engine": 1, "rules": 2, "web": 3, "cli": 4}
 BASE = {"blocking", "config", "errors", "logging", "models"}
 ENGINE_MODULES = ("pikepdf", "PIL")
 

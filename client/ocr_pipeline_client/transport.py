@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlencode
 
 import urllib3
 
-from common.client.errors import ApiError, RateLimited, Unreachable, error_class_for
+from ocr_pipeline_client.errors import ApiError, RateLimited, Unreachable, error_class_for
 
 
 @dataclass(frozen=True)
@@ -84,27 +85,43 @@ class Transport:
     def request(self, method: str, path: str, query: Mapping[str, Any] | None = None,
                 body: bytes | IO[bytes] | None = None, headers: Mapping[str, str] | None = None) -> Response:
         """One call, retried on 429 and 503 as the policy allows; an error answer raises its typed error."""
-        url = self.url(path, query)
+        r = self._exchange(method, self.url(path, query), body, headers, stream=False)
+        return Response(r.status, r.headers, r.data)
+
+    @contextmanager
+    def stream(self, path: str, query: Mapping[str, Any] | None = None) -> Iterator[Stream]:
+        """A GET of the API whose body is read as it arrives (a download), retried and typed as `request` is."""
+        r = self._exchange("GET", self.url(path, query), None, None, stream=True)
+        try:
+            yield Stream(r.headers, r)
+        finally:
+            r.release_conn()
+
+    def _exchange(self, method: str, url: str, body: bytes | IO[bytes] | None, headers: Mapping[str, str] | None,
+                  stream: bool) -> urllib3.BaseHTTPResponse:
         start = body.tell() if body is not None and not isinstance(body, bytes) else 0
         unavailable = rate_limited = 0
         while True:
             if body is not None and not isinstance(body, bytes):
                 body.seek(start)  # a retried upload sends the file again from its start
-            response = self._send(method, url, body, {**self._auth, **(headers or {})})
-            if response.status < 400:
-                return response
-            error = error_from(response, url)
-            if response.status == 429:
+            r = self._send(method, url, body, {**self._auth, **(headers or {})}, stream)
+            if r.status < 400:
+                return r
+            try:
+                error = error_from(Response(r.status, r.headers, r.data), url)
+            finally:
+                r.release_conn()
+            if r.status == 429:
                 rate_limited += 1
                 if rate_limited >= self.retry.rate_limited_attempts:
                     raise error
-            elif response.status == 503:
+            elif r.status == 503:
                 unavailable += 1
                 if unavailable >= self.retry.attempts:
                     raise error
             else:
                 raise error
-            wait = _retry_after(response.headers.get("Retry-After"))
+            wait = _retry_after(r.headers.get("Retry-After"))
             if wait is None:
                 wait = self.retry.backoff * 2 ** max(0, unavailable - 1)
             wait = min(wait, self.retry.max_wait)
@@ -112,12 +129,13 @@ class Transport:
                 self.on_retry(error.code, wait)
             self._sleep(wait)
 
-    def _send(self, method: str, url: str, body: bytes | IO[bytes] | None, headers: dict[str, str]) -> Response:
+    def _send(self, method: str, url: str, body: bytes | IO[bytes] | None, headers: dict[str, str],
+              stream: bool = False) -> urllib3.BaseHTTPResponse:
         try:
-            r = self._http.request(method, url, body=body, headers=headers, redirect=False)
+            return self._http.request(method, url, body=body, headers=headers, redirect=False,
+                                      preload_content=not stream)
         except urllib3.exceptions.HTTPError as e:
             raise Unreachable(f"cannot reach {self.base_url} ({_reason(e)})") from e
-        return Response(r.status, r.headers, r.data)
 
     def download(self, url: str, out: IO[bytes]) -> int:
         """GET a signed result link into `out`, streamed; no API key goes with it (the link is its own
@@ -129,13 +147,29 @@ class Transport:
         try:
             if r.status >= 400:
                 raise error_from(Response(r.status, r.headers, r.read()), url)
-            written = 0
-            for chunk in r.stream(1 << 16):
-                out.write(chunk)
-                written += len(chunk)
-            return written
+            return Stream(r.headers, r).copy_to(out)
         finally:
             r.release_conn()
+
+
+@dataclass
+class Stream:
+    """An answer whose body is still to be read: its headers now, its bytes as `copy_to` reads them."""
+
+    headers: Mapping[str, str]
+    _response: urllib3.BaseHTTPResponse
+
+    def copy_to(self, out: IO[bytes]) -> int:
+        """Write the body to `out` in chunks; the bytes written. A connection lost midway is `Unreachable`, so
+        a half-read body is never taken for the whole."""
+        written = 0
+        try:
+            for chunk in self._response.stream(1 << 16):
+                out.write(chunk)
+                written += len(chunk)
+        except urllib3.exceptions.HTTPError as e:
+            raise Unreachable(f"the download broke off after {written} bytes ({_reason(e)})") from e
+        return written
 
 
 def _reason(error: urllib3.exceptions.HTTPError) -> str:

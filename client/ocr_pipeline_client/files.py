@@ -8,6 +8,8 @@ ever sees a half-written result, and an existing file is never truncated."""
 
 from __future__ import annotations
 
+import email.message
+import email.utils
 import errno
 import os
 import secrets
@@ -16,11 +18,30 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
-from common.client.errors import OutputExists
+from ocr_pipeline_client.errors import OutputExists
 
 # link(2) is refused on some file systems (FAT, some network and FUSE mounts): an exclusive create and a copy
 # stand in there, which still never replaces a file, though a reader may see the copy growing.
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+def attachment_name(header: str | None) -> str | None:
+    """The file name a `Content-Disposition` answer header gives (`filename*`, RFC 5987, before `filename`),
+    as a bare name: a folder part, a name of dots alone or one with control characters gives None, so a
+    service can never make the client write outside the folder it was given."""
+    if not header:
+        return None
+    message = email.message.Message()
+    message["Content-Disposition"] = header
+    params = message.get_params(header="content-disposition") or []
+    names = [email.utils.collapse_rfc2231_value(value) for key, value in params if key.lower() == "filename"]
+    # The extended (RFC 2231) form, read as a (charset, language, value) tuple, is the exact one when present.
+    extended = [email.utils.collapse_rfc2231_value(value) for key, value in params
+                if key.lower() == "filename" and isinstance(value, tuple)]
+    name = (extended or names or [""])[0]
+    if "/" in name or "\\" in name or name.strip(".") == "" or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return None
+    return name
 
 
 def refuse_existing(paths: Iterable[Path], force: bool = False) -> None:

@@ -12,12 +12,14 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from common.client import commands
-from common.client.batch import OUTPUT_NAMES as OUTPUTS
-from common.client.errors import AuthenticationFailed, ClientError, Unreachable
-from common.client.inputs import BadPath, Unreadable
-from common.client.settings import SettingsMissing, config_path
+from ocr_pipeline_client import commands
+from ocr_pipeline_client.batch import OUTPUT_NAMES as OUTPUTS
+from ocr_pipeline_client.errors import AuthenticationFailed, ClientError, Unreachable
+from ocr_pipeline_client.inputs import BadPath, Unreadable
+from ocr_pipeline_client.settings import SettingsMissing, config_path
 
+# The name the client is installed under (client/pyproject.toml); its import name is ocr_pipeline_client.
+DISTRIBUTION = "ocr-pipeline-client"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 EPILOG = """\
@@ -30,9 +32,9 @@ line; everything else goes to stderr. Exit codes: 0 all completed, 1 something f
 
 
 def client_version() -> str:
-    """The installed project's version (the client ships with it), or `unknown` when run from a bare tree."""
+    """The installed client distribution's version, or `unknown` when run from a bare tree."""
     try:
-        return metadata.version("ocr-pipeline")
+        return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
         return "unknown"
 

@@ -5,16 +5,25 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 from urllib.parse import quote
 
-from common.client import files
-from common.client.errors import JobFailed, OutputMissing, WaitTimeout
-from common.client.models import DocumentListItem, DocumentPage, JobStatus, UploadAccepted
-from common.client.transport import RetryPolicy, Transport
+from ocr_pipeline_client import files
+from ocr_pipeline_client.errors import DownloadUnsupported, JobFailed, NotFound, OutputMissing, WaitTimeout
+from ocr_pipeline_client.models import DocumentListItem, DocumentPage, JobStatus, UploadAccepted
+from ocr_pipeline_client.transport import RetryPolicy, Transport
 
-Output = Literal["searchable_pdf", "hocr"]
+# What `download` fetches, and the suffix of the name each is saved under when only a folder is given (the
+# searchable PDF is `.ocr.pdf`: saved beside a scan.pdf it must not take the original's name).
+KINDS = ("text", "pdf", "hocr", "original")
+SUFFIXES = {"text": ".txt", "pdf": ".ocr.pdf", "hocr": ".hocr", "original": ""}
+# The names of `outputs` in a status, also taken as kinds; and where a service without the route links each.
+ALIASES = {"searchable_pdf": "pdf"}
+OUTPUT_LINKS = {"pdf": "searchable_pdf", "hocr": "hocr"}
+# The code of the documents function's answer to a path it does not know: the download route is missing.
+ROUTE_MISSING = "not_found"
 # The filters `list` takes, by their names in the contract.
 LIST_FILTERS = ("filename", "content_type", "status", "date_from", "date_to", "sort", "q", "owner")
 
@@ -28,6 +37,8 @@ class Client:
         self.url = url.rstrip("/")
         self._sleep = sleep
         self.transport = Transport(self.url, api_key, timeout, retry, sleep, on_retry)
+        # Whether the service has the download route: unknown (None) until the first download says.
+        self._download_route: bool | None = None
 
     # --- documents in -----------------------------------------------------------------------------------------
 
@@ -36,7 +47,7 @@ class Client:
                callback_url: str | None = None, output: str | None = None) -> UploadAccepted:
         """Send a document (a path, its bytes, or an open binary file) as the raw body; answers once it is
         stored and its job is `pending`. With `callback_url`, the service POSTs a signed event there when the
-        job ends (check it with common.client.webhooks.verify). `output="pdfa"` asks for a PDF/A-2b searchable
+        job ends (check it with ocr_pipeline_client.webhooks.verify). `output="pdfa"` asks for a PDF/A-2b searchable
         PDF, `"pdf"` for a plain one (absent: the service's OUTPUT_PDFA)."""
         headers = {"Content-Type": "application/octet-stream"}
         if idempotency_key:
@@ -102,22 +113,68 @@ class Client:
         response = self.transport.request("GET", f"/function/status/{_id(job_id)}", {"format": "text"})
         return response.body.decode("utf-8")
 
-    def download(self, job: str | JobStatus, output: Output, dest: str | os.PathLike[str] | IO[bytes], *,
-                 overwrite: bool = False) -> int:
-        """Save a completed job's searchable PDF or hOCR to a path (written whole or not at all) or a binary
-        file; returns the bytes written. A path that exists raises `OutputExists` and is left as it is, unless
-        `overwrite`. Given a job id (or a document id: its current job), its links are read fresh (they
-        expire); given a status just read, its links are used as they are."""
-        if isinstance(dest, (str, os.PathLike)):
+    def download(self, job: str | JobStatus, kind: str, dest: str | os.PathLike[str] | IO[bytes], *,
+                 overwrite: bool = False) -> Downloaded:
+        """Save a completed job's `text`, searchable `pdf`, `hocr` or the `original` file to a path, into a folder
+        (under the name the service gives: `scan.txt`, `scan.ocr.pdf`, `scan.hocr`, `scan.pdf`) or to a binary
+        file. A file is written whole or not at all, and one that exists raises `OutputExists` and is left as
+        it is, unless `overwrite`. `job` is a job id, a document id (its current job) or a status just read.
+
+        Through the API's download route, with this client's key; a service older than that route gets the
+        text from the job's status and the PDF and hOCR from its signed links (it has no way to the original:
+        `DownloadUnsupported`)."""
+        kind = _kind(kind)
+        path = Path(dest) if isinstance(dest, (str, os.PathLike)) else None
+        if path is not None and not path.is_dir():
             # Before the download: a file that cannot be saved costs no transfer.
-            files.refuse_existing([Path(dest)], overwrite)
+            files.refuse_existing([path], overwrite)
+        if self._download_route is not False:
+            job_id = job.job_id if isinstance(job, JobStatus) else job
+            try:
+                with self.transport.stream(f"/function/documents/{_id(job_id)}/download/{kind}") as answer:
+                    self._download_route = True
+                    named = files.attachment_name(answer.headers.get("Content-Disposition"))
+                    fallback = (result_name(job.filename, SUFFIXES[kind]) if isinstance(job, JobStatus)
+                                else job_id + SUFFIXES[kind])
+                    return self._save(answer.copy_to, path, dest, named or fallback, overwrite)
+            except NotFound as e:
+                if e.code == OutputMissing.code:
+                    # The same meaning as a status without the link: one error to catch, whichever path was taken.
+                    raise OutputMissing(e.message, e.code, e.http_status, e.request_id) from e
+                # The route's own 404 (`not_found`): a service from before it. Any other code is the answer.
+                if e.code != ROUTE_MISSING or self._download_route:
+                    raise
+                self._download_route = False
+        return self._download_from_status(job, kind, path, dest, overwrite)
+
+    def _download_from_status(self, job: str | JobStatus, kind: str, path: Path | None,
+                              dest: str | os.PathLike[str] | IO[bytes], overwrite: bool) -> Downloaded:
+        """What a service without the download route offers: the status's text and its signed output links,
+        read fresh for an id (they expire), as they are for a status given."""
         current = self.status(job) if isinstance(job, str) else job
-        link = getattr(current.outputs, output, None) if current.outputs else None
-        if current.status != "completed" or not link:
-            raise OutputMissing(f"job {current.job_id} is {current.status}; it has no {output} to download")
-        if not isinstance(dest, (str, os.PathLike)):
-            return self.transport.download(link, dest)
-        return files.write_new(Path(dest), lambda f: self.transport.download(link, f), overwrite)
+        if kind == "original":
+            raise DownloadUnsupported(f"the service at {self.url} has no download route, and its status holds no "
+                                      "link to the original")
+        if current.status != "completed":
+            raise OutputMissing(f"job {current.job_id} is {current.status}; it has no {kind} to download")
+        name = result_name(current.filename, SUFFIXES[kind])
+        if kind == "text":
+            body = (current.text or "").encode("utf-8")
+            return self._save(lambda out: out.write(body), path, dest, name, overwrite)
+        link = getattr(current.outputs, OUTPUT_LINKS[kind], None) if current.outputs else None
+        if not link:
+            raise OutputMissing(f"job {current.job_id} has no {kind} to download")
+        return self._save(lambda out: self.transport.download(link, out), path, dest, name, overwrite)
+
+    @staticmethod
+    def _save(write: Callable[[IO[bytes]], int], path: Path | None, dest: str | os.PathLike[str] | IO[bytes],
+              name: str, overwrite: bool) -> Downloaded:
+        if path is None:
+            return Downloaded(None, write(dest))  # type: ignore[arg-type]
+        if path.is_dir():
+            path = path / name
+            files.refuse_existing([path], overwrite)
+        return Downloaded(path, files.write_new(path, write, overwrite))
 
     # --- the library ------------------------------------------------------------------------------------------
 
@@ -152,6 +209,31 @@ class Client:
     def delete(self, document_id: str) -> None:
         """Delete a document, its original and everything made from it; `NotFound` if there is none."""
         self.transport.request("DELETE", f"/function/documents/{_id(document_id)}")
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """Where a download was saved (None when written to a file object) and how many bytes it has."""
+
+    path: Path | None
+    size: int
+
+
+def _kind(kind: str) -> str:
+    kind = ALIASES.get(kind, kind)
+    if kind not in KINDS:
+        raise ValueError(f"unknown download kind {kind!r}; choose from {', '.join(KINDS)}")
+    return kind
+
+
+def result_name(filename: str, suffix: str) -> str:
+    """`scan.pdf` -> `scan.ocr.pdf` / `scan.hocr` / `scan.txt`: the document's own name (never a folder of it)
+    with the result's suffix; with no suffix (the original), the name itself."""
+    name = Path(filename).name
+    if not suffix and name not in ("", ".", ".."):
+        return name
+    stem = Path(name).stem if name not in ("", ".", "..") else ""
+    return (stem or "document") + suffix
 
 
 def _id(value: str) -> str:

@@ -8,12 +8,12 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.client import files
-from common.client.errors import ApiError, AuthenticationFailed, ClientError, Forbidden, Unreachable
-from common.client.inputs import Input
-from common.client.models import JobStatus, UploadAccepted
-from common.client.progress import Display
-from common.client.sdk import Client
+from ocr_pipeline_client import files
+from ocr_pipeline_client.errors import ApiError, AuthenticationFailed, ClientError, Forbidden, Unreachable
+from ocr_pipeline_client.inputs import Input
+from ocr_pipeline_client.models import JobStatus, UploadAccepted
+from ocr_pipeline_client.progress import Display
+from ocr_pipeline_client.sdk import Client
 
 # Errors that would fail every other upload the same way: stop at the first instead of repeating it per file.
 FATAL = (Unreachable, AuthenticationFailed, Forbidden)
@@ -132,5 +132,5 @@ def save_outputs(client: Client, job: Tracked, out_dir: Path, outputs: tuple[str
             body = (job.status.text or "").encode("utf-8")
             files.write_new(path, lambda f: f.write(body), force)
         else:
-            client.download(job.status, output, path, overwrite=force)  # type: ignore[arg-type]
+            client.download(job.status, output, path, overwrite=force)
         job.saved[output] = str(path)

@@ -94,6 +94,13 @@ class OutputMissing(ClientError):
     code = "output_missing"
 
 
+class DownloadUnsupported(ClientError):
+    """The service cannot give what was asked in any way this client knows (the original, from a service older
+    than the download route)."""
+
+    code = "download_unsupported"
+
+
 class OutputExists(ClientError):
     """A result would replace a file that is already there (the command's --force allows it); `path` names it."""
 

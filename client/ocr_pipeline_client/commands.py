@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from common.client import batch, inputs, settings
-from common.client.errors import ClientError, Conflict, NotFound, OutputExists
-from common.client.files import refuse_existing, write_new
-from common.client.models import DocumentListItem
-from common.client.progress import display_for
-from common.client.sdk import Client
+from ocr_pipeline_client import batch, inputs, settings
+from ocr_pipeline_client.errors import ClientError, Conflict, NotFound, OutputExists
+from ocr_pipeline_client.files import refuse_existing, write_new
+from ocr_pipeline_client.models import DocumentListItem
+from ocr_pipeline_client.progress import display_for
+from ocr_pipeline_client.sdk import Client, result_name
 
 
 class Interrupted(Exception):
@@ -263,21 +263,15 @@ def get(client: Client, args: argparse.Namespace) -> int:
         client.download(current, args.output, sys.stdout.buffer)
         return 0
     path = Path(args.output_file or result_name(current.filename, batch.SUFFIXES[args.output]))
-    written = client.download(current, args.output, path, overwrite=args.force)
+    saved = client.download(current, args.output, path, overwrite=args.force)
+    # -o naming a folder saves in it, under the name the service gives.
+    path, written = saved.path or path, saved.size
     if args.json:
         _print_json({"job_id": current.job_id, "document_id": current.document_id, "path": str(path),
                      "bytes": written})
     else:
         _saved(args, path, written)
     return 0
-
-
-def result_name(filename: str, suffix: str) -> str:
-    """`scan.pdf` -> `scan.ocr.pdf` / `scan.hocr`: the document's own name (never a folder of it) with the
-    result's suffix, which is never the original's."""
-    name = Path(filename).name
-    stem = Path(name).stem if name not in ("", ".", "..") else ""
-    return (stem or "document") + suffix
 
 
 def _saved(args: argparse.Namespace, path: Path, written: int) -> None:

@@ -1,11 +1,15 @@
-"""How `ocr` shows jobs advancing: a bar per document and one overall on a terminal, plain lines elsewhere."""
+"""How `ocr` shows jobs advancing: a bar per document and one overall on a terminal, plain lines elsewhere.
+
+The bars are rich's, an optional extra (`pip install 'ocr-pipeline-client[progress]'`); without it a terminal
+gets the plain lines too."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from typing import IO, Any, Protocol
 
-from common.client.models import JobStatus
+from ocr_pipeline_client.models import JobStatus
 
 
 def _pages(status: JobStatus | None) -> str:
@@ -100,6 +104,11 @@ class Bars:
             self.started = False
 
 
+def has_bars() -> bool:
+    """Whether the `progress` extra (rich) is installed."""
+    return importlib.util.find_spec("rich") is not None
+
+
 def display_for(out: IO[str] | None = None) -> Display:
     out = out or sys.stderr
-    return Bars(out) if out.isatty() else PlainLines(out)
+    return Bars(out) if out.isatty() and has_bars() else PlainLines(out)
