@@ -18,7 +18,7 @@ from common.engine.pdf import searchable as searchable_pdf
 from common.engine.page.images import image_rasters
 from common.engine.pdf.layer_words import LayerLayout, place_layers, write_hocr
 from common.engine.limits import OcrLimits
-from common.engine.page.read import PageRead, UnreadableImage, read_page
+from common.engine.page.read import DocumentLanguage, PageRead, UnreadableImage, read_page
 from common.engine.pdf.document import PdfDocument
 from common.engine.recognition import Outputs, Recognition
 from common.engine.pdf.searchable import TextLayer
@@ -64,10 +64,11 @@ class TesseractEngine:
     ) -> Generator[PageResult, None, Outputs]:
         """Every frame OCRed; the searchable PDF joins the pages' PDFs (each the image with its text)."""
         rasters = image_rasters(path, workdir, self.limits)
+        language = DocumentLanguage()
         on_page_count(len(rasters))
 
         def page(n: int) -> PageRead:
-            return read_page(rasters[n - 1], lang, self.limits, output_dir is not None, time.monotonic())
+            return read_page(rasters[n - 1], lang, self.limits, output_dir is not None, time.monotonic(), language)
 
         pdfs: list[Path] = []
         hocrs: list[Path] = []
@@ -96,6 +97,7 @@ class TesseractEngine:
         """
         layers: dict[int, TextLayer] = {}  # page -> its text-only PDF and how it lies on the page
         hocrs: list[Path] = []
+        language = DocumentLanguage()
         with PdfDocument(path) as pdf:
             count = pdf_pages.page_count(pdf, self.limits)
             on_page_count(count)
@@ -115,12 +117,12 @@ class TesseractEngine:
                                                words=layout.words, lines=layout.lines), hocr=kept)
                 raster = pdf_pages.page_raster(path, pdf, pages, n, workdir, self.limits)
                 try:
-                    read = read_page(raster, lang, self.limits, output_dir is not None, started)
+                    read = read_page(raster, lang, self.limits, output_dir is not None, started, language)
                 except UnreadableImage as e:
                     # E.g. a stored stream that inflates short: poppler draws what it can of it, as for any page.
                     log.warning("ocr.stored_image_unreadable", page=n, reason=e.message)
                     raster = pdf_pages.rendered_raster(path, pdf, n, workdir, self.limits)
-                    read = read_page(raster, lang, self.limits, output_dir is not None, started)
+                    read = read_page(raster, lang, self.limits, output_dir is not None, started, language)
                 if n in pages.rejected:
                     warning = ResultWarning(WarningCode.TEXT_LAYER_REJECTED,
                                             f"the page's own text layer was not used ({pages.rejected[n]}): "

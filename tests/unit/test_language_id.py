@@ -198,3 +198,20 @@ def test_auto_reads_an_english_page_once(tmp_path: Path) -> None:
     reads = [e for e in logs if e.get("event") == "process.ran" and e.get("program") == "tesseract"
              and "--psm" not in e.get("args", [])]
     assert len(reads) == 1
+
+
+def test_auto_reads_a_german_document_twice_on_its_first_page_only(tmp_path: Path) -> None:
+    """The language found on one page reads the next first: a three-page German TIFF costs one extra read."""
+    from common.engine.ocr import OcrLimits, TesseractEngine
+
+    (tmp_path / "p").mkdir()
+    frames = [Image.open(scan(tmp_path / "p", LETTERS["deu"])).copy() for _ in range(3)]
+    path = tmp_path / "letter.tif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], dpi=(300, 300))
+    limits = OcrLimits(max_pages=5, max_page_pixels=40_000_000, page_timeout=120, dpi=300, workers=1)
+    with capture_logs() as logs:
+        pages = list(TesseractEngine(limits).recognise(path, "image/tiff", "auto", lambda n: None))
+    assert [p.languages[0] for p in pages] == ["deu"] * 3
+    reads = [e for e in logs if e.get("event") == "process.ran" and e.get("program") == "tesseract"
+             and "--psm" not in e.get("args", [])]
+    assert len(reads) == 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,7 +78,26 @@ class PageRead:
     geometry: Straightening | None = None  # how the raster tesseract read was turned from the page
 
 
-def read_page(raster: Raster, lang: str, limits: OcrLimits, keep_files: bool, started: float) -> PageRead:
+class DocumentLanguage:
+    """lang=auto across one document's pages: the language the latest page was found in reads the next page
+    first, so a German document is read twice on its first page (or two, in parallel) rather than on each."""
+
+    def __init__(self) -> None:
+        self._lang = FIRST_READ_LANG
+        self._lock = threading.Lock()
+
+    @property
+    def first(self) -> str:
+        with self._lock:
+            return self._lang
+
+    def found(self, lang: str) -> None:
+        with self._lock:
+            self._lang = lang
+
+
+def read_page(raster: Raster, lang: str, limits: OcrLimits, keep_files: bool, started: float,
+              document_language: DocumentLanguage | None = None) -> PageRead:
     """OCR a page raster: looked at first (skew, sideways lines, coloured ink, an uneven background), given to
     tesseract straightened where it needs it, and checked for orientation when it reads badly.
 
@@ -100,7 +120,7 @@ def read_page(raster: Raster, lang: str, limits: OcrLimits, keep_files: bool, st
                 image, geometry = straightened(original, raster.dpi, analysis, turn, skew, limits.clean_up,
                                                original.with_name(f"{original.stem}-straight.tif"))
         text_only = raster.from_pdf or image != original
-        reading = FIRST_READ_LANG if lang == AUTO else lang
+        reading = (document_language.first if document_language else FIRST_READ_LANG) if lang == AUTO else lang
         read = _first_read(raster, image, reading, limits.page_timeout, keep_files, text_only)
         if read.confidence is None or read.confidence < LOW_CONFIDENCE:
             turn = _orientation(image, limits.page_timeout)
@@ -127,7 +147,7 @@ def read_page(raster: Raster, lang: str, limits: OcrLimits, keep_files: bool, st
         languages: list[str] = []
         if lang == AUTO:
             read, languages = _in_its_language(raster, image, read, reading, limits.page_timeout, keep_files,
-                                               text_only)
+                                               text_only, document_language)
         moved = geometry.angle != 0
         words = [geometry.word(w) for w in read.words_in_lines()] if moved else read.words_in_lines()
         lines = [geometry.line(line) for line in read.lines] if moved else read.lines
@@ -163,13 +183,16 @@ def read_page(raster: Raster, lang: str, limits: OcrLimits, keep_files: bool, st
 
 
 def _in_its_language(raster: Raster, image: Path, read: hocr.HocrPage, reading: str, timeout: float,
-                     keep_files: bool, text_only: bool) -> tuple[hocr.HocrPage, list[str]]:
+                     keep_files: bool, text_only: bool,
+                     document_language: DocumentLanguage | None) -> tuple[hocr.HocrPage, list[str]]:
     """lang=auto: the first read's text identified; read again in the detected installed languages when they
     are not what it was read with. Returns the read kept and the languages detected (installed ones)."""
     choice = identify_languages(read.text, installed_languages(), reading)
     if choice is None:
         return read, []
     detected = [d.lang for d in choice.detected if d.installed]
+    if document_language is not None:
+        document_language.found(choice.lang)
     if choice.lang == reading:
         return read, detected
     again = _tesseract(raster, image, choice.lang, timeout, keep_files, text_only, kept_as="-lang")
