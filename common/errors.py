@@ -175,6 +175,12 @@ class JobNotCompleted(PipelineError):
     http_status = 409
 
 
+class OutputMissing(NotFound):
+    """A download of an output the job did not make (no searchable PDF for it, say)."""
+
+    code = "output_missing"
+
+
 class MethodNotAllowed(PipelineError):
     code = "method_not_allowed"
     http_status = 405
