@@ -181,6 +181,12 @@ class OutputMissing(NotFound):
     code = "output_missing"
 
 
+class PageNotFound(NotFound):
+    """A page number the job does not have (a preview of page 0, or past its last page)."""
+
+    code = "page_not_found"
+
+
 class MethodNotAllowed(PipelineError):
     code = "method_not_allowed"
     http_status = 405

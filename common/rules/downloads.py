@@ -79,7 +79,7 @@ def saved_name(original: str, kind: str) -> str:
     return (stem or "document") + SUFFIXES[kind]
 
 
-def _job_of(settings: Settings, document_or_job_id: str, caller: Principal) -> tuple[Job, Document]:
+def job_of(settings: Settings, document_or_job_id: str, caller: Principal) -> tuple[Job, Document]:
     """The job an id names: a job's own id, or a document's (its current job, as status reads it). Someone
     else's is answered like a missing one."""
     owner = caller.owner_filter
@@ -99,7 +99,7 @@ def download(settings: Settings, document_or_job_id: str, kind: str, caller: Pri
     """
     if kind not in KINDS:
         raise BadRequest(f"download {kind[:20]!r} is not known; choose from {', '.join(KINDS)}")
-    job, document = _job_of(settings, document_or_job_id, caller)
+    job, document = job_of(settings, document_or_job_id, caller)
     name = saved_name(document.filename, kind)
     if kind == "original":
         stream = storage.open_object(settings, document.bucket, document.object_key)

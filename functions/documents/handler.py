@@ -1,5 +1,5 @@
 """documents: one document of the caller's: GET describes it, DELETE removes it, POST .../reprocess OCRs it again,
-GET .../download/{text,pdf,hocr,original} streams a result or the original."""
+GET .../download/{text,pdf,hocr,original} streams a result or the original, GET .../pages/{n}/preview a page's PNG."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import flask
 
 from common.config import Settings
 from common.engine.languages import validate_lang
-from common.errors import NotFound, unknown_parameters
+from common.errors import NotFound, PageNotFound, unknown_parameters
 from common.models import Principal
-from common.rules import downloads, library
+from common.rules import downloads, library, previews
 from common.web.api import current_request_id, http_function, json_response, require_method
 from common.web.links import public_base
 
@@ -43,6 +43,17 @@ def handle(request: flask.Request, settings: Settings, caller: Principal) -> fla
         response.headers["Content-Disposition"] = found.content_disposition()
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
+    if len(parts) == 4 and parts[1] == "pages" and parts[3] == "preview":
+        require_method(request, "GET")
+        if not parts[2].isdigit():
+            raise PageNotFound("pages are numbered from 1: /function/documents/<id>/pages/<n>/preview")
+        image = previews.preview(settings, parts[0], int(parts[2]), caller)
+        response = flask.Response(image.chunks, content_type="image/png", direct_passthrough=True)
+        response.content_length = image.size
+        # A page's picture never changes while its job lives: the browser may keep it (private: behind a key).
+        response.headers["Cache-Control"] = "private, max-age=86400"
+        return response
     raise NotFound("use /function/documents/<document_id> (GET, DELETE), "
                    "/function/documents/<document_id>/reprocess (POST) or "
-                   "/function/documents/<document_or_job_id>/download/<text|pdf|hocr|original> (GET)")
+                   "/function/documents/<document_or_job_id>/download/<text|pdf|hocr|original> (GET) or "
+                   "/function/documents/<document_or_job_id>/pages/<n>/preview (GET)")
