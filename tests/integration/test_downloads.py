@@ -210,3 +210,43 @@ def test_a_large_output_is_streamed_without_the_function_holding_it(stack: Any, 
     assert received == size
     grown = (peak[0] - before) * 1024
     assert grown < size / 4, f"the function grew by {grown / MiB:.1f} MiB serving a {size / MiB:.0f} MiB object"
+
+
+def test_a_page_preview_is_a_png_of_the_pages_shape_made_once_and_kept(owner: Gateway, settings: Settings, s3: Any,
+                                                                         stack: Any, done: dict[str, Any]) -> None:
+    """GET .../pages/1/preview: a PNG with the page's proportions, kept in MinIO under the job's results (a second
+    read is the same bytes); page 0 or past the last is 404 page_not_found; another key's is job_not_found."""
+    from PIL import Image
+
+    from common.rules.previews import preview_key
+
+    path = f"/function/documents/{done['document_id']}/pages/1/preview"
+    first = owner.request("GET", path)
+    assert first.status == 200, first.body
+    assert first.headers["Content-Type"] == "image/png"
+    with Image.open(io.BytesIO(first.body)) as picture:
+        size = picture.size
+    page = owner.status(done["job_id"], "?include=pages").json()["pages"][0]
+    assert abs(size[0] / size[1] - page["width"] / page["height"]) < 0.01, (size, page)
+    assert s3.stat_object(settings.s3_bucket, preview_key(settings, done["job_id"], 1)).size == len(first.body)
+    assert owner.request("GET", path).body == first.body
+    for number in ("0", "2", "x"):
+        reply = owner.request("GET", f"/function/documents/{done['job_id']}/pages/{number}/preview")
+        assert (reply.status, reply.json()["error"]["code"]) == (404, "page_not_found"), number
+    other = Gateway(stack.gateway_url, api_key=new_key(settings)).request("GET", path)
+    assert (other.status, other.json()["error"]["code"]) == (404, "job_not_found")
+
+
+def test_a_pdf_pages_preview_is_rendered_from_the_pdf(owner: Gateway) -> None:
+    """Page 2 of a two-page scanned PDF previews as a PNG of that page's shape."""
+    from PIL import Image
+
+    from tests.support import scanned_pdf
+
+    reply = owner.upload(scanned_pdf([["First page"], ["Second page"]]), "two.pdf")
+    job = owner.wait_final(reply.json()["job_id"])["job_id"]
+    got = owner.request("GET", f"/function/documents/{job}/pages/2/preview")
+    assert got.status == 200 and got.body.startswith(b"\x89PNG")
+    page = owner.status(job, "?include=pages").json()["pages"][1]
+    with Image.open(io.BytesIO(got.body)) as picture:
+        assert abs(picture.size[0] / picture.size[1] - page["width"] / page["height"]) < 0.01
