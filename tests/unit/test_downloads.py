@@ -71,3 +71,23 @@ def test_an_unknown_output_links_setting_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match="OUTPUT_LINKS='minio' is not one of api, presigned"):
         load_settings({"SECRETS_DIR": "/nonexistent", "MYSQL_PASSWORD": "x", "S3_ACCESS_KEY": "a",
                        "S3_SECRET_KEY": "b", "OUTPUT_LINKS": "minio"})
+
+
+@pytest.mark.parametrize(("public_url", "headers", "base"), [
+    ("https://ocr.example.com", {"X-Forwarded-Host": "elsewhere"}, "https://ocr.example.com"),
+    ("", {"X-Forwarded-Host": "gw.example.com:8080", "X-Forwarded-Proto": "https"}, "https://gw.example.com:8080"),
+    ("", {"X-Forwarded-Host": "a.example.com, b.example.com", "X-Forwarded-Proto": "javascript"},
+     "http://a.example.com"),
+    ("", {}, "http://127.0.0.1:31000"),
+])
+def test_links_start_at_public_url_else_the_forwarded_host_else_the_functions_own(
+        public_url: str, headers: dict[str, str], base: str) -> None:
+    """PUBLIC_URL wins; else the gateway's X-Forwarded-Host/Proto (first hop; only http or https); else the
+    host the function was called at."""
+    import flask
+
+    from common.web.links import public_base
+
+    settings = dataclasses.replace(SETTINGS, public_url=public_url)
+    with flask.Flask(__name__).test_request_context("/x", base_url="http://127.0.0.1:31000", headers=headers):
+        assert public_base(flask.request, settings) == base
