@@ -1,5 +1,6 @@
-"""The web page in a real browser: headless chromium, driven over its DevTools protocol, uploads a scanned page
-through the page's file input, watches it complete, and shows its text, its searchable PDF and the search."""
+"""The web page in a real browser: headless chromium, driven over its DevTools protocol, uploads scans through
+the page's file input and drop zone, watches them complete, downloads, views, finds, re-processes and deletes
+them, survives a reload, fits a phone, and passes axe-core; it makes the pictures of these states in docs/."""
 
 from __future__ import annotations
 
@@ -452,8 +453,9 @@ def test_page_uploads_a_scan_shows_its_progress_text_and_pdf_and_finds_it(stack:
             first_job = await page.evaluate(f"{card}.dataset.job")
             await page.evaluate(f"{card}.querySelector('.relang').value = 'eng'")
             await page.evaluate(f"{card}.querySelector('.reprocess').requestSubmit()")
-            await page.wait_for(f"{card}.dataset.job !== {js(first_job)} && {card}.dataset.state === 'completed'",
-                                240, "the re-process to complete")
+            await page.wait_for(f"{card}.dataset.job !== {js(first_job)}", 30, "the re-process to start")
+            assert await page.evaluate(f"document.activeElement === {card}.querySelector('.filename')")
+            await page.wait_for(f"{card}.dataset.state === 'completed'", 240, "the re-process to complete")
             again = json.loads(http.request("GET", stack.gateway_url + f"/function/status/{first_job}",
                                             headers=auth).data)
             document_id = again["document_id"]

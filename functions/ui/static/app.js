@@ -390,6 +390,8 @@ async function reprocess(card) {
                                {method: "POST", body: form});
     clearResult(card);
     setState(card, accepted.status);
+    // The form just used is hidden until the new job ends: the focus goes to the card, not the page's top.
+    $(".filename", card).focus();
     announce(`${$(".filename", card).textContent}: read again${lang ? ` in ${lang}` : ""}.`);
     follow(card, accepted.job_id);
   } catch (error) {
