@@ -107,7 +107,7 @@ class Gateway:
         r = self.http.request(method, self.base + path, **kw)
         return Reply(r.status, r.headers, r.data)
 
-    def fetch(self, url: str) -> Any:
+    def follow_link(self, url: str) -> Any:
         """GET an absolute URL an answer gave (a result link) with this client's key, as a user follows it."""
         return self.http.request("GET", url, headers=self.default_headers)
 

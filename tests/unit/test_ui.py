@@ -45,7 +45,7 @@ def test_every_answer_carries_a_self_only_content_security_policy(client: Any, p
     assert directives["default-src"] == "'self'"
     for name in ("script-src", "style-src", "connect-src"):
         assert directives[name] == "'self'", name
-    # Page previews are fetched with the key and shown from blob: URLs of the page's own making.
+    # Page previews are requested with the key and shown from blob: URLs of the page's own making.
     assert directives["img-src"] == "'self' blob:"
     assert directives["object-src"] == "'none'" and directives["frame-ancestors"] == "'none'"
     assert "unsafe" not in policy and "data:" not in policy and "*" not in policy

@@ -154,7 +154,7 @@ function filenameOf(response, fallback) {
   return plain ? plain[1] : fallback;
 }
 
-// A link cannot carry the key, so the file is fetched with it and handed to the browser as a blob.
+// A link cannot carry the key, so the file is requested with it and handed to the browser as a blob.
 async function download(id, kind, button) {
   button.disabled = true;
   try {
