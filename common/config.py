@@ -69,6 +69,9 @@ class Settings:
     # Completion webhooks (rules/callbacks.py): hosts or networks allowed although private or loopback.
     callback_allowed_hosts: tuple[str, ...] = ()
     callback_max_attempts: int = 5
+    # Result links in a status answer: "api" (the documents function's downloads, authorised by the key)
+    # or "presigned" (signed MinIO links, for deployments that publish MinIO at S3_PUBLIC_ENDPOINT).
+    output_links: str = "api"
 
     @property
     def database_url(self) -> str:
@@ -142,6 +145,13 @@ class _EnvReader:
                 continue
             out.append(part)
         return tuple(out)
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = (self.env.get(name) or default).strip().lower()
+        if value not in choices:
+            self.problems.append((name, f"{name}={value!r} is not one of {', '.join(choices)}"))
+            return default
+        return value
 
     def flag(self, name: str, default: bool) -> bool:
         def parse(raw: str) -> bool:
@@ -244,6 +254,7 @@ def _read(env: Mapping[str, str]) -> tuple[Settings, list[tuple[str, str]]]:
         callback_allowed_hosts=tuple(h.strip() for h in env.get("CALLBACK_ALLOWED_HOSTS", "").split(",")
                                      if h.strip()),
         callback_max_attempts=r.integer("CALLBACK_MAX_ATTEMPTS", 5, minimum=1),
+        output_links=r.choice("OUTPUT_LINKS", "api", ("api", "presigned")),
     )
     return settings, r.problems
 

@@ -175,6 +175,18 @@ class JobNotCompleted(PipelineError):
     http_status = 409
 
 
+class OutputMissing(NotFound):
+    """A download of an output the job did not make (no searchable PDF for it, say)."""
+
+    code = "output_missing"
+
+
+class PageNotFound(NotFound):
+    """A page number the job does not have (a preview of page 0, or past its last page)."""
+
+    code = "page_not_found"
+
+
 class MethodNotAllowed(PipelineError):
     code = "method_not_allowed"
     http_status = 405

@@ -107,6 +107,10 @@ class Gateway:
         r = self.http.request(method, self.base + path, **kw)
         return Reply(r.status, r.headers, r.data)
 
+    def follow_link(self, url: str) -> Any:
+        """GET an absolute URL an answer gave (a result link) with this client's key, as a user follows it."""
+        return self.http.request("GET", url, headers=self.default_headers)
+
     def upload(self, data: bytes, filename: str, headers: dict[str, str] | None = None, **fields: str) -> Reply:
         return self.request(
             "POST", "/function/upload", fields={"file": (filename, data, "application/octet-stream"), **fields},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -165,6 +165,44 @@ def user_metadata(headers: Mapping[str, object]) -> dict[str, str]:
         if lowered.startswith(USER_METADATA_PREFIX):
             out[lowered[len(USER_METADATA_PREFIX):]] = str(value)
     return out
+
+
+@dataclass(frozen=True)
+class ObjectStream:
+    """An object being read: its bytes as they arrive, and what its HEAD said of it."""
+
+    chunks: Iterator[bytes]
+    size: int
+    content_type: str
+
+
+# Read and passed on a piece at a time: a download never holds more of the object than this.
+STREAM_CHUNK_BYTES = 64 * 1024
+
+
+def open_object(settings: Settings, bucket: str, key: str) -> ObjectStream:
+    """Start reading an object; its chunks come as the client iterates them, and the connection goes back
+    to the pool once they are read (or the iteration is closed: a client that hung up)."""
+    try:
+        response = minio_client(settings).get_object(bucket, key)
+    except ValueError as e:  # the client's own check of bucket and key names
+        raise ObjectMissing("the stored object does not exist (anymore)", detail=f"{bucket}/{key}: {e}") from e
+    except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
+        raise _translate(e, f"{bucket}/{key}") from e
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            yield from response.stream(STREAM_CHUNK_BYTES)
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            # The answer's head is sent by now: all that can be done is to end it short (the client sees
+            # fewer bytes than Content-Length said) and say why in the log.
+            raise _translate(e, f"reading {bucket}/{key}") from e
+        finally:
+            response.close()
+            response.release_conn()
+
+    return ObjectStream(chunks(), int(response.headers.get("Content-Length") or 0),
+                        str(response.headers.get("Content-Type") or "application/octet-stream"))
 
 
 def download_to(settings: Settings, bucket: str, key: str, path: Path) -> None:

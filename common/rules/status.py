@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from common.adapters import cache, storage
+from common.adapters import cache
 from common.adapters.db import Document, Job, Page
 from common.config import Settings
 from common.errors import BadRequest, JobNotFound
 from common.models import JobStatus, Principal
-from common.rules import jobs, result_warnings
+from common.rules import downloads, jobs, result_warnings
 from common.rules.page_layout import PAGES_PER_ANSWER, PageRange, stored_layout, with_box
 
 
@@ -69,13 +69,16 @@ def parse_include(value: str | None) -> frozenset[str]:
 
 
 def job_status(settings: Settings, job_id: str, caller: Principal,
-               include: frozenset[str] = frozenset(), pages: PageRange | None = None) -> StatusRead:
+               include: frozenset[str] = frozenset(), pages: PageRange | None = None,
+               link_base: str | None = None) -> StatusRead:
     """Redis first, MySQL on a miss (refilling Redis); Redis trouble only ever means a miss.
 
     Someone else's job is answered like a missing one, and along the same path: a cached entry of
     another owner is not served, and MySQL is asked as on a miss, so the timing does not tell either.
     A document id stands for the job whose result the document shows, so the id `list` prints reads
     a result too; it is looked up only once no job has the id, which keeps a job's read as it was.
+    `link_base` is the gateway's address the `outputs` links start with (OUTPUT_LINKS=api; PUBLIC_URL
+    when None).
     """
     try:
         uuid.UUID(job_id)
@@ -93,16 +96,16 @@ def job_status(settings: Settings, job_id: str, caller: Principal,
             shown = jobs.shown_by(settings, job_id, owner)
             if shown is None or shown == job_id:
                 raise JobNotFound(f"job {job_id} does not exist, nor a document of that id") from None
-            return job_status(settings, shown, caller, include, pages)
+            return job_status(settings, shown, caller, include, pages, link_base)
         entry = _cached(_body(job, document))
         if settings.status_cache:
             cache.fill_status(settings, job_id, job.version, entry, job.status.is_final)
     extra: dict[str, Any] = {}
     if entry.outputs is not None:
-        # The cache holds object keys; links are signed per read, as a cached link would outlive its signature.
-        # Beside the keys, `pdfa` says how a PDF/A request went: a record, not a link.
-        extra["outputs"] = {name: storage.presigned_url(settings, key) if isinstance(key, str) else key
-                            for name, key in entry.outputs.items()}
+        # The cache holds object keys; links are made per read, as a cached signed link would outlive its
+        # signature and an API link names the reader's gateway. `pdfa` beside them is a record, not a link.
+        base = settings.public_url if link_base is None else link_base
+        extra["outputs"] = downloads.output_links(settings, job_id, entry.outputs, base)
     if "pages" in include:
         # One page past the range is asked for only to say whether another answer follows.
         chosen = pages or PageRange(1, PAGES_PER_ANSWER)

@@ -91,7 +91,7 @@ def _first_request(settings: Settings) -> None:
         log.warning("auth.disabled", message="AUTH=off: every caller sees and changes every document; "
                     "use this only on a trusted private network")
     host = settings.s3_public_endpoint.rsplit(":", 1)[0]
-    if "." not in host and ":" not in host and host != "localhost":
+    if settings.output_links == "presigned" and "." not in host and ":" not in host and host != "localhost":
         # A bare name such as `minio` resolves only inside the functions' network (docker-compose):
         # result links signed for it cannot be opened by users.
         log.warning("storage.public_endpoint_internal", s3_public_endpoint=settings.s3_public_endpoint,

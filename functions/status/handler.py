@@ -10,6 +10,7 @@ from common.models import Principal
 from common.rules.page_layout import page_range
 from common.rules.status import job_status, parse_include
 from common.web.api import http_function, require_method
+from common.web.links import public_base
 
 
 def job_id_in(request: flask.Request) -> str:
@@ -23,7 +24,8 @@ def handle(request: flask.Request, settings: Settings, caller: Principal) -> fla
     if not job_id:
         raise BadRequest("name the job: GET /function/status/<job_id> (or a document id: its current job)")
     include = parse_include(request.args.get("include"))
-    read = job_status(settings, job_id, caller, include, page_range(request.args, bool(include & {"words", "lines"})))
+    read = job_status(settings, job_id, caller, include, page_range(request.args, bool(include & {"words", "lines"})),
+                      public_base(request, settings))
     if request.args.get("format") == "text":
         if read.status != "completed":
             # The id asked for may be a document's: name the job it stands for.

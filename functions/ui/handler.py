@@ -14,8 +14,9 @@ STATIC = Path(__file__).resolve().parent / "static"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 # Self only: the page loads its own script, style and icon and calls its own gateway. Nothing inline runs,
-# so text a document puts on the page can never become code; no frames, plugins or foreign forms.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+# so text a document puts on the page can never become code; no frames, plugins or foreign forms. Images may
+# also be blob: URLs: a page's preview is requested with the key (an <img> cannot send it) and shown from memory.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 

@@ -6,7 +6,6 @@ import io
 from pathlib import Path
 
 import pikepdf
-import urllib3
 
 from tests.support import Gateway
 from tests.unit.test_engine_quality import LINES, layered_pdf
@@ -58,5 +57,5 @@ def test_layers_judged_lines_answered_in_parts_and_hocr_for_every_page(gateway: 
     too_many = gateway.status(job_id, "?include=lines&page_from=1&page_to=21")
     assert too_many.status == 400 and too_many.json()["error"]["code"] == "bad_request"
 
-    hocr = urllib3.PoolManager().request("GET", answer["outputs"]["hocr"])
+    hocr = gateway.follow_link(answer["outputs"]["hocr"])
     assert hocr.status == 200 and hocr.data.count(b"class='ocr_page'") == 3

@@ -41,10 +41,10 @@ def test_a_long_pdf_is_read_in_chunks_and_assembled_in_order(gateway: Gateway, s
     assert [tuple(r) for r in chunk_rows] == [(1, 8, "done"), (9, 16, "done"), (17, 19, "done")]
     assert tuple(stored) == (pages, pages)
     # One searchable PDF and one hOCR for the whole document, the runs cleaned up.
-    pdf = gateway.http.request("GET", done["outputs"]["searchable_pdf"])
+    pdf = gateway.follow_link(done["outputs"]["searchable_pdf"])
     with pikepdf.open(io.BytesIO(pdf.data)) as searchable:
         assert len(searchable.pages) == pages
-    hocr = gateway.http.request("GET", done["outputs"]["hocr"])
+    hocr = gateway.follow_link(done["outputs"]["hocr"])
     assert hocr.data.count(b"class='ocr_page'") == pages
     assert not list(s3.list_objects(settings.s3_bucket, prefix=runs_prefix(settings, job_id), recursive=True))
 

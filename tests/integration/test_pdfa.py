@@ -22,7 +22,7 @@ def searchable_of(gateway: Gateway, job_id: str, keep: Path,
     done = gateway.wait_final(job_id, timeout=300)
     assert done["status"] == "completed", done
     assert done["outputs"].get("pdfa") == pdfa, done["outputs"]
-    reply = gateway.http.request("GET", done["outputs"]["searchable_pdf"])
+    reply = gateway.follow_link(done["outputs"]["searchable_pdf"])
     assert reply.status == 200
     keep.write_bytes(reply.data)
     return pikepdf.open(io.BytesIO(reply.data))

@@ -99,7 +99,7 @@ def test_completed_job_links_a_searchable_pdf_and_hocr(gateway: Gateway, tmp_pat
     done = gateway.wait_final(reply.json()["job_id"])
     assert set(done["outputs"]) == {"searchable_pdf", "hocr"}
 
-    pdf = gateway.http.request("GET", done["outputs"]["searchable_pdf"])
+    pdf = gateway.follow_link(done["outputs"]["searchable_pdf"])
     assert pdf.status == 200 and pdf.data.startswith(b"%PDF-")
     (tmp_path / "out.pdf").write_bytes(pdf.data)
     info = subprocess.run(["pdfinfo", str(tmp_path / "out.pdf")], capture_output=True, text=True, check=True)
@@ -108,7 +108,7 @@ def test_completed_job_links_a_searchable_pdf_and_hocr(gateway: Gateway, tmp_pat
                            check=True).stdout.lower()
     assert "linked page one" in layer and "linked page two" in layer
 
-    hocr = gateway.http.request("GET", done["outputs"]["hocr"])
+    hocr = gateway.follow_link(done["outputs"]["hocr"])
     assert hocr.status == 200 and hocr.data.count(b"class='ocr_page'") == 2
 
 

@@ -40,7 +40,9 @@ FUNCTION_PATHS = {
     "upload": ["/function/upload"],
     "status": ["/function/status/{job_id}", "/function/status"],
     "list": ["/function/list"],
-    "documents": ["/function/documents/{document_id}", "/function/documents/{document_id}/reprocess"],
+    "documents": ["/function/documents/{document_id}", "/function/documents/{document_id}/reprocess",
+                  "/function/documents/{document_or_job_id}/download/{kind}",
+                  "/function/documents/{document_or_job_id}/pages/{page}/preview"],
     "ocr-process": ["/function/ocr-process"],
 }
 ALL_FUNCTION_PATHS = [path for paths in FUNCTION_PATHS.values() for path in paths]

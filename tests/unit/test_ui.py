@@ -38,12 +38,15 @@ def test_each_file_is_served_with_its_content_type(client: Any, path: str, conte
 
 @pytest.mark.parametrize("path", ["/", "/app.js", "/nothing-here", "/../handler.py"])
 def test_every_answer_carries_a_self_only_content_security_policy(client: Any, path: str) -> None:
-    """Files and errors alike: scripts, styles, images and calls from the page's own origin only, nothing inline."""
+    """Files and errors alike: scripts, styles, images and calls from the page's own origin only (images also
+    from blob: URLs the page made), nothing inline."""
     policy = client.get(path).headers["Content-Security-Policy"]
     directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
     assert directives["default-src"] == "'self'"
-    for name in ("script-src", "style-src", "img-src", "connect-src"):
+    for name in ("script-src", "style-src", "connect-src"):
         assert directives[name] == "'self'", name
+    # Page previews are requested with the key and shown from blob: URLs of the page's own making.
+    assert directives["img-src"] == "'self' blob:"
     assert directives["object-src"] == "'none'" and directives["frame-ancestors"] == "'none'"
     assert "unsafe" not in policy and "data:" not in policy and "*" not in policy
 
