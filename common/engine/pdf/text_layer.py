@@ -97,7 +97,13 @@ def judge(text: str, lang: str) -> LayerVerdict:
                                                            for ch in _OTHER_LETTER.findall(visible))
         if inside / letters < MIN_SCRIPT_SHARE:
             return LayerVerdict(False, f"{1 - inside / letters:.0%} of its letters are outside the scripts "
-                                       f"of {lang} ({', '.join(sorted(s.title() for s in allowed))})")
+                                       f"of {_named(lang)} ({', '.join(sorted(s.title() for s in allowed))})")
         if inside + digits < MIN_TEXT_LAYER_CHARS:
-            return LayerVerdict(False, f"only {inside + digits} of its letters or digits are in the scripts of {lang}")
+            return LayerVerdict(False, f"only {inside + digits} of its letters or digits are in the scripts of "
+                                       f"{_named(lang)}")
     return LayerVerdict(True)
+
+
+def _named(lang: str) -> str:
+    """How a verdict names the languages a layer was held against."""
+    return "the installed languages (lang=auto)" if lang == AUTO else lang
