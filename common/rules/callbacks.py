@@ -47,16 +47,42 @@ class Unresolvable(CallbackRefused):
 
 # --- where a callback may go ---------------------------------------------------------------------------------
 
+# NAT64's well-known and local-use prefixes (RFC 6052, RFC 8215): the last 32 bits are an IPv4 address.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 form reaches: mapped (::ffff:a.b.c.d), compatible (::a.b.c.d), 6to4 (2002::/16)
+    or NAT64 (64:ff9b::/96); a connection to such a form can end at that IPv4 address."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    low = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if any(address in network for network in _NAT64):
+        return low
+    if int(address) >> 32 == 0 and int(address) > 1:  # :: and ::1 are IPv6's own
+        return low
+    return None
+
+
 def _allowed(settings: Settings, host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Allowed by name or network (in either form of an address that embeds an IPv4 one), else only if public in
+    both forms: ::ffff:127.0.0.1 is loopback, whatever the IPv6 table says of its prefix."""
+    embedded = embedded_ipv4(address)
+    forms = [address] if embedded is None else [address, embedded]
     for entry in settings.callback_allowed_hosts:
         if entry.lower() == host.lower():
             return True
         try:
-            if address in ipaddress.ip_network(entry, strict=False):
-                return True
+            network = ipaddress.ip_network(entry, strict=False)
         except ValueError:
             continue  # a host name, compared above
-    return address.is_global
+        if any(form in network for form in forms):
+            return True
+    return all(form.is_global for form in forms)
 
 
 def check(settings: Settings, url: str) -> Target:

@@ -162,13 +162,13 @@ def record_page(settings: Settings, cc: ChunkClaim, page: PageResult) -> bool:
             return False
         number = page.number + cc.first_page - 1
         jobs.upsert_page(session, cc.job_id, replace(page, number=number))
-        job.pages_done = session.execute(select(func.count()).select_from(Page)
-                                         .where(Page.job_id == cc.job_id)).scalar_one()
+        job.pages_done = jobs.stored_pages(session, cc.job_id)
         chunk.lease_expires_at = lease.expiry(settings)
         jobs.bump(job, changed)
         log.info("job.page_done", job_id=cc.job_id, chunk=cc.number, page=number, duration_ms=page.duration_ms,
                  confidence=page.confidence)
-        return True
+    jobs.page_read(settings, page)
+    return True
 
 
 def store_outputs(settings: Settings, cc: ChunkClaim, produced: Outputs) -> None:

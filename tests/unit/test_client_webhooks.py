@@ -48,6 +48,22 @@ def test_private_loopback_and_link_local_addresses_are_refused_by_default(url: s
         callbacks.check(SETTINGS, url)
 
 
+@pytest.mark.parametrize("url", ["http://[::ffff:127.0.0.1]/x", "http://[::ffff:10.0.0.8]/x",
+                                 "http://[64:ff9b::127.0.0.1]/x", "http://[64:ff9b::a9fe:a9fe]/x",
+                                 "http://[2002:7f00:1::1]/x", "http://[2002:c0a8:101::]/x", "http://[::127.0.0.1]/x"])
+def test_ipv6_forms_of_private_ipv4_addresses_are_refused(url: str) -> None:
+    """Mapped, NAT64, 6to4 and IPv4-compatible IPv6 forms of a loopback or private IPv4 address are refused too."""
+    with pytest.raises(CallbackRefused, match="private, loopback or link-local"):
+        callbacks.check(SETTINGS, url)
+
+
+def test_an_ipv6_form_of_a_public_ipv4_address_passes_and_an_allowed_network_covers_its_mapped_form() -> None:
+    """64:ff9b::8.8.8.8 reaches a public address; ::ffff:10.0.0.8 is allowed when 10.0.0.0/8 is."""
+    assert callbacks.check(SETTINGS, "http://[64:ff9b::808:808]/x").address == "64:ff9b::808:808"
+    allowed = dataclasses.replace(SETTINGS, callback_allowed_hosts=("10.0.0.0/8",))
+    assert callbacks.check(allowed, "http://[::ffff:10.0.0.8]/x").address == "::ffff:a00:8"
+
+
 def test_allowed_hosts_open_a_name_or_a_network_and_the_address_is_pinned() -> None:
     allowed = dataclasses.replace(SETTINGS, callback_allowed_hosts=("localhost", "10.0.0.0/8"))
     target = callbacks.check(allowed, "http://10.0.0.8:8080/hook?x=1")

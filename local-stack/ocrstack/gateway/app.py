@@ -11,7 +11,6 @@ import importlib.metadata
 import ipaddress
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,10 @@ import swagger_ui_bundle
 import yaml
 import yarl
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Summary, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from redis.exceptions import RedisError
 
+from common.adapters import metrics as pipeline_metrics
 from common.config import Settings, load_settings
 from common.errors import PipelineError
 from common.logging import bind_context, clear_context, get_logger
@@ -31,6 +30,7 @@ from common.web import auth
 from common.models import UPLOAD_FORM_ROOM_BYTES
 from ocrstack.gateway import access, edge_rules, policy
 from ocrstack.gateway.intake import BodyRefused, BodyRules, ReceivedBody, receive
+from ocrstack.gateway.metrics import CLIENT_CLOSED, Metrics
 from ocrstack.gateway.logs import BadLogRequest, LogFile, LogRequest, wanted
 from ocrstack.gateway.policy import DeploymentRefused
 from ocrstack.gateway.callbacks import CallbackRefused, CallbackRules, PinnedResolver
@@ -94,33 +94,9 @@ def body_refused(e: BodyRefused, call_id: str) -> web.Response:
     return response
 
 
-class Metrics:
-    """The OpenFaaS gateway's metric names, kept and written by prometheus_client.
-
-    A registry of its own per gateway, not the library's global one: a second GatewayApp in the same
-    process neither shares its counts nor fails registering the same names again.
-    """
-
-    def __init__(self, services: Callable[[], int]) -> None:
-        # No `_created` series: the OpenFaaS gateway shows none, and the names stay the ones scraped so far.
-        # A library-wide switch, harmless here: the gateway's process has no other metrics.
-        disable_created_metrics()
-        self.registry = CollectorRegistry()
-        # Label order as the text has always shown them: code, then function_name.
-        self.invocations = Counter("gateway_function_invocation_total", "Function invocations",
-                                   ["code", "function_name"], registry=self.registry)
-        self.seconds = Summary("gateway_functions_seconds", "Function time taken",
-                               ["code", "function_name"], registry=self.registry)
-        self.services = Gauge("gateway_service_count", "Current count of replicas for function",
-                              registry=self.registry)
-        self.services.set_function(lambda: float(services()))
-
-    def observe(self, function: str, code: int, seconds: float) -> None:
-        self.invocations.labels(code=str(code), function_name=function).inc()
-        self.seconds.labels(code=str(code), function_name=function).observe(seconds)
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+def client_gone(request: web.Request) -> bool:
+    """Whether the client's connection is closed (a reset on our side of the proxy, not the function's)."""
+    return request.transport is None or request.transport.is_closing()
 
 
 def split_name(raw: str) -> str:
@@ -152,7 +128,7 @@ class GatewayApp:
         self._anonymous_bodies = asyncio.Semaphore(ANONYMOUS_BODIES)
         self.basic_auth = basic_auth
         self.logs_follow_timeout = logs_follow_timeout
-        self.metrics = Metrics(lambda: len(self.provider.functions))
+        self.metrics = Metrics(lambda: {name: len(fn.replicas) for name, fn in self.provider.functions.items()})
         self.session: aiohttp.ClientSession | None = None
         self.ready = False
         self.stopping = False  # set on shutdown: followed logs end
@@ -408,8 +384,16 @@ class GatewayApp:
         return web.json_response({"replayed": request.match_info["id"]}, status=202)
 
     async def prometheus(self, _request: web.Request) -> web.Response:
+        """The gateway's metrics, the queue's depth and the pipeline's counts; without Redis, the gateway's own."""
+        stats: dict[str, Any] | None = None
+        pipeline: dict[Any, Any] = {}
+        try:
+            stats = await self.queue.stats()
+            pipeline = await self.queue.redis.hgetall(pipeline_metrics.KEY)
+        except (RedisError, OSError) as e:
+            log.warning("metrics.redis_unavailable", error=str(e))
         # The 0.0.4 text format: what Prometheus servers of every version scrape.
-        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+        return web.Response(body=self.metrics.render(stats, pipeline), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     # --- invocations ---------------------------------------------------------------------------
     def _function_env(self, environment: dict[str, str]) -> dict[str, str]:
@@ -487,6 +471,8 @@ class GatewayApp:
         headers = self._forward_headers(request, call_id)
         status = 502
         body: ReceivedBody | None = None
+        response: web.StreamResponse | None = None
+        upstream_headers: dict[str, str] = {}
         assert self.session is not None
         try:
             if request.body_exists and fn.spec.access != access.OPEN:
@@ -513,6 +499,7 @@ class GatewayApp:
                     timeout=aiohttp.ClientTimeout(total=fn.spec.exec_timeout), allow_redirects=False,
                 ) as upstream:
                     status = upstream.status
+                    upstream_headers = dict(upstream.headers)
                     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
                     for key, value in upstream.headers.items():
                         if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
@@ -529,15 +516,24 @@ class GatewayApp:
             status = 504
             return json_error(504, "function_timeout",
                               f"{name} did not answer within its exec_timeout of {fn.spec.exec_timeout:g} s")
-        except aiohttp.ClientError as e:
+        except (aiohttp.ClientError, ConnectionResetError) as e:
+            if client_gone(request):
+                # The client hung up (mid-body or mid-answer): its doing, not the function's.
+                status = CLIENT_CLOSED
+                log.info("http.client_closed", method=request.method, path=request.path, error=str(e))
+                return response if response is not None else json_error(499, "client_closed", "the client left")
             status = 502
             return json_error(502, "function_unavailable", f"{name} could not be reached: {e}")
+        except asyncio.CancelledError:
+            if client_gone(request):
+                status = CLIENT_CLOSED
+            raise
         finally:
             if body is not None:
                 body.close()
             elapsed = time.monotonic() - started
             self.provider.invocations[name] += 1
-            self.metrics.observe(name, status, elapsed)
+            self.metrics.observe(name, status, elapsed, upstream_headers)
             log.info("http.request", method=request.method, path=request.path, status=status,
                      duration_ms=round(elapsed * 1000, 1), client=request.remote)
 
@@ -646,7 +642,7 @@ class GatewayApp:
         except aiohttp.ClientError as e:
             result = Result(0, b"", {}, f"unreachable: {e}")
         self.provider.invocations[invocation.function] += 1
-        self.metrics.observe(invocation.function, result.status or 502, time.monotonic() - started)
+        self.metrics.observe(invocation.function, result.status or 502, time.monotonic() - started, result.headers)
         return result
 
     async def send_callback(self, invocation: Invocation, result: Result) -> None:
