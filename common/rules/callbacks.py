@@ -162,8 +162,8 @@ def _record(settings: Settings, job_id: str, state: CallbackState, attempts: int
     return True
 
 
-def _prepare(settings: Settings, job_id: str) -> tuple[str, bytes, bytes, int] | None:
-    """(url, body, secret, attempts so far) of a delivery still owed, or None: no callback, already settled, the
+def _prepare(settings: Settings, job_id: str) -> tuple[str, bytes, bytes, int, str | None] | None:
+    """(url, body, secret, attempts so far, the upload's request id) of a delivery still owed, or None: no callback, already settled, the
     job not final or gone (a deleted document's job is called back for nothing)."""
     with session_scope(settings) as session:
         job = session.get(Job, job_id)
@@ -174,7 +174,7 @@ def _prepare(settings: Settings, job_id: str) -> tuple[str, bytes, bytes, int] |
         if document is None or key is None:
             return None
         body = json.dumps(event(job, document, settings.public_url or settings.gateway_url)).encode()
-        return job.callback_url, body, webhook_secret(key.secret_hash), job.callback_attempts
+        return job.callback_url, body, webhook_secret(key.secret_hash), job.callback_attempts, job.request_id
 
 
 def deliver(settings: Settings, job_id: str, sleep: Callable[[float], None] = time.sleep) -> str | None:
@@ -183,7 +183,9 @@ def deliver(settings: Settings, job_id: str, sleep: Callable[[float], None] = ti
     owed = _prepare(settings, job_id)
     if owed is None:
         return None
-    url, body, secret, made = owed
+    url, body, secret, made, request_id = owed
+    # The upload's request id on every line and on the webhook itself: one grep follows the document to its receiver.
+    trail = {"request_id": request_id} if request_id else {}
     for attempt in range(made + 1, settings.callback_max_attempts + 1):
         code: int | None = None
         try:
@@ -192,20 +194,21 @@ def deliver(settings: Settings, job_id: str, sleep: Callable[[float], None] = ti
             timestamp = int(time.time())
             code = post(target, body, {"Content-Type": "application/json", "User-Agent": "ocr-pipeline-webhook/1",
                                        SIGNATURE_HEADER: signature(secret, timestamp, body),
-                                       "X-OCR-Event": json.loads(body)["type"]})
+                                       "X-OCR-Event": json.loads(body)["type"],
+                                       **({"X-Request-Id": request_id} if request_id else {})})
         except Unresolvable as e:
-            log.warning("callback.unresolvable", job_id=job_id, attempt=attempt, error=str(e))
+            log.warning("callback.unresolvable", job_id=job_id, attempt=attempt, error=str(e), **trail)
         except CallbackRefused as e:
             # A rule broken now (the name points somewhere private since the upload): no retry will pass it.
-            log.warning("callback.refused", job_id=job_id, reason=e.message)
+            log.warning("callback.refused", job_id=job_id, reason=e.message, **trail)
             _record(settings, job_id, CallbackState.FAILED, attempt, None)
             return CallbackState.FAILED
         except DeliveryFailed as e:
-            log.warning("callback.unreachable", job_id=job_id, attempt=attempt, error=str(e))
+            log.warning("callback.unreachable", job_id=job_id, attempt=attempt, error=str(e), **trail)
         delivered = code is not None and 200 <= code < 300
         final = delivered or attempt == settings.callback_max_attempts
         state = CallbackState.DELIVERED if delivered else (CallbackState.FAILED if final else CallbackState.PENDING)
-        log.info("callback.attempt", job_id=job_id, attempt=attempt, status_code=code, state=state)
+        log.info("callback.attempt", job_id=job_id, attempt=attempt, status_code=code, state=state, **trail)
         if not _record(settings, job_id, state, attempt, code) or final:
             return state
         sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))

@@ -52,12 +52,17 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A stack of the fault suite's own, on free ports: MariaDB, Redis, MinIO, the supervised gateway."""
     from ocrstack.stack import LocalStack, StackPorts
 
+    from tests.support import not_json_records
+
     local = LocalStack(tmp_path_factory.mktemp("faults"), StackPorts.free(), REPO_ROOT)
     try:
         local.start()
         yield local
     finally:
         local.stop()
+    # Killed processes and stopped services included, every line written is a JSON record.
+    bad = not_json_records(local.state_dir)
+    assert not bad, f"{len(bad)} log lines are not JSON records:\n" + "\n".join(bad[:20])
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

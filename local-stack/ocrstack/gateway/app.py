@@ -461,7 +461,9 @@ class GatewayApp:
     async def invoke_sync(self, request: web.Request) -> web.StreamResponse:
         name = split_name(request.match_info["name"])
         fn = self.provider.get(name)
-        call_id = request.headers.get("X-Call-Id") or new_call_id()
+        given = edge_rules.given_call_id(request.headers)
+        # An id the functions would refuse is not the gateway's to keep either: the call gets its own.
+        call_id = given if given and edge_rules.call_id_refusal(given) is None else new_call_id()
         clear_context()
         bind_context(call_id=call_id, function=name)
         started = time.monotonic()
@@ -545,10 +547,11 @@ class GatewayApp:
         if fn is None:
             log.info("http.request", method=request.method, path=request.path, status=404, function=name)
             return json_error(404, "function_not_found", f"no function named {name!r}")
-        refused = edge_rules.call_id_refusal(request.headers.get("X-Call-Id"))
+        given = edge_rules.given_call_id(request.headers)
+        refused = edge_rules.call_id_refusal(given)
         if refused is not None:
             return json_error(400, "invalid_request_id", refused)
-        call_id = request.headers.get("X-Call-Id") or new_call_id()
+        call_id = given or new_call_id()
         callback_url = request.headers.get("X-Callback-Url")
         if callback_url:
             try:
