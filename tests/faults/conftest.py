@@ -25,6 +25,7 @@ class Ledger:
     """What each fault or input did to the jobs it touched: accepted (tried), finished right (survived), lost."""
 
     rows: list[Row] = field(default_factory=list)
+    uploads: int = 0  # the load's uploads over every fault (test_faults.Load)
 
     def row(self, case: str) -> Row:
         self.rows.append(Row(case))
@@ -70,3 +71,4 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("fault injection: accepted jobs per fault")
         for line in LEDGER.table():
             terminalreporter.write_line(line)
+        terminalreporter.write_line(f"load: {LEDGER.uploads} uploads, 8 clients at once, across the faults")
