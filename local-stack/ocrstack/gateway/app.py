@@ -45,6 +45,8 @@ VERSION = importlib.metadata.version("ocr-pipeline")
 FORWARDING = {"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded", "x-real-ip"}
 # Only the gateway's queue names a verified key (access.py), and only beside the internal token.
 VERIFIED_KEY = auth.VERIFIED_KEY_HEADER.lower()
+# Only the gateway vouches for the X-Forwarded-For it writes; a client's own proof is dropped.
+FORWARDED_PROOF = auth.FORWARDED_PROOF_HEADER.lower()
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host"}
 
@@ -436,7 +438,13 @@ class GatewayApp:
             return False
         return any(address in network for network in self.trusted_proxies)
 
-    def _forward_headers(self, request: web.Request, call_id: str) -> dict[str, str]:
+    def _internal_token(self, fn: Deployment) -> str:
+        try:
+            return self.settings_of(fn).internal_token or ""
+        except PipelineError:
+            return ""  # settings the function cannot start with: nothing to prove with
+
+    def _forward_headers(self, request: web.Request, call_id: str, internal_token: str = "") -> dict[str, str]:
         """The request's headers for the function, with forwarding headers the gateway vouches for.
 
         A client's own X-Forwarded-For (or Forwarded, X-Real-IP) is dropped unless it came through a
@@ -447,11 +455,14 @@ class GatewayApp:
         trusted = self._from_trusted_proxy(peer)
         headers = {k: v for k, v in request.headers.items()
                    if k.lower() not in HOP_BY_HOP and (trusted or k.lower() not in FORWARDING)
-                   and k.lower() != VERIFIED_KEY}
+                   and k.lower() not in (VERIFIED_KEY, FORWARDED_PROOF)}
         if headers.get("Authorization", "").strip() == "Bearer":
             del headers["Authorization"]  # faas-cli without a login sends an empty bearer token
         previous = request.headers.get("X-Forwarded-For") if trusted else None
         headers["X-Forwarded-For"] = f"{previous}, {peer}" if previous else peer
+        if internal_token:
+            # The function believes this X-Forwarded-For only with this proof (auth.forwarded_for_vouched).
+            headers[auth.FORWARDED_PROOF_HEADER] = auth.forwarded_proof(internal_token, headers["X-Forwarded-For"])
         headers["X-Forwarded-Host"] = request.headers.get("X-Forwarded-Host", request.host) if trusted else request.host
         headers["X-Forwarded-Proto"] = request.scheme
         headers["X-Call-Id"] = call_id
@@ -470,7 +481,7 @@ class GatewayApp:
         if fn is None:
             log.info("http.request", method=request.method, path=request.path, status=404, duration_ms=0.0)
             return json_error(404, "function_not_found", f"no function named {name!r}")
-        headers = self._forward_headers(request, call_id)
+        headers = self._forward_headers(request, call_id, self._internal_token(fn))
         status = 502
         body: ReceivedBody | None = None
         response: web.StreamResponse | None = None
@@ -589,7 +600,8 @@ class GatewayApp:
         invocation = Invocation(
             function=name, path=edge_rules.raw_tail(request.raw_path).partition("?")[0],
             query=request.raw_path.partition("?")[2],
-            method=request.method, headers=access.stored_headers(self._forward_headers(request, call_id)),
+            method=request.method,
+            headers=access.stored_headers(self._forward_headers(request, call_id, self._internal_token(fn))),
             body=body, call_id=call_id, callback_url=callback_url, lane=request.headers.get(LANE_HEADER, ""),
             caller_kind=caller.kind, key_id=caller.key_id,
         )
