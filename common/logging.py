@@ -57,7 +57,9 @@ def setup(service: str, level: str = "INFO") -> None:
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # One write per record, its newline included: print() writes the two apart, and processes sharing a log
+        # file (a function's workers) then interleave records on one line.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
     _configured_for = service
