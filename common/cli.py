@@ -11,13 +11,15 @@ import time
 from common.adapters import db, storage
 from common.config import Settings, get_settings
 from common.errors import PipelineError
-from common.logging import setup
+from common.logging import get_logger, setup
 from common.models import Role
 from common.rules import apikeys, library, sweep
 
 # MinIO's ARN for the webhook target `OCR` in the default region (arn:minio:sqs:<region>:<target id>:webhook).
 DEFAULT_WEBHOOK_ARN = "arn:minio:sqs::OCR:webhook"
 FIRST_ADMIN_KEY = "keys create --name admin --role admin"
+
+log = get_logger()
 
 
 def initialise(settings: Settings, webhook_arn: str = DEFAULT_WEBHOOK_ARN) -> str:
@@ -72,16 +74,16 @@ def _retention(args: argparse.Namespace) -> int:
     while True:
         try:
             removed = library.expire(settings)
-            print(f"retention: removed {removed} documents older than {settings.retention_days} days"
-                  if settings.retention_days > 0 else "retention: off (RETENTION_DAYS=0)", flush=True)
+            # Log records, not sentences: with --every this is a service whose log an operator follows.
+            log.info("retention.expired", removed=removed, retention_days=settings.retention_days,
+                     enabled=settings.retention_days > 0)
             swept = sweep.sweep(settings)
-            print(f"sweep: {swept.withdrawn} unstored uploads withdrawn, {swept.failed} jobs without their "
-                  f"original failed, {swept.resubmitted} stalled jobs and {swept.chunks_resubmitted} chunks "
-                  f"resubmitted, {swept.called_back} owed webhooks sent", flush=True)
+            log.info("sweep.done", withdrawn=swept.withdrawn, failed=swept.failed, resubmitted=swept.resubmitted,
+                     chunks_resubmitted=swept.chunks_resubmitted, called_back=swept.called_back)
         except PipelineError as e:
             if not args.every:
                 raise
-            print(f"retention: {e.code}: {e}; trying again in {args.every:g} s", file=sys.stderr, flush=True)
+            log.warning("retention.failed", error_code=e.code, error=str(e), retry_in_seconds=args.every)
         if not args.every:
             return 0
         time.sleep(args.every)

@@ -31,12 +31,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """MariaDB, Redis, MinIO and the gateway with the six functions, on free 127.0.0.1 ports."""
     from ocrstack.stack import LocalStack, StackPorts
 
+    from tests.support import not_json_records
+
     local = LocalStack(tmp_path_factory.mktemp("stack"), StackPorts.free(), REPO_ROOT)
     try:
         local.start()
         yield local
     finally:
         local.stop()
+    # Every line the run made the stack write, shutdown included, is one JSON record an operator's tools can read.
+    bad = not_json_records(local.state_dir)
+    assert not bad, f"{len(bad)} log lines are not JSON records:\n" + "\n".join(bad[:20])
 
 
 Verapdf = Callable[..., subprocess.CompletedProcess[str]]

@@ -206,3 +206,29 @@ def receiver(status: int = 200,
              headers: dict[str, str] | None = None) -> AbstractContextManager[tuple[str, list[Posted]]]:
     """A webhook receiver answering every POST with `status` (and `headers`)."""
     return scripted_server([(status, headers or {}, b"")])
+
+
+# Logs of the stack's own processes (gateway, functions, the retention schedule) and MinIO's (--json). Redis's
+# and MariaDB's are in their own fixed formats and are left out.
+OWN_LOGS = ("gateway/logs/*.log", "logs/gateway.log", "logs/retention.log", "logs/minio.log")
+
+
+def log_lines(state_dir: Path) -> Iterator[tuple[Path, str]]:
+    """Every line of every log the stack's own processes wrote under its state folder."""
+    for pattern in OWN_LOGS:
+        for path in sorted(state_dir.glob(pattern)):
+            for line in path.read_text(errors="replace").splitlines():
+                yield path, line
+
+
+def not_json_records(state_dir: Path) -> list[str]:
+    """The lines of those logs that are not one JSON object each (with where they were)."""
+    bad: list[str] = []
+    for path, line in log_lines(state_dir):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            bad.append(f"{path.relative_to(state_dir)}: {line[:300]}")
+    return bad

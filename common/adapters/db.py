@@ -75,6 +75,8 @@ class ApiKey(Base):
     # Written when the key is read from MySQL (a cache refill), so it is exact to AUTH_CACHE_SECONDS.
     last_used_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
+    # The webhook signing secret sealed with the internal token (rules/webhook_keys.py); None for older keys.
+    webhook_seal: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = ({"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"},)
 

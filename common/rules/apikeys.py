@@ -18,7 +18,9 @@ from common.adapters import cache
 from common.adapters.db import ApiKey, session_scope, utcnow
 from common.config import Settings
 from common.errors import BadRequest, InvalidApiKey
+from common.logging import get_logger
 from common.models import Principal, Role
+from common.rules import webhook_keys
 
 # `ocr_` + key id + `_` + secret. The prefix makes a leaked key easy to recognise (secret scanners,
 # log greps); the id is public (it names the owner in listings and inbox folders), the secret is not.
@@ -26,6 +28,8 @@ TOKEN_PREFIX = "ocr_"
 KEY_ID = re.compile(r"[0-9a-f]{12}")
 _TOKEN = re.compile(r"ocr_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 MAX_NAME_CHARS = 100
+
+log = get_logger()
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,14 @@ def create(settings: Settings, name: str, role: Role = Role.USER) -> CreatedKey:
         raise BadRequest(f"a key needs a name of 1 to {MAX_NAME_CHARS} characters")
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
-    row = ApiKey(id=key_id, name=name, role=role.value, secret_hash=_hash(secret), created_at=utcnow())
+    # Sealed with the internal token (a key made where none is set signs its webhooks the old way, v1).
+    sealed = webhook_keys.seal(settings.internal_token, key_id, webhook_keys.secret_of(secret)) \
+        if settings.internal_token else None
+    if sealed is None:
+        log.warning("apikeys.webhook_secret_unsealed", key_id=key_id,
+                    reason="INTERNAL_TOKEN is not set: this key's webhooks are signed from its stored hash (v1)")
+    row = ApiKey(id=key_id, name=name, role=role.value, secret_hash=_hash(secret), created_at=utcnow(),
+                 webhook_seal=sealed)
     with session_scope(settings) as session:
         session.add(row)
     # A lookup of this id before it existed may have left a "no such key" entry behind.

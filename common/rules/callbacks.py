@@ -5,9 +5,11 @@ never the text) signed with the owner key's webhook secret, and records every at
 `status` shows as `callback: {state, attempts, last_code}`. The receiver's 2xx ends delivery; anything else is
 tried again with exponential backoff up to CALLBACK_MAX_ATTEMPTS, then the delivery is `failed`.
 
-Signature (as Stripe's): header `X-OCR-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>`.
-The secret is derived from the API key's stored hash (`webhook_secret`), so each key has its own, a key's
-holder can compute it (the client's ocr_pipeline_client.webhooks), and a revoked-and-replaced key gets a new one."""
+Signature (as Stripe's): header `X-OCR-Signature: t=<unix seconds>,v2=<hex HMAC-SHA256 of "<t>." + body>`.
+The secret is derived from the API key's secret (rules/webhook_keys.py), so each key has its own, a key's
+holder can compute it (the client's ocr_pipeline_client.webhooks), a revoked-and-replaced key gets a new one,
+and MySQL keeps it only sealed with the internal token. Keys older than the seal sign with `v1=` (from the
+stored hash)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from common.adapters import cache
@@ -28,13 +31,12 @@ from common.config import Settings
 from common.errors import CallbackRefused, PipelineError
 from common.logging import get_logger
 from common.models import CallbackState, JobStatus
+from common.rules import webhook_keys
 
 log = get_logger()
 
 MAX_URL_CHARS = 2048
 SIGNATURE_HEADER = "X-OCR-Signature"
-# Domain separation: the key hash signs nothing else, and a future scheme can change the label.
-_SECRET_LABEL = b"ocr-pipeline webhook v1"
 # Seconds before the second attempt; doubled for each one after (1, 2, 4, 8 s for the default five).
 BACKOFF_SECONDS = 1.0
 
@@ -47,16 +49,42 @@ class Unresolvable(CallbackRefused):
 
 # --- where a callback may go ---------------------------------------------------------------------------------
 
+# NAT64's well-known and local-use prefixes (RFC 6052, RFC 8215): the last 32 bits are an IPv4 address.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 form reaches: mapped (::ffff:a.b.c.d), compatible (::a.b.c.d), 6to4 (2002::/16)
+    or NAT64 (64:ff9b::/96); a connection to such a form can end at that IPv4 address."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    low = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if any(address in network for network in _NAT64):
+        return low
+    if int(address) >> 32 == 0 and int(address) > 1:  # :: and ::1 are IPv6's own
+        return low
+    return None
+
+
 def _allowed(settings: Settings, host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Allowed by name or network (in either form of an address that embeds an IPv4 one), else only if public in
+    both forms: ::ffff:127.0.0.1 is loopback, whatever the IPv6 table says of its prefix."""
+    embedded = embedded_ipv4(address)
+    forms = [address] if embedded is None else [address, embedded]
     for entry in settings.callback_allowed_hosts:
         if entry.lower() == host.lower():
             return True
         try:
-            if address in ipaddress.ip_network(entry, strict=False):
-                return True
+            network = ipaddress.ip_network(entry, strict=False)
         except ValueError:
             continue  # a host name, compared above
-    return address.is_global
+        if any(form in network for form in forms):
+            return True
+    return all(form.is_global for form in forms)
 
 
 def check(settings: Settings, url: str) -> Target:
@@ -91,14 +119,26 @@ def check(settings: Settings, url: str) -> Target:
 
 # --- signing -------------------------------------------------------------------------------------------------
 
-def webhook_secret(secret_hash: str) -> bytes:
-    """The key's webhook signing secret, from the SHA-256 of its secret that MySQL keeps."""
-    return hmac.new(secret_hash.encode(), _SECRET_LABEL, hashlib.sha256).digest()
+@dataclass(frozen=True)
+class SigningSecret:
+    """A key's webhook secret and the scheme it belongs to: v2 (sealed, rules/webhook_keys.py) or v1 (older keys)."""
+
+    scheme: str
+    secret: bytes
 
 
-def signature(secret: bytes, timestamp: int, body: bytes) -> str:
+def signing_secret(settings: Settings, key: ApiKey) -> SigningSecret | None:
+    """The key's signing secret; None when it is sealed and this process has no internal token to unseal it."""
+    if key.webhook_seal is None:
+        return SigningSecret("v1", webhook_keys.legacy_secret(key.secret_hash))
+    if not settings.internal_token:
+        return None
+    return SigningSecret("v2", webhook_keys.unseal(settings.internal_token, key.id, key.webhook_seal))
+
+
+def signature(secret: bytes, timestamp: int, body: bytes, scheme: str = "v2") -> str:
     mac = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
+    return f"t={timestamp},{scheme}={mac}"
 
 
 # --- delivery ------------------------------------------------------------------------------------------------
@@ -136,8 +176,8 @@ def _record(settings: Settings, job_id: str, state: CallbackState, attempts: int
     return True
 
 
-def _prepare(settings: Settings, job_id: str) -> tuple[str, bytes, bytes, int] | None:
-    """(url, body, secret, attempts so far) of a delivery still owed, or None: no callback, already settled, the
+def _prepare(settings: Settings, job_id: str) -> tuple[str, bytes, SigningSecret, int, str | None] | None:
+    """(url, body, secret, attempts so far, the upload's request id) of a delivery still owed, or None: no callback, already settled, the
     job not final or gone (a deleted document's job is called back for nothing)."""
     with session_scope(settings) as session:
         job = session.get(Job, job_id)
@@ -147,8 +187,13 @@ def _prepare(settings: Settings, job_id: str) -> tuple[str, bytes, bytes, int] |
         key = session.get(ApiKey, job.owner_id) if job.owner_id else None
         if document is None or key is None:
             return None
+        secret = signing_secret(settings, key)
+        if secret is None:
+            log.error("callback.cannot_sign", job_id=job_id, key_id=key.id,
+                      reason="the key's webhook secret is sealed and INTERNAL_TOKEN is not set here")
+            return None
         body = json.dumps(event(job, document, settings.public_url or settings.gateway_url)).encode()
-        return job.callback_url, body, webhook_secret(key.secret_hash), job.callback_attempts
+        return job.callback_url, body, secret, job.callback_attempts, job.request_id
 
 
 def deliver(settings: Settings, job_id: str, sleep: Callable[[float], None] = time.sleep) -> str | None:
@@ -157,7 +202,9 @@ def deliver(settings: Settings, job_id: str, sleep: Callable[[float], None] = ti
     owed = _prepare(settings, job_id)
     if owed is None:
         return None
-    url, body, secret, made = owed
+    url, body, secret, made, request_id = owed
+    # The upload's request id on every line and on the webhook itself: one grep follows the document to its receiver.
+    trail = {"request_id": request_id} if request_id else {}
     for attempt in range(made + 1, settings.callback_max_attempts + 1):
         code: int | None = None
         try:
@@ -165,21 +212,22 @@ def deliver(settings: Settings, job_id: str, sleep: Callable[[float], None] = ti
             target = check(settings, url)
             timestamp = int(time.time())
             code = post(target, body, {"Content-Type": "application/json", "User-Agent": "ocr-pipeline-webhook/1",
-                                       SIGNATURE_HEADER: signature(secret, timestamp, body),
-                                       "X-OCR-Event": json.loads(body)["type"]})
+                                       SIGNATURE_HEADER: signature(secret.secret, timestamp, body, secret.scheme),
+                                       "X-OCR-Event": json.loads(body)["type"],
+                                       **({"X-Request-Id": request_id} if request_id else {})})
         except Unresolvable as e:
-            log.warning("callback.unresolvable", job_id=job_id, attempt=attempt, error=str(e))
+            log.warning("callback.unresolvable", job_id=job_id, attempt=attempt, error=str(e), **trail)
         except CallbackRefused as e:
             # A rule broken now (the name points somewhere private since the upload): no retry will pass it.
-            log.warning("callback.refused", job_id=job_id, reason=e.message)
+            log.warning("callback.refused", job_id=job_id, reason=e.message, **trail)
             _record(settings, job_id, CallbackState.FAILED, attempt, None)
             return CallbackState.FAILED
         except DeliveryFailed as e:
-            log.warning("callback.unreachable", job_id=job_id, attempt=attempt, error=str(e))
+            log.warning("callback.unreachable", job_id=job_id, attempt=attempt, error=str(e), **trail)
         delivered = code is not None and 200 <= code < 300
         final = delivered or attempt == settings.callback_max_attempts
         state = CallbackState.DELIVERED if delivered else (CallbackState.FAILED if final else CallbackState.PENDING)
-        log.info("callback.attempt", job_id=job_id, attempt=attempt, status_code=code, state=state)
+        log.info("callback.attempt", job_id=job_id, attempt=attempt, status_code=code, state=state, **trail)
         if not _record(settings, job_id, state, attempt, code) or final:
             return state
         sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))

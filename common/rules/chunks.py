@@ -23,7 +23,7 @@ from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from common.adapters import handoff, storage
-from common.adapters.db import Document, Job, JobChunk, Page, session_scope, utcnow
+from common.adapters.db import Document, Job, JobChunk, session_scope, utcnow
 from common.config import Settings
 from common.engine.pdf import split as pdf_split
 from common.engine.recognition import Outputs
@@ -81,12 +81,12 @@ def fan_out(settings: Settings, claim: jobs.Claim, path: Path, count: int, workd
         if job is None:
             log.warning("job.lease_lost", job_id=claim.job_id, at="fan_out")
             return False
-        # A fan-out cut short by a dead worker left rows behind: this one starts the pages afresh.
+        # A fan-out cut short by a dead worker left chunk rows behind: this one starts the chunks afresh. Its
+        # stored pages stay (the chunks overwrite them by number), so progress shown never goes back.
         session.execute(delete(JobChunk).where(JobChunk.job_id == claim.job_id))
-        session.execute(delete(Page).where(Page.job_id == claim.job_id))
         session.add_all(JobChunk(job_id=claim.job_id, number=number, first_page=run.first, last_page=run.last,
                                  status=PENDING, attempts=0, updated_at=now) for number, run in enumerate(runs))
-        job.page_count, job.pages_done = count, 0
+        job.page_count, job.pages_done = count, jobs.stored_pages(session, claim.job_id)
         # Let go of the job: no lease, no token. claim() never takes a processing job without a lease, and the
         # chunks carry the work from here.
         lease.let_go(job)
@@ -162,13 +162,13 @@ def record_page(settings: Settings, cc: ChunkClaim, page: PageResult) -> bool:
             return False
         number = page.number + cc.first_page - 1
         jobs.upsert_page(session, cc.job_id, replace(page, number=number))
-        job.pages_done = session.execute(select(func.count()).select_from(Page)
-                                         .where(Page.job_id == cc.job_id)).scalar_one()
+        job.pages_done = jobs.stored_pages(session, cc.job_id)
         chunk.lease_expires_at = lease.expiry(settings)
         jobs.bump(job, changed)
         log.info("job.page_done", job_id=cc.job_id, chunk=cc.number, page=number, duration_ms=page.duration_ms,
                  confidence=page.confidence)
-        return True
+    jobs.page_read(settings, page)
+    return True
 
 
 def store_outputs(settings: Settings, cc: ChunkClaim, produced: Outputs) -> None:

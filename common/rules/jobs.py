@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from common.adapters import cache
+from common.adapters import cache, metrics
 from common.adapters.db import Document, Job, Page, session_scope, utcnow
 from common.config import Settings
 from common.errors import JobInProgress, JobNotFound, PipelineError
@@ -23,6 +23,9 @@ from common.models import CallbackState, JobStatus, PageResult, ResultWarning
 from common.rules import lease, result_warnings
 
 log = get_logger()
+
+# Where a transaction keeps the jobs it finished, for the metrics counted after its commit.
+_FINISHED = "jobs_finished"
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,12 @@ def transaction(settings: Settings) -> Iterator[tuple[Session, list[Job]]]:
     with session_scope(settings) as session:
         yield session, changed
         marks = [(job.id, job.version) for job in changed]
+        finished = session.info.pop(_FINISHED, [])
     for job_id, version in marks:
         cache.mark_changed(settings, job_id, version)
+    # Counted once MySQL committed: a rolled-back transaction finished nothing.
+    for status, error_code in finished:
+        metrics.count(settings, metrics.JOBS_FINISHED, status=status, error_code=error_code or "")
 
 
 def bump(job: Job, changed: list[Job]) -> None:
@@ -114,7 +121,8 @@ def claim(settings: Settings, job_id: str) -> Claim | None:
                 lease_expires_at=lease_until,
                 started_at=func.coalesce(Job.started_at, now),
                 updated_at=now,
-                pages_done=0,
+                # pages_done is kept: the pages an earlier attempt stored stay stored (and are overwritten in
+                # place), so progress shown to a poller never goes back when a job is taken over.
                 error_code=None,
                 error_message=None,
                 version=Job.version + 1,
@@ -227,12 +235,24 @@ def record_page(settings: Settings, claim: Claim, page: PageResult) -> bool:
             log.warning("job.lease_lost", job_id=claim.job_id, page=page.number)
             return False
         upsert_page(session, claim.job_id, page)
-        job.pages_done = job.pages_done + 1
+        # The stored pages, not attempts' pages: a taken-over job's re-read page is not counted twice.
+        job.pages_done = stored_pages(session, claim.job_id)
         job.lease_expires_at = lease.expiry(settings)
         bump(job, changed)
         log.info("job.page_done", job_id=claim.job_id, page=page.number, duration_ms=page.duration_ms,
                  confidence=page.confidence)
-        return True
+    page_read(settings, page)
+    return True
+
+
+def stored_pages(session: Session, job_id: str) -> int:
+    return session.execute(select(func.count()).select_from(Page).where(Page.job_id == job_id)).scalar_one()
+
+
+def page_read(settings: Settings, page: PageResult) -> None:
+    """Count a stored page and its reading time in the pipeline's metrics."""
+    metrics.count(settings, metrics.PAGES, method=page.method)
+    metrics.observe(settings, metrics.PAGE_SECONDS, page.duration_ms / 1000, method=page.method)
 
 
 def settle(job: Job, changed: list[Job], to: JobStatus, now: datetime, **fields: object) -> None:
@@ -242,6 +262,9 @@ def settle(job: Job, changed: list[Job], to: JobStatus, now: datetime, **fields:
     lease.let_go(job)
     job.finished_at = now
     bump(job, changed)
+    session = object_session(job)
+    if session is not None and to.is_final:
+        session.info.setdefault(_FINISHED, []).append((to.value, job.error_code))
     _log_transition(job.id, to, error_code=job.error_code)
 
 

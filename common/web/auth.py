@@ -18,6 +18,10 @@ from common.rules import apikeys
 # token (which no client holds), and the key is checked again (revoked since: refused).
 VERIFIED_KEY_HEADER = "X-Verified-Key-Id"
 
+# The gateway's word for the X-Forwarded-For it wrote: an HMAC of that header under the internal token. A local
+# user who reaches a function's private port directly can write any X-Forwarded-For, but not this.
+FORWARDED_PROOF_HEADER = "X-Forwarded-Proof"
+
 # A request's headers: a Flask request's, or any mapping (the local gateway's aiohttp request).
 HeaderMap = Mapping[str, str] | Headers
 
@@ -88,6 +92,21 @@ def holds_internal_token(headers: HeaderMap, settings: Settings) -> bool:
         return False
     scheme, _, value = headers.get("Authorization", "").strip().partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), settings.internal_token.encode())
+
+
+def forwarded_proof(internal_token: str, forwarded_for: str) -> str:
+    """What the gateway sends beside the X-Forwarded-For it wrote (FORWARDED_PROOF_HEADER)."""
+    return hmac.new(internal_token.encode(), b"forwarded-for:" + forwarded_for.encode(), "sha256").hexdigest()
+
+
+def forwarded_for_vouched(headers: HeaderMap, settings: Settings) -> bool:
+    """Whether X-Forwarded-For comes with the gateway's proof; with no internal token set there is nothing to
+    prove with, and the trusted proxy's address alone counts (as behind the OpenFaaS gateway)."""
+    if not settings.internal_token:
+        return True
+    given = headers.get(FORWARDED_PROOF_HEADER) or ""
+    expected = forwarded_proof(settings.internal_token, headers.get("X-Forwarded-For") or "")
+    return given.isascii() and hmac.compare_digest(given.encode(), expected.encode())
 
 
 def require_admin(principal: Principal) -> None:

@@ -14,6 +14,7 @@ from common.adapters.cache import async_redis_client, redis_client, warn_unavail
 from common.config import Settings
 from common.errors import RateLimited
 from common.models import Principal
+from common.web import auth
 
 # One script call reads, refills and spends, so replicas never race on a read-modify-write.
 # Redis TIME, not the callers' clocks: replicas on different hosts agree on "now".
@@ -122,13 +123,14 @@ def _trusted(address: str, proxies: tuple[str, ...]) -> bool:
 def client_key(request: flask.Request, settings: Settings, principal: Principal | None = None) -> str:
     """The authenticated key when there is one, else the client's address.
 
-    X-Forwarded-For counts only when the peer is a trusted proxy (the gateway), and then only its
-    right-most untrusted entry: everything left of that was written by the client and can be forged.
+    X-Forwarded-For counts only when the peer is a trusted proxy (the gateway) that proves it wrote it (a local
+    user can connect from the same address), and then only its right-most untrusted entry: everything left of
+    that was written by the client and can be forged.
     """
     if principal is not None and principal.key_id:
         return "key:" + principal.key_id
     address = request.remote_addr or "unknown"
-    if _trusted(address, settings.trusted_proxies):
+    if _trusted(address, settings.trusted_proxies) and auth.forwarded_for_vouched(request.headers, settings):
         for hop in reversed([h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]):
             address = hop
             if not _trusted(hop, settings.trusted_proxies):

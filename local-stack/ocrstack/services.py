@@ -324,7 +324,7 @@ class MinIO(Service):
         data = self.state_dir / "minio" / "data"
         data.mkdir(parents=True, exist_ok=True)
         return [str(self.binary), "server", str(data), "--address", f"127.0.0.1:{self.port}",
-                "--console-address", f"127.0.0.1:{self.console_port}", "--quiet"]
+                "--console-address", f"127.0.0.1:{self.console_port}", "--quiet", "--json"]
 
     def environment(self) -> dict[str, str]:
         events = self.state_dir / "minio" / "events"

@@ -19,7 +19,11 @@ import sys
 import time
 from collections.abc import Callable
 
+from common.logging import get_logger, setup
+
 _PR_SET_PDEATHSIG = 1
+
+log = get_logger()
 
 
 def fresh_signals() -> None:
@@ -75,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    setup("supervise")  # its lines share the supervised gateway's log: JSON records like the gateway's
     backoff = 1.0
     first = True
     while True:
@@ -89,13 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         # Exiting by itself with an error before settling is how a bad configuration shows; a signal
         # (kill -9, the OOM killer) is a crash whenever it comes.
         if first and lived < args.settle and code > 0:
-            print(f"supervise: {command[0]} failed at start (exit {code}); not restarting", file=sys.stderr,
-                  flush=True)
+            log.error("supervise.failed_at_start", command=command[0], exit_code=code, restarting=False)
             return code
         first = False
         backoff = 1.0 if lived > args.settle else min(args.max_backoff, backoff * 2)
-        print(f"supervise: {' '.join(command[:3])} exited with {code} after {lived:.1f} s; restarting in "
-              f"{backoff:g} s", file=sys.stderr, flush=True)
+        log.warning("supervise.restarting", command=" ".join(command[:3]), exit_code=code,
+                    lived_seconds=round(lived, 1), backoff_seconds=backoff)
         deadline = time.monotonic() + backoff
         while time.monotonic() < deadline and not stopping:
             time.sleep(0.1)

@@ -25,6 +25,7 @@ class Ledger:
     """What each fault or input did to the jobs it touched: accepted (tried), finished right (survived), lost."""
 
     rows: list[Row] = field(default_factory=list)
+    uploads: int = 0  # the load's uploads over every fault (test_faults.Load)
 
     def row(self, case: str) -> Row:
         self.rows.append(Row(case))
@@ -52,12 +53,17 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A stack of the fault suite's own, on free ports: MariaDB, Redis, MinIO, the supervised gateway."""
     from ocrstack.stack import LocalStack, StackPorts
 
+    from tests.support import not_json_records
+
     local = LocalStack(tmp_path_factory.mktemp("faults"), StackPorts.free(), REPO_ROOT)
     try:
         local.start()
         yield local
     finally:
         local.stop()
+    # Killed processes and stopped services included, every line written is a JSON record.
+    bad = not_json_records(local.state_dir)
+    assert not bad, f"{len(bad)} log lines are not JSON records:\n" + "\n".join(bad[:20])
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -65,3 +71,4 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("fault injection: accepted jobs per fault")
         for line in LEDGER.table():
             terminalreporter.write_line(line)
+        terminalreporter.write_line(f"load: {LEDGER.uploads} uploads, 8 clients at once, across the faults")

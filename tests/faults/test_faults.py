@@ -11,22 +11,26 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from common.adapters.db import Document, Job, Page, session_scope
 from common.adapters.storage import minio_client
 from common.config import Settings, load_settings
 from common.rules import apikeys
-from tests.faults.conftest import Ledger, Row
+from tests.faults.conftest import LEDGER, Ledger, Row
 from tests.integration.test_supervision import alive, children_of
 from tests.support import Gateway, image_bytes, scanned_pdf, wait_until
 
@@ -43,42 +47,80 @@ def client(stack: Any, settings: Settings, role: apikeys.Role = apikeys.Role.ADM
     return Gateway(stack.gateway_url, api_key=apikeys.create(settings, f"fault-{uuid.uuid4().hex[:8]}", role).token)
 
 
-class Load:
-    """Uploads from a thread, one every `interval` seconds, remembering which were accepted (202)."""
+# The trial's load: uploads from 8 clients at once, about 100 over the faults (see LOAD_SHARE).
+CONCURRENCY = 8
+# Statuses a load upload may get while a service is down: refused with a code, never a 500.
+REFUSALS = (429, 502, 503, 504)
+# Uploads per fault: 3 outages x 28 + 2 kills x 8 = 100.
+LOAD_SHARE = {"outage": 28, "kill": 8}
 
-    def __init__(self, gateway: Gateway, interval: float = 0.5) -> None:
-        self.gateway, self.interval = gateway, interval
+
+class Load:
+    """Uploads from CONCURRENCY threads, each one every `interval` seconds, up to `limit` in all; remembers which
+    were accepted (202). An answer no fault allows (a 500, a 4xx) is kept and fails the test when the load ends:
+    an assertion inside a thread would only be a warning."""
+
+    def __init__(self, gateway: Gateway, limit: int, interval: float = 4.0) -> None:
+        self.gateway, self.limit, self.interval = gateway, limit, interval
         self.accepted: list[str] = []
         self.refused: dict[int, int] = {}
+        self.unexpected: list[str] = []
+        self._next = 0
+        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(CONCURRENCY)]
+
+    def _take(self) -> int | None:
+        with self._lock:
+            if self._next >= self.limit:
+                return None
+            self._next += 1
+            LEDGER.uploads += 1
+            return self._next - 1
 
     def upload_one(self, i: int) -> None:
         try:
             reply = self.gateway.upload(image_bytes([f"LOAD page {i}"]), f"load-{i}.png")
         except Exception:  # the gateway itself was down: not accepted, so nothing to keep
-            self.refused[0] = self.refused.get(0, 0) + 1
+            with self._lock:
+                self.refused[0] = self.refused.get(0, 0) + 1
             return
-        if reply.status == 202:
-            self.accepted.append(reply.json()["job_id"])
-        else:
-            assert reply.status in (429, 502, 503, 504), (reply.status, reply.body)
-            self.refused[reply.status] = self.refused.get(reply.status, 0) + 1
+        with self._lock:
+            if reply.status == 202:
+                self.accepted.append(reply.json()["job_id"])
+            elif reply.status in REFUSALS:
+                self.refused[reply.status] = self.refused.get(reply.status, 0) + 1
+            else:
+                self.unexpected.append(f"{reply.status} {reply.body[:200]!r}")
+
+    def burst(self) -> "Load":
+        """`limit` uploads from CONCURRENCY threads at once, waited for."""
+        self.interval = 0.0
+        with self.running():
+            while any(t.is_alive() for t in self._threads):
+                time.sleep(0.05)
+        return self
 
     def _run(self) -> None:
-        i = 0
-        while not self._stop.wait(self.interval):
+        while not self._stop.is_set():
+            i = self._take()
+            if i is None:
+                return
             self.upload_one(i)
-            i += 1
+            self._stop.wait(self.interval)
 
     @contextmanager
     def running(self) -> Iterator["Load"]:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         try:
             yield self
         finally:
             self._stop.set()
-            self._thread.join(timeout=180)
+            for thread in self._threads:
+                thread.join(timeout=180)
+        assert not any(t.is_alive() for t in self._threads), "a load thread did not finish"
+        assert not self.unexpected, f"answers no fault allows: {self.unexpected[:5]}"
 
 
 def function_pid(stack: Any, name: str) -> int:
@@ -149,7 +191,7 @@ def test_a_service_stopped_for_ten_seconds_under_load(fault_stack: Any, settings
                                                       service: str) -> None:
     gateway = client(fault_stack, settings)
     row = ledger.row(f"{service} stopped 10 s under load")
-    load = Load(gateway)
+    load = Load(gateway, limit=LOAD_SHARE["outage"])
     with load.running():
         time.sleep(2)
         outage(fault_stack, service)()
@@ -169,9 +211,7 @@ def test_ocr_process_killed_mid_job(fault_stack: Any, settings: Settings, ledger
     pid = function_pid(fault_stack, "ocr-process")
     os.killpg(pid, signal.SIGKILL)  # gunicorn's worker with its master
     wait_until(lambda: not alive(pid), 10, what="ocr-process to die")
-    load = Load(gateway)
-    for i in range(3):
-        load.upload_one(i)
+    load = Load(gateway, limit=LOAD_SHARE["kill"]).burst()
     check_invariants(fault_stack, settings, gateway, [job_id, *load.accepted], row)
 
 
@@ -194,9 +234,7 @@ def test_ocr_process_killed_while_reading_a_chunk(fault_stack: Any, settings: Se
 def test_the_gateway_killed_with_jobs_in_its_queue(fault_stack: Any, settings: Settings, ledger: Ledger) -> None:
     gateway = client(fault_stack, settings)
     row = ledger.row("kill -9 gateway with jobs queued")
-    load = Load(gateway)
-    for i in range(4):
-        load.upload_one(i)
+    load = Load(gateway, limit=LOAD_SHARE["kill"]).burst()
     supervisor = fault_stack.gateway.pid()
     [first] = children_of(supervisor)
     os.kill(first, signal.SIGKILL)
@@ -309,3 +347,101 @@ def test_bad_inputs_get_clean_answers_and_lose_nothing(fault_stack: Any, setting
     row.notes.append(f"unclean answers: {len(unclean)}, broken documents accepted then failed: {len(broken)}")
     assert not unclean, unclean
     check_invariants(fault_stack, settings, gateway, accepted, row, may_fail=frozenset(broken))
+
+
+def queue_stats(stack: Any) -> dict[str, Any]:
+    reply = Gateway(stack.gateway_url, basic_auth=stack.gateway_auth).request("GET", "/system/queue")
+    assert reply.status == 200, reply.body
+    stats: dict[str, Any] = reply.json()
+    return stats
+
+
+def redis_memory(settings: Settings) -> int:
+    return int(redis.Redis.from_url(settings.redis_url).info("memory")["used_memory"])
+
+
+def post_anonymous(port: int, body: bytes) -> str:
+    """One async upload without a key, sent whole; what came back: the status, or how the connection ended."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        head = (f"POST /async-function/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        try:
+            conn.sendall(head + body)
+        except OSError:
+            pass  # refused while sending: the answer may still be there to read
+        try:
+            answer = conn.recv(4096)
+        except OSError:
+            return "reset"
+    return answer.split(b" ", 2)[1].decode() if answer.startswith(b"HTTP/1.1 ") else "closed"
+
+
+def test_anonymous_async_bodies_are_refused_before_they_are_kept(fault_stack: Any, settings: Settings,
+                                                                 ledger: Ledger) -> None:
+    """200 async uploads of 256 KiB without a key, 16 at once, all get 401: none is queued, Redis does not grow
+    by their size, and uploads with a key sent meanwhile complete."""
+    row = ledger.row("attack: 200 anonymous async bodies of 256 KiB")
+    body = os.urandom(256 * 1024)
+    queued, memory = queue_stats(fault_stack), redis_memory(settings)
+    started = time.monotonic()
+    gateway = client(fault_stack, settings)
+    load = Load(gateway, limit=CONCURRENCY)
+    with load.running(), ThreadPoolExecutor(16) as pool:
+        answers = Counter(pool.map(lambda _: post_anonymous(fault_stack.ports.gateway, body), range(200)))
+    elapsed = time.monotonic() - started
+    grown = redis_memory(settings) - memory
+    after = queue_stats(fault_stack)
+    row.notes.append(f"answers {dict(answers)} in {elapsed:.1f} s; Redis +{grown / 1024:.0f} KiB; "
+                     f"open queue bytes {after['open_bytes']}")
+    assert answers == {"401": 200}, answers
+    assert after["open_bytes"] == 0 and after["dead"] == queued["dead"]
+    assert grown < 2 * 1024 * 1024, f"Redis grew by {grown} bytes"
+    check_invariants(fault_stack, settings, gateway, load.accepted, row)
+
+
+def test_idle_connections_are_capped_per_address_and_closed(fault_stack: Any, settings: Settings,
+                                                           ledger: Ledger) -> None:
+    """100 connections that send nothing from one address (127.0.0.2; the gateway exempts only 127.0.0.1): 64
+    are held, the rest refused at once with a JSON 503; the held ones are closed after the header timeout
+    (10 s); uploads from another address go on meanwhile."""
+    row = ledger.row("attack: 100 idle connections from one address")
+    conns: list[socket.socket] = []
+    refused = 0
+    try:
+        for _ in range(100):
+            conn = socket.socket()
+            conn.bind(("127.0.0.2", 0))
+            conn.settimeout(20)
+            conn.connect(("127.0.0.1", fault_stack.ports.gateway))
+            conns.append(conn)
+        opened = time.monotonic()
+        time.sleep(0.5)
+        held: list[socket.socket] = []
+        for conn in conns:
+            conn.setblocking(False)
+            try:
+                answer = conn.recv(4096)
+            except BlockingIOError:
+                held.append(conn)
+                continue
+            refused += 1
+            assert b" 503 " in answer and b"too_many_connections" in answer, answer[:200]
+        gateway = client(fault_stack, settings)
+        load = Load(gateway, limit=CONCURRENCY).burst()
+        for conn in held:
+            conn.setblocking(True)
+            conn.settimeout(max(0.1, 20 - (time.monotonic() - opened)))
+            try:
+                while conn.recv(4096):
+                    pass
+            except TimeoutError:
+                raise AssertionError("an idle connection was held open past 20 s") from None
+            except OSError:
+                pass  # reset: closed too
+        closed_after = time.monotonic() - opened
+    finally:
+        for conn in conns:
+            conn.close()
+    row.notes.append(f"held {len(held)}, refused {refused}, the held closed {closed_after:.1f} s after opening")
+    assert (len(held), refused) == (64, 36)
+    check_invariants(fault_stack, settings, gateway, load.accepted, row)

@@ -337,8 +337,10 @@ def test_retention_deletes_only_documents_older_than_retention_days(gateway: Gat
         document.created_at = utcnow() - timedelta(days=31)
     expired = _cli(stack, "retention", extra_env={"RETENTION_DAYS": "30"})
     assert expired.returncode == 0, expired.stderr
-    assert "removed" in expired.stdout
+    events = [json.loads(line) for line in expired.stderr.splitlines()]  # every line a JSON record
+    assert any(e["event"] == "retention.expired" and e["removed"] >= 1 for e in events), events
     assert _traces(settings, s3, old["document_id"], [old["job_id"]], [key]) == []
     assert gateway.status(new["job_id"]).json()["status"] == "completed"
-    assert "retention: off" in _cli(stack, "retention").stdout  # RETENTION_DAYS=0, the default
+    off = [json.loads(line) for line in _cli(stack, "retention").stderr.splitlines()]
+    assert any(e["event"] == "retention.expired" and e["enabled"] is False for e in off)  # RETENTION_DAYS=0, the default
     assert stack.status()["retention"]  # the scheduled run the local stack starts

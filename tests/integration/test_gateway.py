@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -283,7 +284,23 @@ def test_metrics_count_invocations_by_function_and_code(gw: GatewayUnderTest) ->
     gw.client.request("GET", "/function/echo")
     text = gw.client.request("GET", "/metrics").body.decode()
     assert 'gateway_function_invocation_total{code="200",function_name="echo"}' in text
-    assert "gateway_functions_seconds_sum" in text and f"gateway_service_count {len(HANDLERS)}" in text
+    assert 'gateway_functions_seconds_bucket{code="200",function_name="echo",le="0.005"}' in text
+    assert 'gateway_functions_seconds_bucket{code="200",function_name="echo",le="+Inf"}' in text
+    for name in HANDLERS:
+        assert f'gateway_service_count{{function_name="{name}"}} 1.0' in text
+
+
+def test_a_client_that_hangs_up_is_counted_as_closed_not_as_a_502(gw: GatewayUnderTest) -> None:
+    """A client that closes its connection before a sync call's answer is counted with code 499, not 502."""
+    with socket.create_connection(("127.0.0.1", gw.port)) as conn:
+        conn.sendall(b"POST /function/sleepy HTTP/1.1\r\nHost: x\r\nX-Call-Id: hangs-up\r\n"
+                     b"Content-Length: 1\r\n\r\n2")
+        wait_until(lambda: (gw.root / "counters" / "hangs-up").exists(), 10, what="the call to reach sleepy")
+    def counted() -> str | None:
+        text = gw.client.request("GET", "/metrics").body.decode()
+        return text if 'code="499",function_name="sleepy"' in text else None
+    text = wait_until(counted, 10, what="the hang-up to be counted")
+    assert 'gateway_function_invocation_total{code="502",function_name="sleepy"}' not in text
 
 
 def test_a_function_that_dies_is_restarted(gw: GatewayUnderTest) -> None:

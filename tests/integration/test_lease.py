@@ -12,7 +12,7 @@ from sqlalchemy import update
 from common.adapters.db import Document, Job, JobChunk, session_scope, utcnow
 from common.config import Settings
 from common.errors import JobInProgress
-from common.models import ChunkStatus, JobStatus
+from common.models import ChunkStatus, JobStatus, PageResult
 from common.rules import chunks, jobs
 
 pytestmark = pytest.mark.integration
@@ -75,3 +75,27 @@ def test_a_chunks_lease_fences_a_stale_worker_the_same_way(settings: Settings) -
     assert chunks.finish(settings, first) is None
     assembly = chunks.finish(settings, second)
     assert assembly is not None and assembly.job_id == job_id
+
+
+def test_progress_never_goes_back_when_a_job_is_taken_over(settings: Settings) -> None:
+    """Two pages stored, the worker lost: the take-over keeps pages_done at 2, a page read again is not counted
+    twice, and a new page moves it to 3."""
+    def page(number: int) -> PageResult:
+        return PageResult(number=number, text=f"page {number}", confidence=90.0, method="ocr", width=10, height=10,
+                          duration_ms=5)
+
+    def done() -> int:
+        with session_scope(settings) as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            return job.pages_done
+
+    job_id = new_job(settings)
+    first = jobs.claim(settings, job_id)
+    assert first is not None
+    assert jobs.record_page(settings, first, page(1)) and jobs.record_page(settings, first, page(2))
+    expire(settings, Job, Job.id == job_id)
+    second = jobs.claim(settings, job_id)
+    assert second is not None and done() == 2
+    assert jobs.record_page(settings, second, page(1)) and done() == 2
+    assert jobs.record_page(settings, second, page(3)) and done() == 3

@@ -92,7 +92,7 @@ def test_head_is_the_newest_revision_and_history_is_one_line() -> None:
     script = ScriptDirectory.from_config(migrations.config())
     assert script.get_heads() == [migrations.HEAD]
     assert [r.revision for r in script.walk_revisions()] == [
-        migrations.HEAD, "0005_list_walk", "0004_chunks_pdfa", "0003_callbacks", "0002_keys_owners", "0001_baseline"]
+        migrations.HEAD, "0006_warnings", "0005_list_walk", "0004_chunks_pdfa", "0003_callbacks", "0002_keys_owners", "0001_baseline"]
 
 
 def test_an_empty_database_gets_the_schema_of_the_models_and_a_second_run_changes_nothing(settings: Settings) -> None:
@@ -209,7 +209,7 @@ def test_downgrading_the_warnings_drops_only_their_columns(settings: Settings) -
         conn.execute(text(DOCUMENT))
         conn.execute(text(job("j1")))
 
-    change = migrations.downgrade(engine, "-1")
+    change = migrations.downgrade(engine, "0005_list_walk")
 
     assert (change.before, change.after) == (migrations.HEAD, "0005_list_walk")
     columns = {table: {c["name"] for c in inspect(engine).get_columns(table)} for table in ("jobs", "pages")}
@@ -334,3 +334,14 @@ def test_init_command_on_the_running_stack_finds_the_schema_current_and_sets_the
     assert f"revision {migrations.HEAD}; up to date" in done.stdout
     assert "notifies arn:minio:sqs::OCR:webhook of objects created under inbox/ and uploads/" in done.stdout
     assert "init: active admin keys: " in done.stdout
+
+
+def test_downgrading_the_webhook_seal_drops_only_its_column(settings: Settings) -> None:
+    """0007 -> 0006 drops api_keys.webhook_seal and nothing else; upgrading adds it back."""
+    create_schema(settings)
+    engine = raw(settings)
+    change = migrations.downgrade(engine, "-1")
+    assert (change.before, change.after) == (migrations.HEAD, "0006_warnings")
+    assert "webhook_seal" not in {c["name"] for c in inspect(engine).get_columns("api_keys")}
+    assert create_schema(settings).after == migrations.HEAD
+    assert differences(engine) == []

@@ -10,29 +10,50 @@ import pytest
 
 from common.config import load_settings
 from common.errors import CallbackRefused
-from common.rules import callbacks
+from common.adapters.db import ApiKey
+from common.rules import callbacks, webhook_keys
 from ocr_pipeline_client.webhooks import InvalidSignature, verify, webhook_secret
 
 SETTINGS = load_settings({"MYSQL_PASSWORD": "x", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b"})
 KEY = "ocr_0123456789ab_" + "s" * 43
 
 
-def test_the_receiver_derives_the_secret_the_service_signs_with() -> None:
-    """The client computes from its key what the service computes from the key's stored SHA-256."""
-    stored = hashlib.sha256(("s" * 43).encode()).hexdigest()
-    assert webhook_secret(KEY) == callbacks.webhook_secret(stored)
+TOKEN = "t" * 32
+
+
+def test_the_receiver_derives_the_secret_the_service_unseals() -> None:
+    """The client computes from its key what the service unseals with its internal token; the seal alone, or
+    with the key's stored hash, is not the secret."""
+    sealed = webhook_keys.seal(TOKEN, "0123456789ab", webhook_keys.secret_of("s" * 43))
+    key = ApiKey(id="0123456789ab", secret_hash=hashlib.sha256(("s" * 43).encode()).hexdigest(), webhook_seal=sealed)
+    secret = callbacks.signing_secret(dataclasses.replace(SETTINGS, internal_token=TOKEN), key)
+    assert secret is not None and secret.scheme == "v2" and secret.secret == webhook_secret(KEY)
+    assert bytes.fromhex(sealed) != secret.secret and webhook_keys.legacy_secret(key.secret_hash) != secret.secret
+    assert callbacks.signing_secret(dataclasses.replace(SETTINGS, internal_token=""), key) is None
     body = b'{"type": "job.completed"}'
-    header = callbacks.signature(callbacks.webhook_secret(stored), 1_800_000_000, body)
+    header = callbacks.signature(secret.secret, 1_800_000_000, body, secret.scheme)
+    assert header.startswith("t=1800000000,v2=")
     assert verify(KEY, header, body, now=1_800_000_100) == {"type": "job.completed"}
+
+
+def test_a_key_older_than_the_seal_signs_v1_which_the_receiver_takes_only_when_asked() -> None:
+    """A key without a seal is signed from its stored hash (v1); verify refuses that unless legacy=True."""
+    key = ApiKey(id="0123456789ab", secret_hash=hashlib.sha256(("s" * 43).encode()).hexdigest(), webhook_seal=None)
+    secret = callbacks.signing_secret(SETTINGS, key)
+    assert secret is not None and secret.scheme == "v1"
+    header = callbacks.signature(secret.secret, 1_800_000_000, b"{}", secret.scheme)
+    with pytest.raises(InvalidSignature, match="legacy=True"):
+        verify(KEY, header, b"{}", now=1_800_000_000)
+    assert verify(KEY, header, b"{}", now=1_800_000_000, legacy=True) == {}
 
 
 @pytest.mark.parametrize(("header", "body", "now", "says"), [
     (None, b"{}", 1_800_000_000, "no valid"),
-    ("t=1800000000,v1=00", b"{}", 1_800_000_000, "does not match"),
+    ("t=1800000000,v2=00", b"{}", 1_800_000_000, "does not match"),
     ("SIGNED", b"{}", 1_800_000_000, "no valid"),
     ("VALID", b'{"tampered": 1}', 1_800_000_000, "does not match"),
     ("VALID", b"{}", 1_800_000_301, "more than 300 s"),
-    ("t=1800000000,v1=\u00e9\u00e9", b"{}", 1_800_000_000, "does not match"),
+    ("t=1800000000,v2=\u00e9\u00e9", b"{}", 1_800_000_000, "does not match"),
 ])
 def test_a_bad_or_stale_signature_is_refused(header: str | None, body: bytes, now: float, says: str) -> None:
     if header == "VALID":
@@ -46,6 +67,22 @@ def test_a_bad_or_stale_signature_is_refused(header: str | None, body: bytes, no
 def test_private_loopback_and_link_local_addresses_are_refused_by_default(url: str) -> None:
     with pytest.raises(CallbackRefused, match="private, loopback or link-local"):
         callbacks.check(SETTINGS, url)
+
+
+@pytest.mark.parametrize("url", ["http://[::ffff:127.0.0.1]/x", "http://[::ffff:10.0.0.8]/x",
+                                 "http://[64:ff9b::127.0.0.1]/x", "http://[64:ff9b::a9fe:a9fe]/x",
+                                 "http://[2002:7f00:1::1]/x", "http://[2002:c0a8:101::]/x", "http://[::127.0.0.1]/x"])
+def test_ipv6_forms_of_private_ipv4_addresses_are_refused(url: str) -> None:
+    """Mapped, NAT64, 6to4 and IPv4-compatible IPv6 forms of a loopback or private IPv4 address are refused too."""
+    with pytest.raises(CallbackRefused, match="private, loopback or link-local"):
+        callbacks.check(SETTINGS, url)
+
+
+def test_an_ipv6_form_of_a_public_ipv4_address_passes_and_an_allowed_network_covers_its_mapped_form() -> None:
+    """64:ff9b::8.8.8.8 reaches a public address; ::ffff:10.0.0.8 is allowed when 10.0.0.0/8 is."""
+    assert callbacks.check(SETTINGS, "http://[64:ff9b::808:808]/x").address == "64:ff9b::808:808"
+    allowed = dataclasses.replace(SETTINGS, callback_allowed_hosts=("10.0.0.0/8",))
+    assert callbacks.check(allowed, "http://[::ffff:10.0.0.8]/x").address == "::ffff:a00:8"
 
 
 def test_allowed_hosts_open_a_name_or_a_network_and_the_address_is_pinned() -> None:

@@ -11,7 +11,6 @@ import importlib.metadata
 import ipaddress
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,10 @@ import swagger_ui_bundle
 import yaml
 import yarl
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Summary, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from redis.exceptions import RedisError
 
+from common.adapters import metrics as pipeline_metrics
 from common.config import Settings, load_settings
 from common.errors import PipelineError
 from common.logging import bind_context, clear_context, get_logger
@@ -31,6 +30,7 @@ from common.web import auth
 from common.models import UPLOAD_FORM_ROOM_BYTES
 from ocrstack.gateway import access, edge_rules, policy
 from ocrstack.gateway.intake import BodyRefused, BodyRules, ReceivedBody, receive
+from ocrstack.gateway.metrics import CLIENT_CLOSED, Metrics
 from ocrstack.gateway.logs import BadLogRequest, LogFile, LogRequest, wanted
 from ocrstack.gateway.policy import DeploymentRefused
 from ocrstack.gateway.callbacks import CallbackRefused, CallbackRules, PinnedResolver
@@ -45,6 +45,8 @@ VERSION = importlib.metadata.version("ocr-pipeline")
 FORWARDING = {"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded", "x-real-ip"}
 # Only the gateway's queue names a verified key (access.py), and only beside the internal token.
 VERIFIED_KEY = auth.VERIFIED_KEY_HEADER.lower()
+# Only the gateway vouches for the X-Forwarded-For it writes; a client's own proof is dropped.
+FORWARDED_PROOF = auth.FORWARDED_PROOF_HEADER.lower()
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host"}
 
@@ -94,33 +96,9 @@ def body_refused(e: BodyRefused, call_id: str) -> web.Response:
     return response
 
 
-class Metrics:
-    """The OpenFaaS gateway's metric names, kept and written by prometheus_client.
-
-    A registry of its own per gateway, not the library's global one: a second GatewayApp in the same
-    process neither shares its counts nor fails registering the same names again.
-    """
-
-    def __init__(self, services: Callable[[], int]) -> None:
-        # No `_created` series: the OpenFaaS gateway shows none, and the names stay the ones scraped so far.
-        # A library-wide switch, harmless here: the gateway's process has no other metrics.
-        disable_created_metrics()
-        self.registry = CollectorRegistry()
-        # Label order as the text has always shown them: code, then function_name.
-        self.invocations = Counter("gateway_function_invocation_total", "Function invocations",
-                                   ["code", "function_name"], registry=self.registry)
-        self.seconds = Summary("gateway_functions_seconds", "Function time taken",
-                               ["code", "function_name"], registry=self.registry)
-        self.services = Gauge("gateway_service_count", "Current count of replicas for function",
-                              registry=self.registry)
-        self.services.set_function(lambda: float(services()))
-
-    def observe(self, function: str, code: int, seconds: float) -> None:
-        self.invocations.labels(code=str(code), function_name=function).inc()
-        self.seconds.labels(code=str(code), function_name=function).observe(seconds)
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+def client_gone(request: web.Request) -> bool:
+    """Whether the client's connection is closed (a reset on our side of the proxy, not the function's)."""
+    return request.transport is None or request.transport.is_closing()
 
 
 def split_name(raw: str) -> str:
@@ -152,7 +130,7 @@ class GatewayApp:
         self._anonymous_bodies = asyncio.Semaphore(ANONYMOUS_BODIES)
         self.basic_auth = basic_auth
         self.logs_follow_timeout = logs_follow_timeout
-        self.metrics = Metrics(lambda: len(self.provider.functions))
+        self.metrics = Metrics(lambda: {name: len(fn.replicas) for name, fn in self.provider.functions.items()})
         self.session: aiohttp.ClientSession | None = None
         self.ready = False
         self.stopping = False  # set on shutdown: followed logs end
@@ -408,8 +386,16 @@ class GatewayApp:
         return web.json_response({"replayed": request.match_info["id"]}, status=202)
 
     async def prometheus(self, _request: web.Request) -> web.Response:
+        """The gateway's metrics, the queue's depth and the pipeline's counts; without Redis, the gateway's own."""
+        stats: dict[str, Any] | None = None
+        pipeline: dict[Any, Any] = {}
+        try:
+            stats = await self.queue.stats()
+            pipeline = await self.queue.redis.hgetall(pipeline_metrics.KEY)
+        except (RedisError, OSError) as e:
+            log.warning("metrics.redis_unavailable", error=str(e))
         # The 0.0.4 text format: what Prometheus servers of every version scrape.
-        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+        return web.Response(body=self.metrics.render(stats, pipeline), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     # --- invocations ---------------------------------------------------------------------------
     def _function_env(self, environment: dict[str, str]) -> dict[str, str]:
@@ -452,7 +438,13 @@ class GatewayApp:
             return False
         return any(address in network for network in self.trusted_proxies)
 
-    def _forward_headers(self, request: web.Request, call_id: str) -> dict[str, str]:
+    def _internal_token(self, fn: Deployment) -> str:
+        try:
+            return self.settings_of(fn).internal_token or ""
+        except PipelineError:
+            return ""  # settings the function cannot start with: nothing to prove with
+
+    def _forward_headers(self, request: web.Request, call_id: str, internal_token: str = "") -> dict[str, str]:
         """The request's headers for the function, with forwarding headers the gateway vouches for.
 
         A client's own X-Forwarded-For (or Forwarded, X-Real-IP) is dropped unless it came through a
@@ -463,11 +455,14 @@ class GatewayApp:
         trusted = self._from_trusted_proxy(peer)
         headers = {k: v for k, v in request.headers.items()
                    if k.lower() not in HOP_BY_HOP and (trusted or k.lower() not in FORWARDING)
-                   and k.lower() != VERIFIED_KEY}
+                   and k.lower() not in (VERIFIED_KEY, FORWARDED_PROOF)}
         if headers.get("Authorization", "").strip() == "Bearer":
             del headers["Authorization"]  # faas-cli without a login sends an empty bearer token
         previous = request.headers.get("X-Forwarded-For") if trusted else None
         headers["X-Forwarded-For"] = f"{previous}, {peer}" if previous else peer
+        if internal_token:
+            # The function believes this X-Forwarded-For only with this proof (auth.forwarded_for_vouched).
+            headers[auth.FORWARDED_PROOF_HEADER] = auth.forwarded_proof(internal_token, headers["X-Forwarded-For"])
         headers["X-Forwarded-Host"] = request.headers.get("X-Forwarded-Host", request.host) if trusted else request.host
         headers["X-Forwarded-Proto"] = request.scheme
         headers["X-Call-Id"] = call_id
@@ -477,16 +472,20 @@ class GatewayApp:
     async def invoke_sync(self, request: web.Request) -> web.StreamResponse:
         name = split_name(request.match_info["name"])
         fn = self.provider.get(name)
-        call_id = request.headers.get("X-Call-Id") or new_call_id()
+        given = edge_rules.given_call_id(request.headers)
+        # An id the functions would refuse is not the gateway's to keep either: the call gets its own.
+        call_id = given if given and edge_rules.call_id_refusal(given) is None else new_call_id()
         clear_context()
         bind_context(call_id=call_id, function=name)
         started = time.monotonic()
         if fn is None:
             log.info("http.request", method=request.method, path=request.path, status=404, duration_ms=0.0)
             return json_error(404, "function_not_found", f"no function named {name!r}")
-        headers = self._forward_headers(request, call_id)
+        headers = self._forward_headers(request, call_id, self._internal_token(fn))
         status = 502
         body: ReceivedBody | None = None
+        response: web.StreamResponse | None = None
+        upstream_headers: dict[str, str] = {}
         assert self.session is not None
         try:
             if request.body_exists and fn.spec.access != access.OPEN:
@@ -513,6 +512,7 @@ class GatewayApp:
                     timeout=aiohttp.ClientTimeout(total=fn.spec.exec_timeout), allow_redirects=False,
                 ) as upstream:
                     status = upstream.status
+                    upstream_headers = dict(upstream.headers)
                     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
                     for key, value in upstream.headers.items():
                         if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
@@ -529,15 +529,24 @@ class GatewayApp:
             status = 504
             return json_error(504, "function_timeout",
                               f"{name} did not answer within its exec_timeout of {fn.spec.exec_timeout:g} s")
-        except aiohttp.ClientError as e:
+        except (aiohttp.ClientError, ConnectionResetError) as e:
+            if client_gone(request):
+                # The client hung up (mid-body or mid-answer): its doing, not the function's.
+                status = CLIENT_CLOSED
+                log.info("http.client_closed", method=request.method, path=request.path, error=str(e))
+                return response if response is not None else json_error(499, "client_closed", "the client left")
             status = 502
             return json_error(502, "function_unavailable", f"{name} could not be reached: {e}")
+        except asyncio.CancelledError:
+            if client_gone(request):
+                status = CLIENT_CLOSED
+            raise
         finally:
             if body is not None:
                 body.close()
             elapsed = time.monotonic() - started
             self.provider.invocations[name] += 1
-            self.metrics.observe(name, status, elapsed)
+            self.metrics.observe(name, status, elapsed, upstream_headers)
             log.info("http.request", method=request.method, path=request.path, status=status,
                      duration_ms=round(elapsed * 1000, 1), client=request.remote)
 
@@ -549,10 +558,11 @@ class GatewayApp:
         if fn is None:
             log.info("http.request", method=request.method, path=request.path, status=404, function=name)
             return json_error(404, "function_not_found", f"no function named {name!r}")
-        refused = edge_rules.call_id_refusal(request.headers.get("X-Call-Id"))
+        given = edge_rules.given_call_id(request.headers)
+        refused = edge_rules.call_id_refusal(given)
         if refused is not None:
             return json_error(400, "invalid_request_id", refused)
-        call_id = request.headers.get("X-Call-Id") or new_call_id()
+        call_id = given or new_call_id()
         callback_url = request.headers.get("X-Callback-Url")
         if callback_url:
             try:
@@ -590,7 +600,8 @@ class GatewayApp:
         invocation = Invocation(
             function=name, path=edge_rules.raw_tail(request.raw_path).partition("?")[0],
             query=request.raw_path.partition("?")[2],
-            method=request.method, headers=access.stored_headers(self._forward_headers(request, call_id)),
+            method=request.method,
+            headers=access.stored_headers(self._forward_headers(request, call_id, self._internal_token(fn))),
             body=body, call_id=call_id, callback_url=callback_url, lane=request.headers.get(LANE_HEADER, ""),
             caller_kind=caller.kind, key_id=caller.key_id,
         )
@@ -646,7 +657,7 @@ class GatewayApp:
         except aiohttp.ClientError as e:
             result = Result(0, b"", {}, f"unreachable: {e}")
         self.provider.invocations[invocation.function] += 1
-        self.metrics.observe(invocation.function, result.status or 502, time.monotonic() - started)
+        self.metrics.observe(invocation.function, result.status or 502, time.monotonic() - started, result.headers)
         return result
 
     async def send_callback(self, invocation: Invocation, result: Result) -> None:

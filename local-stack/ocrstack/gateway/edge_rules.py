@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from urllib.parse import unquote_to_bytes
 
 from common.models import MAX_REQUEST_ID_CHARS
@@ -35,6 +36,12 @@ def raw_tail(raw_path: str) -> str:
     path, mark, query = raw_path.partition("?")
     rest = path.split("/", 3)[3] if path.count("/") >= 3 else ""
     return "/" + rest + (mark + query if query else "")
+
+
+def given_call_id(headers: Mapping[str, str]) -> str | None:
+    """The id a client gave its call: X-Call-Id, else X-Request-Id (what the functions and the SDK send), so
+    the gateway's lines, the queue's and the functions' carry one id a grep follows."""
+    return headers.get("X-Call-Id") or headers.get("X-Request-Id") or None
 
 
 def call_id_refusal(call_id: str | None) -> str | None:
