@@ -111,6 +111,10 @@ class Document(Base):
         # these hold both, so no walked document's row is read (the two above stay for the narrower scans).
         Index("ix_documents_created_id_type_job", "created_at", "id", "content_type", "job_id"),
         Index("ix_documents_owner_created_id_type_job", "owner_id", "created_at", "id", "content_type", "job_id"),
+        # list ?filename= (the start of the name): a range of the names with that prefix, each with its place in
+        # list order, so only the matches are read and sorted, never the table.
+        Index("ix_documents_filename_created_id", "filename", "created_at", "id"),
+        Index("ix_documents_owner_filename_created_id", "owner_id", "filename", "created_at", "id"),
         {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"},
     )
 
@@ -144,6 +148,9 @@ class Job(Base):
     # The key that started this job (upload, drop owner or re-process).
     owner_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
+    # The document's created_at, copied at creation (it never changes): a status's jobs in list order by
+    # ix_jobs_status_listed, so a deep page of a rare status reads its own jobs in order instead of sorting all.
+    document_created_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
@@ -161,6 +168,8 @@ class Job(Base):
     __table_args__ = (
         # list ?status= (selective states such as failed), and finding jobs by state.
         Index("ix_jobs_status", "status"),
+        # list ?status= of a rare state at any depth: that state's jobs in list order (document_id breaks ties).
+        Index("ix_jobs_status_listed", "status", "document_created_at", "document_id"),
         # list ?q=: MATCH(text) AGAINST (... IN BOOLEAN MODE); InnoDB full-text on MariaDB 10.11 and MySQL 8.
         Index("ftx_jobs_text", "text", mysql_prefix="FULLTEXT"),
         {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"},

@@ -58,6 +58,7 @@ def create(session: Session, document: Document, lang: str, max_attempts: int, r
         request_id=request_id,
         owner_id=owner_id,
         created_at=now,
+        document_created_at=document.created_at,
         updated_at=now,
         # The completion webhook, owed once the job ends (rules/callbacks.py delivers it).
         callback_url=callback_url,
