@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from common.adapters.db import Job, session_scope
+from common.adapters.db import Job, read
 from common.config import Settings
 from common.rules.listing.cursor import Position, encode_cursor
 from common.rules.listing.params import ListQuery
@@ -24,19 +24,38 @@ TOTAL_CAP = 1_000
 
 
 def list_documents(settings: Settings, query: ListQuery) -> dict[str, Any]:
-    """One page in list order, the cursor of the next one, and the total in offset mode."""
-    with session_scope(settings) as session:
-        recent = search_recent(session, query)
-        rows = recent.rows if recent is not None else session.execute(page_statement(session, query)).all()
-        more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        total, exact = _total(session, query, recent)
-        texts: dict[str, str | None] = {}
-        if query.search is not None and rows:
-            # Fetched apart from the page: a MEDIUMTEXT carried through the page's sort would force an
-            # on-disk temporary table for every hit, not just the ones shown.
-            shown = [row.job_id for row in rows]
-            texts = dict(session.execute(select(Job.id, Job.text).where(Job.id.in_(shown))).all())
+    """One page in list order, the cursor of the next one, and the total in offset mode (on the read replica
+    when one is set: adapters/db.read)."""
+    found = read(settings, lambda session: _read_page(session, query), purpose="list")
+    return _body(query, found)
+
+
+@dataclass(frozen=True)
+class _Found:
+    rows: list[Any]  # the page's rows, at most the limit
+    more: bool  # another item follows
+    total: int | None
+    exact: bool | None
+    texts: dict[str, str | None]  # the shown jobs' texts, for snippets (with q only)
+
+
+def _read_page(session: Session, query: ListQuery) -> _Found:
+    recent = search_recent(session, query)
+    rows = recent.rows if recent is not None else list(session.execute(page_statement(session, query)).all())
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    total, exact = _total(session, query, recent)
+    texts: dict[str, str | None] = {}
+    if query.search is not None and rows:
+        # Fetched apart from the page: a MEDIUMTEXT carried through the page's sort would force an
+        # on-disk temporary table for every hit, not just the ones shown.
+        shown = [row.job_id for row in rows]
+        texts = dict(session.execute(select(Job.id, Job.text).where(Job.id.in_(shown))).all())
+    return _Found(rows, more, total, exact, texts)
+
+
+def _body(query: ListQuery, found: _Found) -> dict[str, Any]:
+    rows, more, total, exact, texts = found.rows, found.more, found.total, found.exact, found.texts
     items = []
     for row in rows:
         item: dict[str, Any] = {
