@@ -71,7 +71,8 @@ def _body(query: ListQuery, found: _Found) -> dict[str, Any]:
             "owner_id": row.owner_id,
         }
         if query.search is not None:
-            item["snippet"] = snippet_of(texts.get(row.job_id) or "", query.search.words)
+            item["snippet"] = snippet_of(texts.get(row.job_id) or "", tuple(
+                stem for stems in query.search.stems for stem in stems))
         items.append(item)
     next_cursor = encode_cursor(query, Position(rows[-1].created_at, rows[-1].id)) if more else None
     body: dict[str, Any] = {
