@@ -170,13 +170,13 @@ def responses(page: DevTools) -> list[dict[str, Any]]:
 
 
 def problems(page: DevTools, refused_url: str) -> list[Any]:
-    """What a developer would see in the browser's console: failed loads, 4xx/5xx (but the 401 the test asked
-    for at refused_url), blocked requests, logged errors and uncaught exceptions."""
+    """What a developer would see in the browser's console: failed loads, 4xx/5xx (but the 401 and the 400 of a
+    refused search the test asked for at refused_url), blocked requests, logged errors and uncaught exceptions."""
     found: list[Any] = []
     for event in page.events:
         method, params = event["method"], event["params"]
         if method == "Network.responseReceived" and params["response"]["status"] >= 400:
-            if not (params["response"]["status"] == 401 and params["response"]["url"].startswith(refused_url)):
+            if not (params["response"]["status"] in (400, 401) and params["response"]["url"].startswith(refused_url)):
                 found.append((params["response"]["status"], params["response"]["url"]))
         elif method == "Network.loadingFailed":
             found.append(params)
@@ -313,6 +313,23 @@ def test_page_uploads_a_scan_shows_its_progress_text_and_pdf_and_finds_it(stack:
             snippet = await page.wait_for(f"{rows}.map(r => r.querySelector('.snippet')?.textContent).find(Boolean)",
                                           30, "a search hit with its snippet")
             assert "harbour" in snippet.lower()
+            # A plural finds the singular (stemmed search); a refused search clears the rows of the one before.
+            await page.evaluate("document.querySelector('#q').value = 'harbours'")
+            await page.evaluate("document.querySelector('#search').requestSubmit()")
+            await page.wait_for(f"{rows}.some(r => r.textContent.includes({js(scan.name)}) "
+                                "&& r.querySelector('.snippet')?.textContent.toLowerCase().includes('harbour'))", 30,
+                                "the plural's hit")
+            await page.evaluate("document.querySelector('#q').value = 'the'")
+            await page.evaluate("document.querySelector('#search').requestSubmit()")
+            refused = await page.wait_for("document.querySelector('#message').hidden ? '' : "
+                                          "document.querySelector('#message').textContent", 30, "the refused search")
+            assert "no searchable word" in refused
+            assert await page.evaluate(f"{rows}.length") == 0
+            assert await page.evaluate("document.querySelector('#more').hidden")
+            await page.evaluate("document.querySelector('#q').value = 'harbour'")
+            await page.evaluate("document.querySelector('#search').requestSubmit()")
+            await page.wait_for(f"{rows}.map(r => r.querySelector('.snippet')?.textContent).find(Boolean)", 30,
+                                "the search again")
 
             await screenshot(page, shot)
 

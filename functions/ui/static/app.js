@@ -287,14 +287,21 @@ async function refreshList(more = false) {
   if (q) params.set("q", q);
   if (more && listCursor) params.set("cursor", listCursor);
   let page;
+  const body = $("#recent tbody");
   try {
     page = await api(`/function/list?${params}`);
   } catch (error) {
     showError(error);
+    if (!more) {
+      // A refused or failed search must not leave the previous query's rows looking like its answer.
+      body.replaceChildren();
+      listCursor = null;
+      $("#more").hidden = true;
+      $("#recent-note").textContent = q ? "No results: the search was refused (see the message above)." : "";
+    }
     return;
   }
   showMessage("");
-  const body = $("#recent tbody");
   const rows = page.items.map(listRow);
   if (more) body.append(...rows); else body.replaceChildren(...rows);
   listCursor = page.next_cursor;
