@@ -3,10 +3,11 @@
 Run from the repository root: .venv/bin/python -m bench.list_bench [--documents 100000] [--runs 30]
 
 Starts its own MariaDB (free port, temporary folder, stopped at the end), creates the schema, bulk-loads
-documents + jobs with OCR-like text, then times `common.listing.list_documents` in this process (query
-parsing, SQL and shaping the answer; no HTTP). Offset-mode rows include the COUNT behind `total`, as the
-function answers them; the COUNT is also timed alone. The access plan (EXPLAIN's key) of each page query
-is printed beside its figures.
+documents + jobs with OCR-like text (LOAD DATA, indexes built afterwards: 1M documents in about 6 minutes
+on 2 cores), then times `common.listing.list_documents` in this process (query parsing, SQL and shaping the
+answer; no HTTP). Offset-mode rows include the COUNT behind `total`, as the function answers them; the
+COUNT is also timed alone. Each query's figures are printed as they are measured, with the access plan
+(EXPLAIN's key) of its page query.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from common.adapters.db import Document, Job, create_schema, dispose_engines, se
 from common.config import Settings, load_settings
 from common.models import TRUSTED, JobStatus
 from common.rules.listing import ListQuery, count_statement, list_documents, page_statement
+from common.rules.listing.page import TOTAL_CAP
 from common.rules.listing.recent import WANTED_PER_WINDOW, WINDOW, search_recent
 from ocrstack.services import MariaDB, free_port
 
@@ -212,7 +214,8 @@ def run_queries(settings: Settings, runs: int) -> dict[str, tuple[int, float, fl
         "filter image/* + status=completed + 30 days": {"content_type": "image/*", "status": "completed",
                                                          "date_from": window_from.isoformat(),
                                                          "date_to": window_to.isoformat()},
-        "filter filename substring (no index can help)": {"filename": "scan-0999"},
+        # `filename` is the start of the name (a substring had no index: 2.7 s at 1M documents).
+        "filter filename prefix 'scan-0999'": {"filename": "scan-0999"},
         f"search q={RARE_WORD} (~1 % of texts)": {"q": RARE_WORD},
         "search q=invoice (most texts)": {"q": "invoice"},
         f"search q={RARE_WORD}, cursor page 2": {"q": RARE_WORD, "cursor": ""},
@@ -249,10 +252,12 @@ def run_queries(settings: Settings, runs: int) -> dict[str, tuple[int, float, fl
 
     def count_all() -> int:
         with session_scope(settings) as session:
-            return int(session.execute(count_statement(ListQuery())).scalar_one())
+            return int(session.execute(count_statement(ListQuery(), TOTAL_CAP)).scalar_one())
 
+    # What `total` costs alone, as list_documents runs it: a COUNT that stops past TOTAL_CAP matches (a common
+    # word's estimate counts the other filters up to page.BASE_COUNT_CAP, then takes the server's estimate).
     p50, p95 = timed(count_all, runs)
-    results["COUNT behind total, alone (no filter)"] = (0, p50, p95, "documents: count")
+    results[f"COUNT behind total (stops past {TOTAL_CAP:,}), alone"] = (0, p50, p95, "documents: count")
     return results
 
 
