@@ -393,7 +393,7 @@ def test_list_body_matches_the_documented_schema(monkeypatch: pytest.MonkeyPatch
         SimpleNamespace(all=lambda: [(row.job_id, "an invoice of March"), (unowned.job_id, None)]),  # searched texts
     )
     recent = RecentPage(rows=[row, unowned], share=0.5, complete=False) if walked else None
-    monkeypatch.setattr(listing_page, "session_scope", fake_scope(session))
+    monkeypatch.setattr(listing_page, "read", lambda _settings, work, purpose: work(session))
     monkeypatch.setattr(listing_page, "search_recent", lambda _session, _query: recent)
     monkeypatch.setattr(listing_page, "page_statement", lambda _session, _query: "page")
     monkeypatch.setattr(listing_page, "count_statement", lambda _query, _cap=None: "count")
