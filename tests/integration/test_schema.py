@@ -180,7 +180,9 @@ def test_downgrading_the_list_walk_drops_only_its_indexes_and_keeps_the_rows(set
     create_schema(settings)
     engine = raw(settings)
     assert WALK_INDEXES.items() <= indexes(engine, "documents").items()
-    before = set(indexes(engine, "documents")) - set(WALK_INDEXES)
+    # Going back to 0004 undoes 0007 too: its file name indexes go as well.
+    before = set(indexes(engine, "documents")) - set(WALK_INDEXES) - {
+        "ix_documents_filename_created_id", "ix_documents_owner_filename_created_id"}
     with engine.begin() as conn:
         conn.execute(text(DOCUMENT))
         conn.execute(text(job("j1")))
