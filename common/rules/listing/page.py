@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from common.adapters.db import Job, read
@@ -45,10 +45,27 @@ class _Found:
 
 def _read_page(session: Session, query: ListQuery) -> _Found:
     recent = search_recent(session, query)
-    rows = recent.rows if recent is not None else list(session.execute(page_statement(session, query)).all())
+    # A search by the full-text index reads and sorts every match anyway: the page counts them in the same
+    # pass (a window COUNT), where a COUNT of its own would run the full-text search a second time.
+    counted_in_page = recent is None and query.search is not None and query.after is None
+    matches: int | None = None
+    if recent is not None:
+        rows = recent.rows
+    else:
+        statement = page_statement(session, query)
+        if counted_in_page:
+            statement = statement.add_columns(func.count().over().label("matches"))
+        rows = list(session.execute(statement).all())
+        if counted_in_page and rows:
+            matches = int(rows[0].matches)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    total, exact = _total(session, query, recent)
+    total: int | None
+    exact: bool | None
+    if matches is not None:
+        total, exact = min(matches, TOTAL_CAP), matches <= TOTAL_CAP
+    else:
+        total, exact = _total(session, query, recent)
     texts: dict[str, str | None] = {}
     if query.search is not None and rows:
         # Fetched apart from the page: a MEDIUMTEXT carried through the page's sort would force an
