@@ -314,6 +314,10 @@ def test_page_uploads_a_scan_shows_its_progress_text_and_pdf_and_finds_it(stack:
                                           30, "a search hit with its snippet")
             assert "harbour" in snippet.lower()
             # A plural finds the singular (stemmed search); a refused search clears the rows of the one before.
+            await page.evaluate("document.querySelector('#q').value = 'zebra'")
+            await page.evaluate("document.querySelector('#search').requestSubmit()")
+            await page.wait_for(f"{rows}.length === 0 && document.querySelector('#recent-note').textContent"
+                                ".includes('No document contains every word')", 30, "a search without a hit")
             await page.evaluate("document.querySelector('#q').value = 'harbours'")
             await page.evaluate("document.querySelector('#search').requestSubmit()")
             await page.wait_for(f"{rows}.some(r => r.textContent.includes({js(scan.name)}) "

@@ -280,6 +280,8 @@ function listRow(item) {
   return row;
 }
 
+let listTicket = 0;
+
 async function refreshList(more = false) {
   if (!apiKey()) return;
   const params = new URLSearchParams({limit: String(LIST_LIMIT)});
@@ -288,9 +290,12 @@ async function refreshList(more = false) {
   if (more && listCursor) params.set("cursor", listCursor);
   let page;
   const body = $("#recent tbody");
+  // Only the newest request may paint: an earlier search answering late must not cover a later one.
+  const ticket = ++listTicket;
   try {
     page = await api(`/function/list?${params}`);
   } catch (error) {
+    if (ticket !== listTicket) return;
     showError(error);
     if (!more) {
       // A refused or failed search must not leave the previous query's rows looking like its answer.
@@ -301,6 +306,7 @@ async function refreshList(more = false) {
     }
     return;
   }
+  if (ticket !== listTicket) return;
   showMessage("");
   const rows = page.items.map(listRow);
   if (more) body.append(...rows); else body.replaceChildren(...rows);
