@@ -3,10 +3,11 @@
 Run from the repository root: .venv/bin/python -m bench.list_bench [--documents 100000] [--runs 30]
 
 Starts its own MariaDB (free port, temporary folder, stopped at the end), creates the schema, bulk-loads
-documents + jobs with OCR-like text, then times `common.listing.list_documents` in this process (query
-parsing, SQL and shaping the answer; no HTTP). Offset-mode rows include the COUNT behind `total`, as the
-function answers them; the COUNT is also timed alone. The access plan (EXPLAIN's key) of each page query
-is printed beside its figures.
+documents + jobs with OCR-like text (LOAD DATA, indexes built afterwards: 1M documents in about 6 minutes
+on 2 cores), then times `common.listing.list_documents` in this process (query parsing, SQL and shaping the
+answer; no HTTP). Offset-mode rows include the COUNT behind `total`, as the function answers them; the
+COUNT is also timed alone. Each query's figures are printed as they are measured, with the access plan
+(EXPLAIN's key) of its page query.
 """
 
 from __future__ import annotations
@@ -22,17 +23,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects import mysql
 
 from common.adapters.db import Document, Job, create_schema, dispose_engines, session_scope
 from common.config import Settings, load_settings
 from common.models import TRUSTED, JobStatus
 from common.rules.listing import ListQuery, count_statement, list_documents, page_statement
+from common.rules.listing.page import TOTAL_CAP
 from common.rules.listing.recent import WANTED_PER_WINDOW, WINDOW, search_recent
 from ocrstack.services import MariaDB, free_port
 
-BATCH = 2_000
 START = datetime(2025, 1, 1)
 # Invoice and letter vocabulary, so the full-text index has a realistic spread of common and rare words.
 COMMON_WORDS = (
@@ -61,38 +62,77 @@ def ocr_text(rng: random.Random) -> str:
     return " ".join(words)
 
 
-def load(settings: Settings, documents: int) -> None:
-    """documents + jobs in multi-row INSERTs; about one timestamp in ten shared by two rows (tie-breaking)."""
+def load(settings: Settings, database: MariaDB, folder: Path, documents: int) -> None:
+    """documents + jobs by LOAD DATA, secondary indexes built afterwards; about one timestamp in ten shared by two
+    rows (tie-breaking).
+
+    Rows go to tab-separated files in primary-key order, the indexes (full-text included) are dropped, the server
+    reads the files, and each table's indexes are built in one ALTER from sorted runs: a fraction of the time
+    of row-by-row inserts into every index (1M documents: minutes instead of 13).
+    """
     rng = random.Random(7)
     moment = START
     started = time.monotonic()
-    for first in range(0, documents, BATCH):
-        docs, jobs = [], []
-        for n in range(first, min(first + BATCH, documents)):
-            if rng.random() > 0.1:
-                moment += timedelta(seconds=rng.randint(1, 600), microseconds=rng.randint(0, 999_999))
-            doc_id, job_id = str(uuid.uuid4()), str(uuid.uuid4())
-            kind = weighted(rng, CONTENT_TYPES)
-            status = weighted(rng, STATUSES)
-            docs.append({
-                "id": doc_id, "filename": f"scan-{n:06d}.{kind.split('/')[1]}", "content_type": kind,
-                "size_bytes": rng.randint(10_000, 5_000_000), "bucket": "documents",
-                "object_key": f"uploads/{doc_id}/scan-{n:06d}", "source": "upload",
-                "source_hash": uuid.uuid4().hex + uuid.uuid4().hex, "created_at": moment, "job_id": job_id,
-                "owner_id": OWNERS[1] if n % 5 == 4 else OWNERS[0],
-            })
-            jobs.append({
-                "id": job_id, "document_id": doc_id, "status": status, "lang": "eng", "attempts": 1,
-                "version": 1, "max_attempts": 3, "page_count": 1, "pages_done": 1,
-                "text": ocr_text(rng) if status == JobStatus.COMPLETED else None,
-                "created_at": moment, "updated_at": moment,
-            })
-        with session_scope(settings) as session:
-            session.execute(insert(Document), docs)
-            session.execute(insert(Job), jobs)
-        print(f"\r  loaded {first + len(docs):>7} / {documents} ({time.monotonic() - started:.0f} s)",
-              end="", flush=True)
+    docs: list[tuple[Any, ...]] = []
+    jobs: list[tuple[Any, ...]] = []
+    for n in range(documents):
+        if rng.random() > 0.1:
+            moment += timedelta(seconds=rng.randint(1, 600), microseconds=rng.randint(0, 999_999))
+        doc_id, job_id = str(uuid.uuid4()), str(uuid.uuid4())
+        kind = weighted(rng, CONTENT_TYPES)
+        status = weighted(rng, STATUSES)
+        stamp = moment.isoformat(sep=" ", timespec="microseconds")
+        docs.append((doc_id, f"scan-{n:06d}.{kind.split('/')[1]}", kind, rng.randint(10_000, 5_000_000), "documents",
+                     f"uploads/{doc_id}/scan-{n:06d}", "upload", uuid.uuid4().hex + uuid.uuid4().hex, stamp, job_id,
+                     OWNERS[1] if n % 5 == 4 else OWNERS[0]))
+        jobs.append((job_id, doc_id, status.value, "eng", 1, 1, 3, 1, 1,
+                     ocr_text(rng) if status == JobStatus.COMPLETED else None, stamp, stamp, stamp))
+        if (n + 1) % 50_000 == 0:
+            print(f"\r  generated {n + 1:>7} / {documents} ({time.monotonic() - started:.0f} s)", end="", flush=True)
     print()
+    tables = {
+        "documents": (Document, docs, "id, filename, content_type, size_bytes, bucket, object_key, source, "
+                      "source_hash, created_at, job_id, owner_id"),
+        "jobs": (Job, jobs, "id, document_id, status, lang, attempts, version, max_attempts, page_count, "
+                 "pages_done, text, created_at, document_created_at, updated_at"),
+    }
+    for name, (model, rows, columns) in tables.items():
+        table = model.metadata.tables[name]
+        rows.sort(key=lambda row: row[0])  # primary-key order: InnoDB appends pages instead of splitting them
+        path = folder / f"{name}.tsv"
+        with path.open("w", encoding="utf-8") as out:
+            for row in rows:
+                out.write("\t".join("\\N" if v is None else str(v) for v in row) + "\n")
+        rows.clear()
+        # Every secondary index but the foreign key's (jobs.document_id) is built after the load.
+        built = [index for index in table.indexes if index.name != "ix_jobs_document_id"]
+        unique = [c.name for c in table.columns if c.unique]
+        drops = [f"DROP INDEX {index.name}" for index in built] + [f"DROP INDEX {column}" for column in unique]
+        adds = [_index_clause(index) for index in built] + [f"ADD UNIQUE INDEX {c} ({c})" for c in unique]
+        step = time.monotonic()
+        database.root_sql(
+            f"ALTER TABLE `{database.database}`.{name} {', '.join(drops)};"
+            f"SET foreign_key_checks = 0; SET unique_checks = 0;"
+            f"LOAD DATA INFILE '{path}' INTO TABLE `{database.database}`.{name} CHARACTER SET utf8mb4 "
+            f"FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' ({columns});"
+        )
+        loaded = time.monotonic()
+        print(f"  {name}: {documents} rows read in {loaded - step:.0f} s", flush=True)
+        # The full-text index in a statement of its own, after the others: built in the same ALTER as them,
+        # MariaDB 10.11 left it empty here (every MATCH found nothing).
+        plain = [clause for clause in adds if "FULLTEXT" not in clause]
+        fulltext = [clause for clause in adds if "FULLTEXT" in clause]
+        database.root_sql("".join(f"ALTER TABLE `{database.database}`.{name} {', '.join(group)};"
+                                  for group in (plain, fulltext) if group))
+        print(f"  {name}: {len(adds)} indexes built in {time.monotonic() - loaded:.0f} s", flush=True)
+        path.unlink()
+    print(f"  loaded in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def _index_clause(index: Any) -> str:
+    """ADD [FULLTEXT] INDEX name (columns) for one of the models' indexes."""
+    kind = "FULLTEXT INDEX" if index.dialect_options["mysql"].get("prefix") == "FULLTEXT" else "INDEX"
+    return f"ADD {kind} {index.name} ({', '.join(column.name for column in index.columns)})"
 
 
 def timed(call: Callable[[], Any], runs: int) -> tuple[float, float]:
@@ -144,7 +184,7 @@ def main() -> None:
             })
             create_schema(settings)
             print(f"loading {args.documents} documents + jobs ...", flush=True)
-            load(settings, args.documents)
+            load(settings, database, Path(tmp), args.documents)
             with session_scope(settings) as session:
                 session.execute(text("ANALYZE TABLE documents, jobs"))
                 version = session.execute(text("SELECT VERSION()")).scalar_one()
@@ -179,7 +219,8 @@ def run_queries(settings: Settings, runs: int) -> dict[str, tuple[int, float, fl
         "filter image/* + status=completed + 30 days": {"content_type": "image/*", "status": "completed",
                                                          "date_from": window_from.isoformat(),
                                                          "date_to": window_to.isoformat()},
-        "filter filename substring (no index can help)": {"filename": "scan-0999"},
+        # `filename` is the start of the name (a substring had no index: 2.7 s at 1M documents).
+        "filter filename prefix 'scan-0999'": {"filename": "scan-0999"},
         f"search q={RARE_WORD} (~1 % of texts)": {"q": RARE_WORD},
         "search q=invoice (most texts)": {"q": "invoice"},
         f"search q={RARE_WORD}, cursor page 2": {"q": RARE_WORD, "cursor": ""},
@@ -216,10 +257,12 @@ def run_queries(settings: Settings, runs: int) -> dict[str, tuple[int, float, fl
 
     def count_all() -> int:
         with session_scope(settings) as session:
-            return int(session.execute(count_statement(ListQuery())).scalar_one())
+            return int(session.execute(count_statement(ListQuery(), TOTAL_CAP)).scalar_one())
 
+    # What `total` costs alone, as list_documents runs it: a COUNT that stops past TOTAL_CAP matches (a common
+    # word's estimate counts the other filters up to page.BASE_COUNT_CAP, then takes the server's estimate).
     p50, p95 = timed(count_all, runs)
-    results["COUNT behind total, alone (no filter)"] = (0, p50, p95, "documents: count")
+    results[f"COUNT behind total (stops past {TOTAL_CAP:,}), alone"] = (0, p50, p95, "documents: count")
     return results
 
 

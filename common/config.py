@@ -72,12 +72,27 @@ class Settings:
     # Result links in a status answer: "api" (the documents function's downloads, authorised by the key)
     # or "presigned" (signed MinIO links, for deployments that publish MinIO at S3_PUBLIC_ENDPOINT).
     output_links: str = "api"
+    # A MySQL read replica for list and status (adapters/db.read); empty host: every read on the primary.
+    mysql_replica_host: str = ""
+    mysql_replica_port: int = 3306
+    mysql_replica_timeout: float = 1.0
+    mysql_replica_retry_seconds: float = 30.0
 
     @property
     def database_url(self) -> str:
         return (
             f"mysql+pymysql://{self.mysql_user}:{self.mysql_password}"
             f"@{self.mysql_host}:{self.mysql_port}/{self.mysql_database}?charset=utf8mb4"
+        )
+
+    @property
+    def replica_url(self) -> str | None:
+        """The read replica, with the primary's user and database; None without MYSQL_REPLICA_HOST."""
+        if not self.mysql_replica_host:
+            return None
+        return (
+            f"mysql+pymysql://{self.mysql_user}:{self.mysql_password}"
+            f"@{self.mysql_replica_host}:{self.mysql_replica_port}/{self.mysql_database}?charset=utf8mb4"
         )
 
 
@@ -184,9 +199,10 @@ def setting_problems(env: Mapping[str, str]) -> dict[str, str]:
 
 def _read(env: Mapping[str, str]) -> tuple[Settings, list[tuple[str, str]]]:
     r = _EnvReader(env, Path(env.get("SECRETS_DIR", DEFAULT_SECRETS_DIR)))
+    mysql_port = r.integer("MYSQL_PORT", 3306, minimum=1)
     settings = Settings(
         mysql_host=r.text("MYSQL_HOST", "127.0.0.1"),
-        mysql_port=r.integer("MYSQL_PORT", 3306, minimum=1),
+        mysql_port=mysql_port,
         mysql_user=r.text("MYSQL_USER", "ocr"),
         mysql_password=r.secret("MYSQL_PASSWORD", "mysql-password"),
         mysql_database=r.text("MYSQL_DATABASE", "ocr"),
@@ -255,7 +271,17 @@ def _read(env: Mapping[str, str]) -> tuple[Settings, list[tuple[str, str]]]:
                                      if h.strip()),
         callback_max_attempts=r.integer("CALLBACK_MAX_ATTEMPTS", 5, minimum=1),
         output_links=r.choice("OUTPUT_LINKS", "api", ("api", "presigned")),
+        # A read replica of MYSQL_HOST (same user, password and database) that list and status read from once it
+        # has applied every write the primary had when the read began; lagging past MYSQL_REPLICA_TIMEOUT or
+        # down, the primary answers, and a replica that failed is left alone for MYSQL_REPLICA_RETRY_SECONDS.
+        mysql_replica_host=env.get("MYSQL_REPLICA_HOST", "").strip(),
+        mysql_replica_port=r.integer("MYSQL_REPLICA_PORT", mysql_port, minimum=1),
+        mysql_replica_timeout=r.number("MYSQL_REPLICA_TIMEOUT", 1.0),
+        mysql_replica_retry_seconds=r.number("MYSQL_REPLICA_RETRY_SECONDS", 30.0),
     )
+    if settings.mysql_replica_timeout <= 0:
+        r.problems.append(("MYSQL_REPLICA_TIMEOUT", "MYSQL_REPLICA_TIMEOUT must be more than 0 seconds, got "
+                                                    f"{settings.mysql_replica_timeout}"))
     return settings, r.problems
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -19,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    text,
 )
 from sqlalchemy.dialects.mysql import DATETIME, MEDIUMTEXT
 from sqlalchemy.engine import Engine
@@ -113,6 +116,10 @@ class Document(Base):
         # these hold both, so no walked document's row is read (the two above stay for the narrower scans).
         Index("ix_documents_created_id_type_job", "created_at", "id", "content_type", "job_id"),
         Index("ix_documents_owner_created_id_type_job", "owner_id", "created_at", "id", "content_type", "job_id"),
+        # list ?filename= (the start of the name): a range of the names with that prefix, each with its place in
+        # list order, so only the matches are read and sorted, never the table.
+        Index("ix_documents_filename_created_id", "filename", "created_at", "id"),
+        Index("ix_documents_owner_filename_created_id", "owner_id", "filename", "created_at", "id"),
         {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"},
     )
 
@@ -146,6 +153,9 @@ class Job(Base):
     # The key that started this job (upload, drop owner or re-process).
     owner_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
+    # The document's created_at, copied at creation (it never changes): a status's jobs in list order by
+    # ix_jobs_status_listed, so a deep page of a rare status reads its own jobs in order instead of sorting all.
+    document_created_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
@@ -163,6 +173,8 @@ class Job(Base):
     __table_args__ = (
         # list ?status= (selective states such as failed), and finding jobs by state.
         Index("ix_jobs_status", "status"),
+        # list ?status= of a rare state at any depth: that state's jobs in list order (document_id breaks ties).
+        Index("ix_jobs_status_listed", "status", "document_created_at", "document_id"),
         # list ?q=: MATCH(text) AGAINST (... IN BOOLEAN MODE); InnoDB full-text on MariaDB 10.11 and MySQL 8.
         Index("ftx_jobs_text", "text", mysql_prefix="FULLTEXT"),
         {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"},
@@ -241,10 +253,71 @@ def get_engine(settings: Settings) -> Engine:
 
 def dispose_engines() -> None:
     """Close pooled connections (tests and process shutdown)."""
-    for engine in _engines.values():
+    for engine in [*_engines.values(), *_replicas.values()]:
         engine.dispose()
     _engines.clear()
     _checked.clear()
+    _replicas.clear()
+    _passed_over_until.clear()
+
+
+T = TypeVar("T")
+# Replica engines by URL (no schema check: a replica is read-only and follows the primary's schema).
+_replicas: dict[str, Engine] = {}
+# Until when (time.monotonic) a replica that failed or lagged is passed over, by URL.
+_passed_over_until: dict[str, float] = {}
+
+
+def read(settings: Settings, work: Callable[[Session], T], purpose: str) -> T:
+    """Read-only `work` on the read replica when one is set, up and caught up; on the primary otherwise.
+
+    Caught up means the replica has applied every transaction the primary had committed when the read began
+    (MariaDB's MASTER_GTID_WAIT on the primary's gtid_binlog_pos; MySQL's WAIT_FOR_EXECUTED_GTID_SET on its
+    gtid_executed), so a caller reads its own writes there too. The connection, the wait and each statement
+    are bounded by MYSQL_REPLICA_TIMEOUT: a replica that lags, hangs or is down costs one timeout, then the
+    primary answers (and runs `work` from the start: it only reads), and the replica is passed over for
+    MYSQL_REPLICA_RETRY_SECONDS so the requests after it do not pay that timeout again.
+    """
+    blocking.check("mysql")
+    url = settings.replica_url
+    if url is None or time.monotonic() < _passed_over_until.get(url, 0.0):
+        with session_scope(settings) as session:
+            return work(session)
+    started = time.monotonic()
+    try:
+        with session_scope(settings) as session:
+            mariadb = bool(getattr(session.get_bind().dialect, "is_mariadb", False))
+            position = session.execute(text(
+                "SELECT @@global.gtid_binlog_pos" if mariadb else "SELECT @@global.gtid_executed")).scalar() or ""
+        replica = _replica_engine(settings, url)
+        with replica.connect() as connection, Session(bind=connection, expire_on_commit=False) as session:
+            waited = connection.execute(
+                text("SELECT MASTER_GTID_WAIT(:position, :seconds)" if mariadb
+                     else "SELECT WAIT_FOR_EXECUTED_GTID_SET(:position, :seconds)"),
+                {"position": position, "seconds": settings.mysql_replica_timeout},
+            ).scalar()
+            if waited == 0:
+                # Closing the session ends the read's transaction and detaches what it loaded, still loaded.
+                return work(session)
+            reason, detail = "lagging", f"not at the primary's position {position} after the wait"
+    except (OperationalError, InterfaceError) as e:
+        reason, detail = "unavailable", str(e.orig or e)
+    _passed_over_until[url] = time.monotonic() + settings.mysql_replica_retry_seconds
+    log.warning("db.replica_passed_over", purpose=purpose, reason=reason, detail=detail[:300],
+                seconds=round(time.monotonic() - started, 3), retry_after=settings.mysql_replica_retry_seconds)
+    with session_scope(settings) as session:
+        return work(session)
+
+
+def _replica_engine(settings: Settings, url: str) -> Engine:
+    engine = _replicas.get(url)
+    if engine is None:
+        timeout = settings.mysql_replica_timeout
+        # The socket waits a little longer than the GTID wait, so the wait's own "timed out" answer arrives.
+        engine = create_engine(url, pool_pre_ping=True, pool_recycle=3600, connect_args={
+            "connect_timeout": timeout, "read_timeout": timeout + 0.5, "write_timeout": timeout + 0.5})
+        _replicas[url] = engine
+    return engine
 
 
 @contextmanager

@@ -7,15 +7,15 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.orm import Session, object_session
 
 from common.adapters import cache, metrics
-from common.adapters.db import Document, Job, Page, session_scope, utcnow
+from common.adapters.db import Document, Job, Page, read, session_scope, utcnow
 from common.config import Settings
 from common.errors import JobInProgress, JobNotFound, PipelineError
 from common.logging import get_logger
@@ -23,6 +23,7 @@ from common.models import CallbackState, JobStatus, PageResult, ResultWarning
 from common.rules import lease, result_warnings
 
 log = get_logger()
+T = TypeVar("T")
 
 # Where a transaction keeps the jobs it finished, for the metrics counted after its commit.
 _FINISHED = "jobs_finished"
@@ -59,6 +60,7 @@ def create(session: Session, document: Document, lang: str, max_attempts: int, r
         request_id=request_id,
         owner_id=owner_id,
         created_at=now,
+        document_created_at=document.created_at,
         updated_at=now,
         # The completion webhook, owed once the job ends (rules/callbacks.py delivers it).
         callback_url=callback_url,
@@ -353,32 +355,44 @@ def not_found(job_id: str) -> JobNotFound:
     return JobNotFound(f"job {job_id} does not exist")
 
 
-def get(settings: Settings, job_id: str, owner: str | None = None) -> tuple[Job, Document]:
-    """A job and its document; with `owner`, only if that key owns the document."""
+def get(settings: Settings, job_id: str, owner: str | None = None, replica: bool = False) -> tuple[Job, Document]:
+    """A job and its document; with `owner`, only if that key owns the document. `replica`: a read that may
+    be served by the read replica (db.read: only once it has every write the primary had)."""
     statement = select(Job, Document).join(Document, Document.id == Job.document_id).where(Job.id == job_id)
     if owner is not None:
         statement = statement.where(Document.owner_id == owner)
-    with session_scope(settings) as session:
+
+    def found(session: Session) -> tuple[Job, Document]:
         row = session.execute(statement).one_or_none()
         if row is None:
             raise not_found(job_id)
         return row[0], row[1]
 
+    return _reading(settings, found, replica, "status")
 
-def shown_by(settings: Settings, document_id: str, owner: str | None = None) -> str | None:
+
+def shown_by(settings: Settings, document_id: str, owner: str | None = None, replica: bool = False) -> str | None:
     """The job whose result a document shows (its `job_id` in list and describe); None if there is no such
     document, or it is someone else's when `owner` is given."""
     statement = select(Document.job_id).where(Document.id == document_id)
     if owner is not None:
         statement = statement.where(Document.owner_id == owner)
-    with session_scope(settings) as session:
-        return session.execute(statement).scalar_one_or_none()
+    return _reading(settings, lambda session: session.execute(statement).scalar_one_or_none(), replica, "status")
 
 
-def pages_of(settings: Settings, job_id: str, first: int = 1, last: int | None = None) -> list[Page]:
+def pages_of(settings: Settings, job_id: str, first: int = 1, last: int | None = None,
+             replica: bool = False) -> list[Page]:
     """The job's stored pages from `first` to `last` (inclusive; None: to the end), in order."""
     statement = select(Page).where(Page.job_id == job_id, Page.page_number >= first)
     if last is not None:
         statement = statement.where(Page.page_number <= last)
+    statement = statement.order_by(Page.page_number)
+    return _reading(settings, lambda session: list(session.execute(statement).scalars()), replica, "status pages")
+
+
+def _reading(settings: Settings, work: Callable[[Session], T], replica: bool, purpose: str) -> T:
+    """`work` in a read on the replica (db.read) or in a transaction on the primary."""
+    if replica:
+        return read(settings, work, purpose=purpose)
     with session_scope(settings) as session:
-        return list(session.execute(statement.order_by(Page.page_number)).scalars())
+        return work(session)

@@ -91,9 +91,9 @@ def job_status(settings: Settings, job_id: str, caller: Principal,
     outcome = "hit" if entry is not None else ("miss" if settings.status_cache else "off")
     if entry is None:
         try:
-            job, document = jobs.get(settings, job_id, owner)
+            job, document = jobs.get(settings, job_id, owner, replica=True)
         except JobNotFound:
-            shown = jobs.shown_by(settings, job_id, owner)
+            shown = jobs.shown_by(settings, job_id, owner, replica=True)
             if shown is None or shown == job_id:
                 raise JobNotFound(f"job {job_id} does not exist, nor a document of that id") from None
             return job_status(settings, shown, caller, include, pages, link_base)
@@ -109,7 +109,7 @@ def job_status(settings: Settings, job_id: str, caller: Principal,
     if "pages" in include:
         # One page past the range is asked for only to say whether another answer follows.
         chosen = pages or PageRange(1, PAGES_PER_ANSWER)
-        stored = jobs.pages_of(settings, job_id, chosen.first, chosen.last + 1)
+        stored = jobs.pages_of(settings, job_id, chosen.first, chosen.last + 1, replica=True)
         extra["pages"] = [_page(p, "words" in include, "lines" in include)
                           for p in stored if p.page_number <= chosen.last]
         extra["next_page_from"] = chosen.last + 1 if stored and stored[-1].page_number > chosen.last else None

@@ -220,9 +220,12 @@ class MariaDB(Service):
 
     name = "mariadb"
 
-    def __init__(self, state_dir: Path, port: int, password: str, user: str = "ocr", database: str = "ocr") -> None:
+    def __init__(self, state_dir: Path, port: int, password: str, user: str = "ocr", database: str = "ocr",
+                 server_id: int = 1, binlog: bool = False) -> None:
         super().__init__(state_dir, port)
         self.user, self.password, self.database = user, password, database
+        # A primary that replicas follow keeps a binary log; each server of a replication set has its own id.
+        self.server_id, self.binlog = server_id, binlog
         self.datadir = self.state_dir / "mariadb"
         self.socket = self.state_dir / "run" / "mysqld.sock"
 
@@ -248,7 +251,8 @@ class MariaDB(Service):
         return [
             daemon, "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
             f"--port={self.port}", "--bind-address=127.0.0.1", f"--pid-file={self.state_dir / 'run' / 'mariadbd.pid'}",
-            f"--user={getpass.getuser()}", "--skip-name-resolve", "--skip-log-bin",
+            f"--user={getpass.getuser()}", "--skip-name-resolve", f"--server-id={self.server_id}",
+            *([f"--log-bin={self.datadir / 'binlog'}", "--binlog-format=ROW"] if self.binlog else ["--skip-log-bin"]),
             "--innodb-buffer-pool-size=128M", "--innodb-log-file-size=48M", "--max-connections=300",
             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
         ]

@@ -80,7 +80,7 @@ def insert(settings: Settings, rows: list[Row]) -> list[Row]:
             session.add(Job(
                 id=job_id, document_id=document_id, status=row.status, lang="eng", attempts=0,
                 version=0, max_attempts=3, pages_done=0, text=row.text, created_at=row.created_at,
-                updated_at=row.created_at,
+                document_created_at=row.created_at, updated_at=row.created_at,
             ))
             session.flush()
             session.get(Document, document_id).job_id = job_id  # type: ignore[union-attr]
@@ -122,8 +122,12 @@ CATALOGUE = [
     ("params", "expected"),
     [
         ({"filename": "INVOICE"}, {"Invoice_2026.pdf", "invoice%draft.png"}),
-        ({"filename": "%"}, {"invoice%draft.png"}),
+        ({"filename": "invoice%"}, {"invoice%draft.png"}),
+        ({"filename": "%"}, set()),
         ({"filename": "scan_"}, {"scan_1.pdf"}),
+        # The start of the name, not any substring: "draft" is inside "invoice%draft.png" only.
+        ({"filename": "draft"}, set()),
+        ({"filename": "RECEIPT.J"}, {"receipt.jpeg"}),
         ({"content_type": "application/pdf"}, {"Invoice_2026.pdf", "scan_1.pdf", "scan11.pdf"}),
         ({"content_type": "image/*"}, {"invoice%draft.png", "receipt.jpeg", "letter.tiff"}),
         ({"content_type": "IMAGE/PNG"}, {"invoice%draft.png"}),
@@ -217,6 +221,23 @@ def test_cursor_walk_with_filters_and_changing_page_size(db: Settings) -> None:
     assert seen == [r.document_id for r in wanted]
 
 
+@pytest.mark.parametrize("params", [{"status": "failed"}, {"status": "failed", "sort": "created_at_asc"},
+                                    {"filename": "mix-1"}, {"filename": "MIX", "status": "failed"}],
+                         ids=lambda v: urlencode(v))
+def test_cursor_walks_of_a_rare_status_and_a_name_prefix_see_each_match_once(
+        db: Settings, params: dict[str, str]) -> None:
+    """The jobs-in-list-order and the name-range plans page by cursor too, ties included, in list order."""
+    rows = insert(db, [Row(f"mix-{i:02d}.pdf", T0 + timedelta(seconds=i // 4),
+                           status=JobStatus.FAILED if i % 3 == 0 else JobStatus.COMPLETED) for i in range(40)])
+    with session_scope(db) as session:
+        session.execute(text("ANALYZE TABLE documents, jobs"))
+    wanted = sorted((r for r in rows if r.filename.startswith(params.get("filename", "").lower())
+                     and params.get("status", r.status.value) == r.status.value),
+                    key=lambda r: (r.created_at, r.document_id), reverse=params.get("sort") != "created_at_asc")
+    seen = [item["document_id"] for page in walk(db, **params, limit=3) for item in page["items"]]
+    assert seen == [r.document_id for r in wanted] and len(seen) > 6
+
+
 def test_cursor_pages_do_not_shift_when_new_documents_arrive(db: Settings) -> None:
     """Newer uploads between two requests push offset pages along, but never a cursor's next page."""
     insert(db, [Row(f"old-{i:02d}.pdf", T0 + timedelta(minutes=i)) for i in range(20)])
@@ -292,9 +313,10 @@ def test_common_and_rare_status_plans_give_the_listed_order(db: Settings) -> Non
                            status=JobStatus.FAILED if i % 5 == 0 else JobStatus.COMPLETED) for i in range(60)])
     with session_scope(db) as session:
         session.execute(text("ANALYZE TABLE documents, jobs"))  # the plan choice reads the row estimate
-        plans = {status: "STRAIGHT_JOIN" in str(page_statement(session, ListQuery(status=status)).compile(
+        plans = {status: "ix_jobs_status_listed" in str(page_statement(session, ListQuery(status=status)).compile(
                      dialect=mysql.dialect())) for status in (JobStatus.COMPLETED, JobStatus.FAILED)}
-    assert plans == {JobStatus.COMPLETED: True, JobStatus.FAILED: False}
+    # A common status walks documents in list order; a rare one its own jobs in list order.
+    assert plans == {JobStatus.COMPLETED: False, JobStatus.FAILED: True}
     for status in (JobStatus.COMPLETED, JobStatus.FAILED):
         seen = [item["document_id"] for page in walk(db, status=status.value, limit=7) for item in page["items"]]
         wanted = sorted((r for r in rows if r.status == status), key=lambda r: (r.created_at, r.document_id),
@@ -305,7 +327,7 @@ def test_common_and_rare_status_plans_give_the_listed_order(db: Settings) -> Non
 def test_list_over_http_filters_pages_and_refuses_bad_parameters(gateway: Gateway, settings: Settings) -> None:
     """Through the gateway: a filtered cursor walk, and 400 JSON naming a bad or unknown parameter."""
     marker = uuid.uuid4().hex[:12]
-    rows = insert(settings, [Row(f"http-{marker}-{i}.png", T0 + timedelta(minutes=i), "image/png",
+    rows = insert(settings, [Row(f"{marker}-http-{i}.png", T0 + timedelta(minutes=i), "image/png",
                                  owner_id=gateway.key_id) for i in range(5)])
     query = {"filename": marker, "content_type": "image/*", "limit": "3"}
     first = gateway.request("GET", "/function/list?" + urlencode(query))
@@ -337,7 +359,7 @@ def _warranty_rows() -> list[Row]:
     """40 documents: most say 'warranty' (one accented, one only 'warranties'), with ties on created_at."""
     def text_of(i: int) -> str:
         if i % 7 == 3:
-            return "the warranties are listed overleaf"  # a longer word: no match
+            return "the warranties are listed overleaf"  # the plural: found by the stem too
         if i % 7 == 5:
             return "nothing relevant here"
         return "Garantie: WARRANTY clause, Büro copy" if i % 4 == 0 else f"page {i} mentions the warranty clause"
@@ -357,7 +379,7 @@ def test_a_common_word_walk_gives_the_pages_the_index_gives(db: Settings, monkey
     monkeypatch.setattr(listing_page, "search_recent", lambda _session, _query: None)
     indexed = [item["document_id"] for page in walk(db, **params, limit=4) for item in page["items"]]
     assert walked == indexed and len(walked) == sum(
-        1 for r in rows if r.text and "warranty " in r.text.lower() and ("buro" not in params["q"] or "Büro" in r.text))
+        1 for r in rows if r.text and "warrant" in r.text.lower() and ("buro" not in params["q"] or "Büro" in r.text))
 
 
 def test_a_common_words_total_is_an_estimate_and_says_so(db: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -426,7 +448,7 @@ def test_deep_offset_pages_of_a_common_word_are_walked_and_are_the_index_pages(
                                               text=f"warranty number {i}") for i in range(40)])
     monkeypatch.setattr(recent, "WINDOW", 8)
     monkeypatch.setattr(recent, "WANTED_PER_WINDOW", 4)  # offset 20, limit 4: 25 wanted, a window of 56
-    hits = sum(1 for r in rows if r.text and "warranty " in r.text.lower())
+    hits = sum(1 for r in rows if r.text and "warrant" in r.text.lower())
     offsets = range(0, hits + 4, 4)
     with session_scope(db) as session:
         deep = ListQuery.from_params({"q": "warranty", "offset": "20", "limit": "4", "sort": sort}, TRUSTED)
@@ -436,7 +458,7 @@ def test_deep_offset_pages_of_a_common_word_are_walked_and_are_the_index_pages(
     indexed = [listing(db, q="warranty", offset=o, limit=4, sort=sort) for o in offsets]
     assert [(names(w), w["next_cursor"]) for w in walked] == [(names(i), i["next_cursor"]) for i in indexed]
     assert sum(len(w["items"]) for w in walked) == hits
-    assert all("warranty" in item["snippet"].lower() for w in walked for item in w["items"])
+    assert all("warrant" in item["snippet"].lower() for w in walked for item in w["items"])
 
 
 def test_a_rare_word_deep_offset_goes_to_the_index_after_the_first_window(
@@ -477,22 +499,25 @@ def _deep_rows() -> list[Row]:
     {"status": "completed", "owner": "0123456789ab"}, {"status": "completed", "filename": "scan"},
     {"status": "failed"}, {"filename": "scan"}, {"filename": "SCAN", "owner": "0123456789ab"},
     {"filename": "scan", "content_type": "image/*", "sort": "created_at_asc"},
+    {"status": "failed", "sort": "created_at_asc"}, {"status": "failed", "content_type": "image/*"},
+    {"status": "pending", "owner": "0123456789ab"}, {"filename": "scan", "status": "failed"},
 ], ids=lambda v: urlencode(v))
 def test_deep_offset_pages_of_status_and_filename_filters_are_slices_of_the_whole_listing(
         db: Settings, params: dict[str, str]) -> None:
-    """The walk for keys (common status) and the table scan (filename) cut the same list as the first page."""
+    """The walk for keys (common status), a rare status's jobs in list order and a file name prefix's range cut
+    the same list as the first page."""
     rows = insert(db, _deep_rows())
     with session_scope(db) as session:
         session.execute(text("ANALYZE TABLE documents, jobs"))
     whole = names(listing(db, **params, limit=100))
     pages = [listing(db, **params, limit=4, offset=start) for start in range(0, len(whole) + 4, 4)]
-    assert [name for page in pages for name in names(page)] == whole and len(whole) > 8
+    assert [name for page in pages for name in names(page)] == whole and len(whole) >= 8
     assert all(page["next_cursor"] is None for page in pages if len(page["items"]) < 4)
 
     def kept(r: Row) -> bool:
         family = params.get("content_type", "")
         return ((params.get("status") is None or r.status.value == params["status"])
-                and params.get("filename", "").lower() in r.filename.lower()
+                and r.filename.lower().startswith(params.get("filename", "").lower())
                 and (not family or r.content_type == family or family.endswith("/*")
                      and r.content_type.startswith(family[:-1]))
                 and params.get("owner", r.owner_id) == r.owner_id)
@@ -503,7 +528,8 @@ def test_deep_offset_pages_of_status_and_filename_filters_are_slices_of_the_whol
 
 
 def test_deep_offset_pages_name_the_index_that_walks_them(db: Settings) -> None:
-    """A common status walks the index with its filter's documents in list order; a filename scans the table."""
+    """A common status walks the index with its filter's documents in list order, a rare one its jobs in list
+    order; a file name prefix reads the range of its index (an owner's listing: the owner's)."""
     insert(db, _deep_rows())
     with session_scope(db) as session:
         def sql(**params: str) -> str:
@@ -516,5 +542,26 @@ def test_deep_offset_pages_name_the_index_that_walks_them(db: Settings) -> None:
         assert "FORCE INDEX (ix_documents_owner_created_id_type_job)" in sql(status="completed", owner="0123456789ab",
                                                                             content_type="image/*")
         assert "FORCE INDEX (ix_jobs_status)" in sql(status="completed")
-        assert "IGNORE INDEX (ix_documents_created_id, ix_documents_created_id_type_job)" in sql(filename="scan")
+        assert "FORCE INDEX (ix_documents_filename_created_id)" in sql(filename="scan")
+        assert "FORCE INDEX (ix_documents_owner_filename_created_id)" in sql(filename="scan", owner="0123456789ab")
+        assert "FORCE INDEX (ix_jobs_status_listed)" in sql(status="failed")
         assert "INDEX" not in sql() and "INDEX" not in sql(content_type="image/*")
+
+
+@pytest.mark.parametrize(("q", "expected"), [
+    ("bean", {"beans.pdf", "bean.pdf"}), ("beans", {"beans.pdf", "bean.pdf"}),
+    ("invoice", {"invoiced.pdf", "invoices.pdf"}), ("invoicing", {"invoiced.pdf", "invoices.pdf"}),
+    ("studies", {"study.pdf"}),
+])
+def test_plurals_and_simple_inflections_find_each_other(db: Settings, search_path: str, q: str,
+                                                         expected: set[str]) -> None:
+    """A searched word finds the words that start with its English stem, by the walk and by the index alike;
+    never the inside of a word ('reinvoiced')."""
+    insert(db, [Row(name, T0 + timedelta(minutes=i), text=text) for i, (name, text) in enumerate([
+        ("beans.pdf", "a sack of coffee beans"), ("bean.pdf", "one bean counter"),
+        ("invoiced.pdf", "we invoiced the customer"), ("invoices.pdf", "three invoices attached"),
+        ("reinvoiced.pdf", "costs reinvoiced to the tenant"), ("study.pdf", "a study of costs"),
+    ])])
+    page = listing(db, q=q, limit=100)
+    assert set(names(page)) == expected
+    assert all(item["snippet"] for item in page["items"])

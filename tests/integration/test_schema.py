@@ -75,6 +75,7 @@ def previous_release(engine: Engine) -> None:
         conn.execute(text("DROP TABLE job_chunks"))
         conn.execute(text("ALTER TABLE jobs DROP COLUMN pdfa, DROP COLUMN warnings"))
         conn.execute(text("ALTER TABLE pages DROP COLUMN warnings"))
+        conn.execute(text("ALTER TABLE jobs DROP INDEX ix_jobs_status_listed, DROP COLUMN document_created_at"))
         conn.execute(text("ALTER TABLE jobs ADD UNIQUE INDEX document_id (document_id)"))
         conn.execute(text("ALTER TABLE jobs DROP INDEX ix_jobs_document_id, DROP COLUMN owner_id, "
                           "DROP COLUMN callback_url, DROP COLUMN callback_state, DROP COLUMN callback_attempts, "
@@ -82,6 +83,8 @@ def previous_release(engine: Engine) -> None:
         conn.execute(text("ALTER TABLE documents DROP INDEX ix_documents_owner_created_id, "
                           "DROP INDEX ix_documents_created_id_type_job, "
                           "DROP INDEX ix_documents_owner_created_id_type_job, "
+                          "DROP INDEX ix_documents_filename_created_id, "
+                          "DROP INDEX ix_documents_owner_filename_created_id, "
                           "DROP COLUMN owner_id, DROP COLUMN job_id"))
         conn.execute(text(DOCUMENT))
         conn.execute(text(job("j1")))
@@ -92,7 +95,8 @@ def test_head_is_the_newest_revision_and_history_is_one_line() -> None:
     script = ScriptDirectory.from_config(migrations.config())
     assert script.get_heads() == [migrations.HEAD]
     assert [r.revision for r in script.walk_revisions()] == [
-        migrations.HEAD, "0006_warnings", "0005_list_walk", "0004_chunks_pdfa", "0003_callbacks", "0002_keys_owners", "0001_baseline"]
+        migrations.HEAD, "0007_webhook_seal", "0006_warnings", "0005_list_walk", "0004_chunks_pdfa", "0003_callbacks",
+        "0002_keys_owners", "0001_baseline"]
 
 
 def test_an_empty_database_gets_the_schema_of_the_models_and_a_second_run_changes_nothing(settings: Settings) -> None:
@@ -177,7 +181,9 @@ def test_downgrading_the_list_walk_drops_only_its_indexes_and_keeps_the_rows(set
     create_schema(settings)
     engine = raw(settings)
     assert WALK_INDEXES.items() <= indexes(engine, "documents").items()
-    before = set(indexes(engine, "documents")) - set(WALK_INDEXES)
+    # Going back to 0004 undoes 0008 too: its file name indexes go as well.
+    before = set(indexes(engine, "documents")) - set(WALK_INDEXES) - {
+        "ix_documents_filename_created_id", "ix_documents_owner_filename_created_id"}
     with engine.begin() as conn:
         conn.execute(text(DOCUMENT))
         conn.execute(text(job("j1")))
@@ -218,6 +224,32 @@ def test_downgrading_the_warnings_drops_only_their_columns(settings: Settings) -
         assert conn.execute(text("SELECT id FROM jobs")).scalars().all() == ["j1"]
     assert create_schema(settings).after == migrations.HEAD
     assert differences(engine) == []
+
+
+def test_the_million_document_indexes_go_down_alone_and_come_back_with_the_copied_dates(settings: Settings) -> None:
+    """0008 -> 0007 drops jobs.document_created_at and the three indexes only; upgrading copies every job's
+    document created_at again, so a rare status's jobs come back in list order."""
+    create_schema(settings)
+    engine = raw(settings)
+    with engine.begin() as conn:
+        conn.execute(text(DOCUMENT))
+        conn.execute(text(job("j1", "failed")))
+
+    change = migrations.downgrade(engine, "-1")
+
+    assert (change.before, change.after) == (migrations.HEAD, "0007_webhook_seal")
+    assert "document_created_at" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
+    assert "ix_jobs_status_listed" not in indexes(engine, "jobs")
+    assert not {"ix_documents_filename_created_id", "ix_documents_owner_filename_created_id"} & set(
+        indexes(engine, "documents"))
+    assert create_schema(settings).after == migrations.HEAD
+    assert differences(engine) == []
+    with engine.connect() as conn:
+        copied = conn.execute(text("SELECT j.document_created_at = d.created_at FROM jobs j "
+                                   "FORCE INDEX (ix_jobs_status_listed) JOIN documents d ON d.id = j.document_id "
+                                   "WHERE j.status = 'failed'")).scalar_one()
+    assert copied == 1
+    assert indexes(engine, "jobs")["ix_jobs_status_listed"] == ["status", "document_created_at", "document_id"]
 
 
 def test_downgrading_is_refused_while_a_document_has_several_jobs(settings: Settings) -> None:
@@ -337,10 +369,11 @@ def test_init_command_on_the_running_stack_finds_the_schema_current_and_sets_the
 
 
 def test_downgrading_the_webhook_seal_drops_only_its_column(settings: Settings) -> None:
-    """0007 -> 0006 drops api_keys.webhook_seal and nothing else; upgrading adds it back."""
+    """0007 -> 0006 drops api_keys.webhook_seal (0008's indexes going first) and nothing else; upgrading adds it
+    back."""
     create_schema(settings)
     engine = raw(settings)
-    change = migrations.downgrade(engine, "-1")
+    change = migrations.downgrade(engine, "0006_warnings")
     assert (change.before, change.after) == (migrations.HEAD, "0006_warnings")
     assert "webhook_seal" not in {c["name"] for c in inspect(engine).get_columns("api_keys")}
     assert create_schema(settings).after == migrations.HEAD

@@ -171,7 +171,7 @@ def responses(page: DevTools) -> list[dict[str, Any]]:
     return [e["params"]["response"] for e in page.events if e["method"] == "Network.responseReceived"]
 
 
-def problems(page: DevTools, asked_for: dict[str, int], reloaded_at: int = 0) -> list[Any]:
+def problems(page: DevTools, asked_for: dict[str, int | tuple[int, ...]], reloaded_at: int = 0) -> list[Any]:
     """What a developer would see in the browser's console: failed loads, 4xx/5xx (but the refusals the test
     asked for: URL prefix -> status), blocked requests, logged errors and uncaught exceptions. Calls a reload
     cut short (asked for before event `reloaded_at`) are the reload's doing."""
@@ -182,7 +182,8 @@ def problems(page: DevTools, asked_for: dict[str, int], reloaded_at: int = 0) ->
     found: list[Any] = []
 
     def expected(url: str, status: int | None) -> bool:
-        return any(url.startswith(prefix) and status in (None, code) for prefix, code in asked_for.items())
+        return any(url.startswith(prefix) and (status is None or status in (code if isinstance(code, tuple) else (code,)))
+                   for prefix, code in asked_for.items())
 
     for event in page.events:
         method, params = event["method"], event["params"]
@@ -414,6 +415,28 @@ def test_page_uploads_a_scan_shows_its_progress_text_and_pdf_and_finds_it(stack:
             where = await page.wait_for(f"{rows}.map(r => r.querySelector('.hit-pages')?.textContent).find(Boolean)",
                                         30, "the page of the hit")
             assert where == "on page 2", where
+            # A plural finds the singular (stemmed search); a refused search clears the rows of the one before.
+            await page.evaluate("document.querySelector('#q').value = 'zebra'")
+            await page.evaluate("document.querySelector('#search').requestSubmit()")
+            await page.wait_for(f"{rows}.length === 0 && document.querySelector('#recent-note').textContent"
+                                ".includes('No document contains every word')", 30, "a search without a hit")
+            await page.evaluate("document.querySelector('#q').value = 'harbours'")
+            await page.evaluate("document.querySelector('#search').requestSubmit()")
+            await page.wait_for(f"{rows}.some(r => r.textContent.includes({js(scan.name)}) "
+                                "&& r.querySelector('.snippet')?.textContent.toLowerCase().includes('harbour'))", 30,
+                                "the plural's hit")
+            await page.evaluate("document.querySelector('#q').value = 'the'")
+            await page.evaluate("document.querySelector('#search').requestSubmit()")
+            refused = await page.wait_for("document.querySelector('#message').hidden ? '' : "
+                                          "document.querySelector('#message').textContent", 30, "the refused search")
+            assert "no searchable word" in refused
+            assert await page.evaluate(f"{rows}.length") == 0
+            assert await page.evaluate("document.querySelector('#more').hidden")
+            await page.evaluate("document.querySelector('#q').value = 'harbour'")
+            await page.evaluate("document.querySelector('#search').requestSubmit()")
+            await page.wait_for(f"{rows}.map(r => r.querySelector('.snippet')?.textContent).find(Boolean)", 30,
+                                "the search again")
+
             await screenshot(page, shot)
             keep_screenshot(shot, "ui.png")
 
@@ -493,7 +516,7 @@ def test_page_uploads_a_scan_shows_its_progress_text_and_pdf_and_finds_it(stack:
             await page.wait_for(f"{elsewhere}?.querySelector('.state').textContent === 'completed'", 120,
                                 "the list to refresh by itself")
 
-            trouble = problems(page, {stack.gateway_url + "/function/list": 401,
+            trouble = problems(page, {stack.gateway_url + "/function/list": (400, 401),
                                       stack.gateway_url + "/function/upload": 415}, reloaded_at)
             assert not trouble, [(t.get("url"), t.get("errorText")) if isinstance(t, dict) else t for t in trouble]
             loaded = {r["url"].removeprefix(stack.gateway_url) for r in responses(page)}

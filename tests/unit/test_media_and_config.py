@@ -49,6 +49,31 @@ def test_settings_errors_name_every_bad_variable(tmp_path: object) -> None:
         assert name in message
 
 
+def test_a_read_replica_is_off_by_default_and_shares_the_primarys_user_port_and_database() -> None:
+    """Without MYSQL_REPLICA_HOST every read is the primary's; with it the replica's URL keeps the primary's
+    credentials and database, and its port defaults to MYSQL_PORT."""
+    env = {"SECRETS_DIR": "/nonexistent", "MYSQL_PASSWORD": "pw", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b",
+           "MYSQL_PORT": "3307", "MYSQL_USER": "reader", "MYSQL_DATABASE": "archive"}
+    assert load_settings(env).replica_url is None
+    replica = load_settings({**env, "MYSQL_REPLICA_HOST": "replica.internal"})
+    assert replica.replica_url == "mysql+pymysql://reader:pw@replica.internal:3307/archive?charset=utf8mb4"
+    assert (replica.mysql_replica_timeout, replica.mysql_replica_retry_seconds) == (1.0, 30.0)
+    other = load_settings({**env, "MYSQL_REPLICA_HOST": "r", "MYSQL_REPLICA_PORT": "3310",
+                           "MYSQL_REPLICA_TIMEOUT": "0.5"})
+    assert other.replica_url is not None and ":3310/" in other.replica_url and other.mysql_replica_timeout == 0.5
+
+
+@pytest.mark.parametrize(("name", "value"), [("MYSQL_REPLICA_TIMEOUT", "0"), ("MYSQL_REPLICA_TIMEOUT", "soon"),
+                                             ("MYSQL_REPLICA_PORT", "0")])
+def test_a_bad_replica_setting_is_refused_naming_it(name: str, value: str) -> None:
+    """A replica timeout that is not a positive number, or a bad port, stops start-up with the variable named."""
+    env = {"SECRETS_DIR": "/nonexistent", "MYSQL_PASSWORD": "pw", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b",
+           "MYSQL_REPLICA_HOST": "replica.internal", name: value}
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    assert name in info.value.message
+
+
 def test_secret_files_win_over_environment(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A secret mounted under the secrets dir is used instead of the env var, as OpenFaaS mounts them."""
     (tmp_path / "mysql-password").write_text("from-file\n")

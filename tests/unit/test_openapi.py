@@ -384,20 +384,22 @@ def test_status_body_matches_the_documented_schema(state: JobStatus, owner_id: s
 @pytest.mark.parametrize("walked", [False, True], ids=["full-text index, exact total", "common word, estimated total"])
 def test_list_body_matches_the_documented_schema(monkeypatch: pytest.MonkeyPatch, walked: bool) -> None:
     """A page list_documents builds (a searched one, in offset mode) validates against DocumentPage."""
+    # `matches`: the full-text page's window COUNT of every match (the estimated path has no such column).
     row = SimpleNamespace(id="6c1f1c2e-6d8a-4c51-9a5e-2f1f8e0b6a11", job_id="0b7f5f0e-1f0e-4e8e-9a55-1d2f3c4b5a69",
                           filename="scan.pdf", content_type="application/pdf", size_bytes=1234, source="drop",
-                          status=JobStatus.COMPLETED, page_count=2, created_at=NOW, owner_id=KEY_ID)
+                          status=JobStatus.COMPLETED, page_count=2, created_at=NOW, owner_id=KEY_ID, matches=2)
     unowned = SimpleNamespace(**{**vars(row), "id": "7d2f2d3e-6d8a-4c51-9a5e-2f1f8e0b6a12", "owner_id": None})
-    page = [] if walked else [SimpleNamespace(all=lambda: [row, unowned])]  # the page, by the full-text index
+    # The page by the full-text index, counting its matches itself; the walk's estimate counts documents.
+    page = [SimpleNamespace(scalar_one=lambda: 2)] if walked else [SimpleNamespace(all=lambda: [row, unowned])]
     session = FakeSession(
         *page,
-        SimpleNamespace(scalar_one=lambda: 2),  # the count (offset mode; without q when estimated)
         SimpleNamespace(all=lambda: [(row.job_id, "an invoice of March"), (unowned.job_id, None)]),  # searched texts
     )
     recent = RecentPage(rows=[row, unowned], share=0.5, complete=False) if walked else None
-    monkeypatch.setattr(listing_page, "session_scope", fake_scope(session))
+    monkeypatch.setattr(listing_page, "read", lambda _settings, work, purpose: work(session))
     monkeypatch.setattr(listing_page, "search_recent", lambda _session, _query: recent)
-    monkeypatch.setattr(listing_page, "page_statement", lambda _session, _query: "page")
+    monkeypatch.setattr(listing_page, "page_statement", lambda _session, _query: SimpleNamespace(
+        add_columns=lambda *_columns: "page with its count"))
     monkeypatch.setattr(listing_page, "count_statement", lambda _query, _cap=None: "count")
     query = ListQuery.from_params({"q": "invoice the", "owner": KEY_ID}, TRUSTED)
     body = listing_page.list_documents(None, query)  # type: ignore[arg-type]

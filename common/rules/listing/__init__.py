@@ -11,8 +11,9 @@ silently lists everything; a parameter given twice is refused too; an empty valu
 - `cursor`: the `next_cursor` of the previous answer (cursor mode). Send the same filters and sort
   with it (limit may change); a cursor used with other filters or sort is refused with 400.
   Not combinable with a non-zero offset.
-- `filename`: case-insensitive substring of the file name; `%`, `_` and `/` match themselves. Matching
+- `filename`: the start of the file name, case-insensitive; `%`, `_` and `/` match themselves. Matching
   follows the column collation (utf8mb4_unicode_ci), so it is accent-insensitive too ("buro" finds "Büro").
+  A prefix, not any substring: a range of an index, where a substring read the whole table.
 - `content_type`: an exact media type (`application/pdf`) or a family (`image/*`).
 - `status`: pending | processing | completed | failed (the document's job).
 - `date_from`, `date_to`: ISO 8601, on the document's `created_at`. A date is a UTC calendar day; a
@@ -24,7 +25,8 @@ silently lists everything; a parameter given twice is refused too; an empty valu
 - `owner`: a key id; admin keys only (a user key always lists its own documents, and may name only
   itself here). Without it an admin key lists every owner's documents.
 - `q`: full-text search in the recognised text. Every searchable word must occur (words are letters,
-  digits and `_`; operators and quotes are plain separators). Words the InnoDB full-text index does
+  digits and `_`; operators and quotes are plain separators), as a word of the text starting with its
+  English stem (`params.stems_of`: "bean" and "beans" find each other, "invoice" finds "invoiced"). Words the InnoDB full-text index does
   not hold (shorter than 3 characters, longer than 84, or on its default stop-word list such as "the")
   cannot be searched: they are dropped and echoed in `ignored_terms`; a `q` with no searchable word is
   a 400. `q` filters only: the order stays `sort`, which keeps cursors exact. Each item then carries
@@ -38,16 +40,19 @@ Answer: `{"items", "total", "total_exact", "limit", "offset", "next_cursor"}` (+
   which costs the same at any depth, and never repeats or skips an item when rows are added meanwhile.
 - `total` (offset mode only) is a COUNT over the filter that stops past TOTAL_CAP matches: then `total`
   is the cap and `total_exact` false (at least that many). With a common `q` it is an estimate
-  (`total_exact` false): the walk's share of matches times the documents the other filters select.
+  (`total_exact` false): the walk's share of matches times the documents the other filters select
+  (counted up to page.BASE_COUNT_CAP, past it the server's estimate).
   Cursor mode skips it: `total`, `total_exact` and `offset` are null there.
 - The cursor is opaque base64url JSON with a checksum: it catches edits and corruption, but is not a
   secret token (it only positions a scan within filters the caller may use anyway).
 
 Where each part lives: `params` (parsing and validation), `cursor` (the cursor codec), `query` (the
 SQL of a page and its count; a deep offset page of a common status walks a covering index for document
-keys only, one of a filename substring scans the table once instead of walking the ordering index), `plan`
+keys only, a rare status reads its own jobs in list order (ix_jobs_status_listed), a file name prefix
+the range of its index), `plan`
 (the join-order heuristic for status filters), `recent` (a common word's search by walking the newest
-documents), `snippets`, and `page` (running the statements and shaping the answer).
+documents), `snippets`, and `page` (running the statements, on the read replica when one is set, and
+shaping the answer).
 """
 
 from __future__ import annotations

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from common.adapters.db import Job, session_scope
+from common.adapters.db import Job, read
 from common.config import Settings
 from common.rules.listing.cursor import Position, encode_cursor
 from common.rules.listing.params import ListQuery
@@ -21,22 +21,62 @@ from common.rules.status import iso
 # Past this many matches `total` says "at least this many": an exact count would read every match, and
 # a filter on jobs (status) joins each one.
 TOTAL_CAP = 1_000
+# An estimated total (a common word's) multiplies the walk's share by the documents the other filters select.
+# Those are counted up to this many (an index range, a few ms); past it the server's own estimate of the
+# range stands in, as counting a million entries would cost more than the page (80 ms at 1M documents).
+BASE_COUNT_CAP = 50_000
 
 
 def list_documents(settings: Settings, query: ListQuery) -> dict[str, Any]:
-    """One page in list order, the cursor of the next one, and the total in offset mode."""
-    with session_scope(settings) as session:
-        recent = search_recent(session, query)
-        rows = recent.rows if recent is not None else session.execute(page_statement(session, query)).all()
-        more = len(rows) > query.limit
-        rows = rows[: query.limit]
+    """One page in list order, the cursor of the next one, and the total in offset mode (on the read replica
+    when one is set: adapters/db.read)."""
+    found = read(settings, lambda session: _read_page(session, query), purpose="list")
+    return _body(query, found)
+
+
+@dataclass(frozen=True)
+class _Found:
+    rows: list[Any]  # the page's rows, at most the limit
+    more: bool  # another item follows
+    total: int | None
+    exact: bool | None
+    texts: dict[str, str | None]  # the shown jobs' texts, for snippets (with q only)
+
+
+def _read_page(session: Session, query: ListQuery) -> _Found:
+    recent = search_recent(session, query)
+    # A search by the full-text index reads and sorts every match anyway: the page counts them in the same
+    # pass (a window COUNT), where a COUNT of its own would run the full-text search a second time.
+    counted_in_page = recent is None and query.search is not None and query.after is None
+    matches: int | None = None
+    if recent is not None:
+        rows = recent.rows
+    else:
+        statement = page_statement(session, query)
+        if counted_in_page:
+            statement = statement.add_columns(func.count().over().label("matches"))
+        rows = list(session.execute(statement).all())
+        if counted_in_page and rows:
+            matches = int(rows[0].matches)
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    total: int | None
+    exact: bool | None
+    if matches is not None:
+        total, exact = min(matches, TOTAL_CAP), matches <= TOTAL_CAP
+    else:
         total, exact = _total(session, query, recent)
-        texts: dict[str, str | None] = {}
-        if query.search is not None and rows:
-            # Fetched apart from the page: a MEDIUMTEXT carried through the page's sort would force an
-            # on-disk temporary table for every hit, not just the ones shown.
-            shown = [row.job_id for row in rows]
-            texts = dict(session.execute(select(Job.id, Job.text).where(Job.id.in_(shown))).all())
+    texts: dict[str, str | None] = {}
+    if query.search is not None and rows:
+        # Fetched apart from the page: a MEDIUMTEXT carried through the page's sort would force an
+        # on-disk temporary table for every hit, not just the ones shown.
+        shown = [row.job_id for row in rows]
+        texts = dict(session.execute(select(Job.id, Job.text).where(Job.id.in_(shown))).all())
+    return _Found(rows, more, total, exact, texts)
+
+
+def _body(query: ListQuery, found: _Found) -> dict[str, Any]:
+    rows, more, total, exact, texts = found.rows, found.more, found.total, found.exact, found.texts
     items = []
     for row in rows:
         item: dict[str, Any] = {
@@ -52,7 +92,8 @@ def list_documents(settings: Settings, query: ListQuery) -> dict[str, Any]:
             "owner_id": row.owner_id,
         }
         if query.search is not None:
-            item["snippet"] = snippet_of(texts.get(row.job_id) or "", query.search.words)
+            item["snippet"] = snippet_of(texts.get(row.job_id) or "", tuple(
+                stem for stems in query.search.stems for stem in stems))
         items.append(item)
     next_cursor = encode_cursor(query, Position(rows[-1].created_at, rows[-1].id)) if more else None
     body: dict[str, Any] = {
@@ -79,7 +120,18 @@ def _total(session: Session, query: ListQuery, recent: RecentPage | None) -> tup
         return None, None
     if recent is not None and not recent.complete:
         # Documents' own filters only: an index range, no job read.
-        others = session.execute(count_statement(replace(query, search=None, status=None))).scalar_one()
-        return round(recent.share * int(others)), False
+        return round(recent.share * _documents_selected(session, replace(query, search=None, status=None))), False
     counted = int(session.execute(count_statement(query, TOTAL_CAP)).scalar_one())
     return min(counted, TOTAL_CAP), counted <= TOTAL_CAP
+
+
+def _documents_selected(session: Session, query: ListQuery) -> int:
+    """How many documents the filters on documents' own columns select: counted up to BASE_COUNT_CAP, the
+    optimizer's row estimate for the range past it (it feeds an estimated total only)."""
+    counted = int(session.execute(count_statement(query, BASE_COUNT_CAP)).scalar_one())
+    if counted <= BASE_COUNT_CAP:
+        return counted
+    sql = count_statement(query).compile(dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True})
+    plan = session.execute(text(f"EXPLAIN {sql}")).mappings().all()
+    estimated = max((int(row["rows"] or 0) for row in plan), default=0)
+    return max(estimated, counted)

@@ -7,6 +7,8 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
 from datetime import date, datetime, time, timedelta, timezone
 
 from common.errors import BadRequest, Forbidden, SearchTooDeep, unknown_parameters
@@ -45,17 +47,43 @@ _MEDIA_TYPE = re.compile(r"([a-z0-9][a-z0-9!#$&^_.+-]{0,126})/([a-z0-9][a-z0-9!#
 _WORD = re.compile(r"\w+")
 
 
+@lru_cache(maxsize=1)
+def _english() -> Any:
+    import snowballstemmer  # loaded on the first search only
+
+    return snowballstemmer.stemmer("english")
+
+
+def stems_of(word: str) -> tuple[str, ...]:
+    """The starts a searched word matches: its English stem ("beans" -> "bean", "invoiced" -> "invoic"), so its
+    plural and simple inflections find each other; a stem ending in the "i" of a "y" ("studies" -> "studi") also
+    as "study". Never shorter than the index's shortest word: then the word itself."""
+    stem = _english().stemWord(word)
+    if len(stem) < FT_MIN_WORD or not stem.isascii():
+        stem = word
+    if stem.endswith("i") and len(stem) > FT_MIN_WORD:
+        return stem, stem[:-1] + "y"
+    return (stem,)
+
+
 @dataclass(frozen=True)
 class Search:
-    """The words of `q` the full-text index can find, and those it cannot."""
+    """The words of `q` the full-text index can find, and those it cannot; each word matches the words of a
+    text that start with one of its stems (`stems_of`)."""
 
     words: tuple[str, ...]
     ignored: tuple[str, ...]
 
     @property
+    def stems(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(stems_of(word) for word in self.words)
+
+    @property
     def boolean_query(self) -> str:
-        # Every word required; the words hold only \w characters, so no operator can slip in.
-        return " ".join(f"+{word}" for word in self.words)
+        # Every word required, as a prefix of its stem(s); the stems hold only \w characters, so no operator
+        # can slip in.
+        return " ".join("+(" + " ".join(f"{stem}*" for stem in stems) + ")" if len(stems) > 1 else f"+{stems[0]}*"
+                        for stems in self.stems)
 
 
 @dataclass(frozen=True)

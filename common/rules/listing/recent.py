@@ -55,13 +55,14 @@ def _within(bound: Any, descending: bool) -> ColumnElement[bool]:
 
 
 def _word_test(search: Search) -> tuple[list[ColumnElement[bool]], ColumnElement[bool]]:
-    """LIKE per word (collation-aware, so accents and case fold as in the index) narrows; REGEXP confirms.
+    """LIKE per word's stems (collation-aware, so accents and case fold as in the index) narrows; REGEXP confirms
+    that a word of the text starts with a stem, as the index's prefix search does.
 
     REGEXP (word boundaries, case-insensitive under the column's collation) does not fold accents, so
     a LIKE match it does not confirm is checked in Python with the snippets' folding.
     """
-    likes = [Job.text.contains(word, autoescape=True) for word in search.words]
-    confirmed = and_(*[Job.text.regexp_match(rf"\b{word}\b") for word in search.words])
+    likes = [or_(*[Job.text.contains(stem, autoescape=True) for stem in stems]) for stems in search.stems]
+    confirmed = and_(*[Job.text.regexp_match(rf"\b({'|'.join(stems)})") for stems in search.stems])
     return likes, confirmed
 
 
@@ -115,14 +116,14 @@ def search_recent(session: Session, query: ListQuery) -> RecentPage | None:
         nonlocal last, exhausted
         exhausted = False
         while len(found) < need:
-            # A LIKE hit that is no whole word (e.g. "invoices") is dropped: read more until enough are confirmed.
+            # A LIKE hit inside a word (e.g. "reinvoiced") is dropped: read more until enough are confirmed.
             limit = need - len(found)
             resume = Position(last.created_at, last.id) if last is not None else query.after
             fetched = walk(resume, bound, limit)
             if fetched:
                 last = fetched[-1]
             found.extend(row for row in fetched
-                         if row.unconfirmed is None or contains_words(row.unconfirmed, search.words))
+                         if row.unconfirmed is None or contains_words(row.unconfirmed, search.stems))
             if len(fetched) < limit:
                 exhausted = True
                 return

@@ -1,4 +1,6 @@
-"""Search snippets: a short window of a document's text around the first searched word, as the collation matches."""
+"""Search snippets: a short window of a document's text around the first searched word, as the collation matches.
+
+A searched word is given as its stems (params.stems_of): a hit is a word of the text that starts with one."""
 
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ def _folded(text: str) -> tuple[str, list[int]]:
 
 
 def _first_hit(text: str, words: tuple[str, ...]) -> int | None:
-    """Index of the first whole-word occurrence of any word, ignoring case and (for non-ASCII text) accents."""
-    found = re.search(rf"(?<!\w)(?:{'|'.join(map(re.escape, words))})(?!\w)", text, re.IGNORECASE)
+    """Index of the first word starting with any of `words`, ignoring case and (for non-ASCII text) accents."""
+    found = re.search(rf"(?<!\w)(?:{'|'.join(map(re.escape, words))})", text, re.IGNORECASE)
     if found:
         return found.start()
     if text.isascii():
@@ -31,12 +33,13 @@ def _first_hit(text: str, words: tuple[str, ...]) -> int | None:
     head = text[:SNIPPET_FOLD_CHARS]
     folded, origin = _folded(head)
     pattern = "|".join(re.escape(_folded(word)[0]) for word in words)
-    found = re.search(rf"(?<!\w)(?:{pattern})(?!\w)", folded)
+    found = re.search(rf"(?<!\w)(?:{pattern})", folded)
     return origin[found.start()] if found else None
 
 
 def snippet_of(text: str, words: tuple[str, ...], width: int = SNIPPET_CHARS) -> str:
-    """About `width` characters around the first occurrence of any word, whitespace collapsed, cut at spaces."""
+    """About `width` characters around the first word starting with any of `words` (stems), whitespace
+    collapsed, cut at spaces."""
     text = " ".join(text.split())
     # No hit in Python's view (the server's tokenizer differs at the edges): show the beginning.
     hit = _first_hit(text, words) or 0
@@ -51,6 +54,7 @@ def snippet_of(text: str, words: tuple[str, ...], width: int = SNIPPET_CHARS) ->
     return ("…" if start > 0 else "") + text[start:end].strip() + ("…" if end < len(text) else "")
 
 
-def contains_words(text: str, words: tuple[str, ...]) -> bool:
-    """Whether every word occurs whole in the text, as the snippet finds words (case and accents folded)."""
-    return all(_first_hit(text, (word,)) is not None for word in words)
+def contains_words(text: str, stems: tuple[tuple[str, ...], ...]) -> bool:
+    """Whether, for every searched word, a word of the text starts with one of its stems, as the snippet finds
+    them (case and accents folded)."""
+    return all(_first_hit(text, group) is not None for group in stems)

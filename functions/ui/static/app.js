@@ -667,6 +667,7 @@ async function namePages(row, terms) {
     // The page names are a help: without them the row still says the document matched.
   }
 }
+let listTicket = 0;
 
 async function refreshList(more = false) {
   if (!apiKey()) return;
@@ -676,14 +677,25 @@ async function refreshList(more = false) {
   if (q) params.set("q", q);
   if (more && listCursor) params.set("cursor", listCursor);
   let page;
+  const body = $("#recent tbody");
+  // Only the newest request may paint: an earlier search answering late must not cover a later one.
+  const ticket = ++listTicket;
   try {
     page = await api(`/function/list?${params}`);
   } catch (error) {
+    if (ticket !== listTicket) return;
     showError(error);
+    if (!more) {
+      // A refused or failed search must not leave the previous query's rows looking like its answer.
+      body.replaceChildren();
+      listCursor = null;
+      $("#more").hidden = true;
+      $("#recent-note").textContent = q ? "No results: the search was refused (see the message above)." : "";
+    }
     return;
   }
+  if (ticket !== listTicket) return;
   showMessage("");
-  const body = $("#recent tbody");
   // A refresh keeps the focus where the user is: on the same button of the same row, if it is still there.
   const focused = document.activeElement;
   const focusRow = focused && focused.closest && focused.closest("#recent tbody tr");
