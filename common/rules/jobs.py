@@ -57,7 +57,7 @@ def create(session: Session, document: Document, lang: str, max_attempts: int, r
         owner_id=owner_id,
         created_at=now,
         updated_at=now,
-        # The completion webhook, owed once the job ends (rules/callbacks.py delivers it).
+        # The completion webhook, owed once the job ends (rules/webhooks.py delivers it).
         callback_url=callback_url,
         callback_state=CallbackState.PENDING if callback_url else None,
         callback_attempts=0,

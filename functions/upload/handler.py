@@ -10,7 +10,7 @@ from common.config import Settings
 from common.engine.language.installed import validate_lang
 from common.models import Principal
 from common.errors import CallbackRefused
-from common.rules import callbacks, idempotency, outputs
+from common.rules import idempotency, outputs, webhooks
 from common.rules.documents import Accepted, accept_upload, safe_filename
 from common.web.api import current_request_id, http_function, json_response, require_method
 from common.web.upload_body import read_upload
@@ -30,7 +30,7 @@ def handle(request: flask.Request, settings: Settings, caller: Principal) -> fla
         if callback_url is not None:
             if caller.key_id is None:
                 raise CallbackRefused("callback_url needs an API key: the key's webhook secret signs the events")
-            callbacks.check(settings, callback_url)  # refused here, at upload, naming the rule
+            webhooks.check(settings, callback_url)  # refused here, at upload, naming the rule
 
         def accept() -> Accepted:
             return accept_upload(

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from common.adapters import cache
-from common.adapters.callback_post import DeliveryFailed, Target, post
+from common.adapters.webhook_post import DeliveryFailed, Target, post
 from common.adapters.db import ApiKey, Document, Job, session_scope, utcnow
 from common.config import Settings
 from common.errors import CallbackRefused, PipelineError
