@@ -18,7 +18,7 @@ COMMON = REPO / "common"
 # The client (the SDK and the `ocr` command) is no layer of the server: it is its own distribution, client/
 # (tests/unit/test_client_package.py).
 RANKS = {"base": 0, "adapters": 1, "engine": 1, "rules": 2, "web": 3, "cli": 4}
-BASE = {"blocking", "config", "errors", "logging", "models"}
+BASE = {"addresses", "blocking", "config", "errors", "logging", "models"}
 ENGINE_MODULES = ("pikepdf", "PIL")
 
 
@@ -54,7 +54,7 @@ def modules() -> list[tuple[str, Path]]:
 
 
 def test_every_module_sits_in_a_layer() -> None:
-    """No module outside the layer folders but the base ones (blocking, config, errors, logging, models) and the CLI."""
+    """No module outside the layer folders but the base ones (addresses, blocking, config, errors, logging, models) and the CLI."""
     for name, _ in modules():
         layer_of(name)
 
