@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
@@ -15,6 +14,7 @@ from common.adapters import handoff, storage
 from common.adapters.db import Document, Job, session_scope, utcnow
 from common.config import Settings
 from common.errors import (
+    CallbackRefused,
     DropOwnerUnknown,
     FileTooLarge,
     InvalidFilename,
@@ -23,25 +23,19 @@ from common.errors import (
     PipelineError,
 )
 from common.logging import get_logger
-from common.models import MAX_CONTENT_TYPE_CHARS, MAX_FILENAME_BYTES, MAX_LANG_CHARS, MAX_REQUEST_ID_CHARS, JobStatus
-from common.rules import apikeys, jobs
+from common.models import (
+    MAX_CONTENT_TYPE_CHARS,
+    MAX_FILENAME_BYTES,
+    MAX_LANG_CHARS,
+    MAX_REQUEST_ID_CHARS,
+    Accepted,
+    JobStatus,
+    Principal,
+)
+from common.rules import apikeys, idempotency, jobs, webhooks
 from common.rules.events import JOB_ID_KEY, REQUEST_ID_KEY, ObjectCreated
 
 log = get_logger()
-
-
-@dataclass(frozen=True)
-class Accepted:
-    job_id: str
-    document_id: str
-    status: str
-
-    def status_url(self, base_url: str) -> str:
-        return f"{base_url}/function/status/{self.job_id}"
-
-    def to_dict(self, base_url: str) -> dict[str, str]:
-        return {"job_id": self.job_id, "document_id": self.document_id, "status": self.status,
-                "status_url": self.status_url(base_url)}
 
 
 def _source_hash(identity: str) -> str:
@@ -129,6 +123,42 @@ def accept_upload(
              content_type=media_type)
     handoff.submit_job(settings, job_id, request_id)
     return Accepted(job_id=job_id, document_id=document_id, status=JobStatus.PENDING.value)
+
+
+def take_upload(
+    settings: Settings,
+    data: BinaryIO,
+    size: int,
+    filename: str,
+    media_type: str,
+    lang: str,
+    request_id: str,
+    caller: Principal,
+    callback_url: str | None = None,
+    pdfa: bool = False,
+    idempotency_key: str | None = None,
+) -> tuple[Accepted, bool]:
+    """An HTTP upload's rules around accept_upload; returns (answer, replayed).
+
+    A callback needs an API key (its webhook secret signs the events) and a URL the webhook's rules pass,
+    refused here, at upload, naming the rule. With an Idempotency-Key the same request within 24 h gets the
+    first answer (replayed True); the callback and a PDF/A choice are part of what a replay must match.
+    """
+    if callback_url is not None:
+        if caller.key_id is None:
+            raise CallbackRefused("callback_url needs an API key: the key's webhook secret signs the events")
+        webhooks.check(settings, callback_url)
+
+    def accept() -> Accepted:
+        return accept_upload(settings, data, size, filename, media_type, lang, request_id, caller.key_id,
+                             callback_url, pdfa)
+
+    if idempotency_key is None:
+        return accept(), False
+    # Absent, the callback and PDF/A add nothing to the fingerprint: it is as before they existed.
+    extra = [*([callback_url] if callback_url else []), *(["output=pdfa"] if pdfa else [])]
+    body = idempotency.fingerprint(data, filename, lang, *extra)
+    return idempotency.once(settings, caller.key_id or "-", idempotency_key, body, accept)
 
 
 def _withdraw(settings: Settings, document_id: str, key: str) -> None:
