@@ -76,7 +76,7 @@ def async_redis_client(settings: Settings) -> redis.asyncio.Redis:
     return client
 
 
-def warn_unavailable(what: str, error: Exception) -> None:
+def warn_unavailable(what: str, error: BaseException) -> None:
     now = time.monotonic()
     if now - _warned_at.get(what, -WARN_INTERVAL_SECONDS) >= WARN_INTERVAL_SECONDS:
         _warned_at[what] = now
