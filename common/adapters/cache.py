@@ -1,4 +1,9 @@
-"""Redis adapter: the client, the versioned status cache; a Redis failure is logged and never fails a request."""
+"""Redis adapter: the clients, versioned job statuses, API key records (read ahead together), idempotency entries.
+
+Redis trouble is logged and read as a miss, except where a miss would be wrong: clearing a deleted job's
+status (bury_status) and claiming an idempotency key raise CacheUnavailable. The rate limit's token buckets
+are adapters/token_bucket.py's.
+"""
 
 from __future__ import annotations
 

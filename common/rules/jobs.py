@@ -1,4 +1,8 @@
-"""Job lifecycle: create, claim with a lease, record pages, finish; every status change happens here."""
+"""Job lifecycle: create, claim under a fenced lease (lease.py), record pages, complete, fail, cancel; a job's reads.
+
+Every change of a job's status is written here, MySQL first, then the status cache is told (cache.mark_changed)
+and the transition logged. A chunk's own states are chunks.py's; a finished job's webhook is webhooks.py's.
+"""
 
 from __future__ import annotations
 

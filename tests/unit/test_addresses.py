@@ -68,7 +68,8 @@ def test_url_rules_name_the_field_and_the_rule(url: str, says: str) -> None:
     assert "the_field" in str(refused.value)
 
 
-@pytest.mark.parametrize("url", ["http://[::ffff:127.0.0.1]/x", "http://[64:ff9b::7f00:1]/x", "http://[2002:7f00:1::]/x",
+@pytest.mark.parametrize("url", ["http://[::ffff:127.0.0.1]/x", "http://[64:ff9b::7f00:1]/x",
+                                 "http://[2002:7f00:1::]/x",
                                  "http://[::127.0.0.1]/x", "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/x"])
 def test_both_callers_refuse_loopback_written_as_ipv6(url: str) -> None:
     """The completion webhook and the gateway's X-Callback-Url apply the same rules to the same URL."""
