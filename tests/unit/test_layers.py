@@ -139,3 +139,14 @@ def test_every_module_of_the_layer_table_exists() -> None:
                 continue
             places = [REPO / folder / sub / name, REPO / folder / name]
             assert any(p.with_suffix(".py").is_file() or p.is_dir() for p in places), f"{folder}: no module {name}"
+
+
+@pytest.mark.parametrize(("name", "path"), modules(), ids=[name for name, _ in modules()])
+def test_only_adapters_speak_redis(name: str, path: Path) -> None:
+    """Redis's wire protocol (the client, its errors, Lua scripts) lives in adapters; rules and web use their terms."""
+    if layer_of(name) == "adapters":
+        return
+    for node in ast.walk(ast.parse(path.read_text())):
+        imported = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+            [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+        assert not any(m == "redis" or m.startswith("redis.") for m in imported), f"{name} imports {imported}"
