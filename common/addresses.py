@@ -3,8 +3,8 @@
 A URL from a caller (a completion webhook's `callback_url`, the gateway's `X-Callback-Url`) would otherwise
 reach whatever this machine can reach: its own services, the cloud's metadata address. Both callers resolve
 the host themselves (one synchronously, one on the event loop), vet every address here, and connect to the
-vetted address, never resolving again. An IPv6 address that carries an IPv4 one (mapped, compatible, NAT64,
-6to4, Teredo) is judged by the IPv4 address inside, since that is where the packets go.
+vetted address, never resolving again. An IPv6 address that carries an IPv4 one (mapped, compatible, NAT64
+well-known or local-use, 6to4, Teredo) is judged by the IPv4 address inside, since that is where the packets go.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # RFC 6052's well-known NAT64 prefix: the last 32 bits are the IPv4 address a translator connects to.
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# RFC 8215's local-use NAT64 prefix: an operator's translator may read the IPv4 address as a /96 (the last 32
+# bits) or, RFC 6052's /48 layout, from bits 48-63 and 72-87. Both readings are checked, so an address there is
+# public only if it is under both: in practice only a trusted network opens it.
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
 # RFC 4291's deprecated IPv4-compatible form ::a.b.c.d (:: and ::1 excluded: they are no IPv4 address).
 _COMPATIBLE = ipaddress.IPv6Network("::/96")
 
@@ -46,8 +50,12 @@ def embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
         return [address.sixtofour]
     if address.teredo is not None:
         return list(address.teredo)
+    low = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     if address in _NAT64 or (address in _COMPATIBLE and int(address) > 1):
-        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
+        return [low]
+    if address in _NAT64_LOCAL:
+        value = int(address)
+        return [low, ipaddress.IPv4Address(((value >> 64) & 0xFFFF) << 16 | ((value >> 40) & 0xFFFF))]
     return []
 
 

@@ -20,6 +20,9 @@ EMBEDDING = {
     "mapped": ("::ffff:10.0.0.1", "::ffff:8.8.8.8"),
     "compatible": ("::10.0.0.1", "::8.8.8.8"),
     "nat64": ("64:ff9b::10.0.0.1", "64:ff9b::8.8.8.8"),
+    # RFC 8215's local-use prefix read as a /96 (the last 32 bits) and as RFC 6052's /48 layout (bits 48-63, 72-87).
+    "nat64-local-96": ("64:ff9b:1::10.0.0.1", "64:ff9b:1::8.8.8.8"),
+    "nat64-local-48": ("64:ff9b:1:a00:0:100::", "64:ff9b:1:808:8:800::"),
     "6to4": ("2002:a00:1::1", "2002:808:808::1"),
     # Teredo: server 65.54.227.120, client obfuscated (bits inverted): f5ff:fffe is 10.0.0.1, f7f7:f7f7 is 8.8.8.8.
     "teredo": ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "2001:0:4136:e378:8000:63bf:f7f7:f7f7"),
@@ -39,8 +42,9 @@ def test_an_ipv6_form_carrying_a_private_ipv4_address_is_refused(form: str) -> N
     """Judged by the IPv4 address the packets go to, not by the IPv6 prefix that Python calls global."""
     private, public = EMBEDDING[form]
     assert not TrustedNetworks().allows("h", ipaddress.ip_address(private))
-    # ::ffff:0:0/96 and Teredo's 2001::/32 are never global themselves, whatever they carry.
-    if form not in ("mapped", "teredo"):
+    # ::ffff:0:0/96 and Teredo's 2001::/32 are never global themselves, whatever they carry; a local-use NAT64
+    # address is read two ways, and one of them is always 0.0.0.0 for an address the other finds public.
+    if form not in ("mapped", "teredo", "nat64-local-96", "nat64-local-48"):
         assert TrustedNetworks().allows("h", ipaddress.ip_address(public))
 
 
@@ -69,6 +73,7 @@ def test_url_rules_name_the_field_and_the_rule(url: str, says: str) -> None:
 
 
 @pytest.mark.parametrize("url", ["http://[::ffff:127.0.0.1]/x", "http://[64:ff9b::7f00:1]/x",
+                                 "http://[64:ff9b:1::7f00:1]/x",
                                  "http://[2002:7f00:1::]/x",
                                  "http://[::127.0.0.1]/x", "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/x"])
 def test_both_callers_refuse_loopback_written_as_ipv6(url: str) -> None:
