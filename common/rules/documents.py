@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
@@ -125,19 +126,19 @@ def accept_upload(
     return Accepted(job_id=job_id, document_id=document_id, status=JobStatus.PENDING.value)
 
 
-def take_upload(
-    settings: Settings,
-    data: BinaryIO,
-    size: int,
-    filename: str,
-    media_type: str,
-    lang: str,
-    request_id: str,
-    caller: Principal,
-    callback_url: str | None = None,
-    pdfa: bool = False,
-    idempotency_key: str | None = None,
-) -> tuple[Accepted, bool]:
+@dataclass(frozen=True)
+class Upload:
+    """A document as an HTTP upload brings it, once the handler has parsed the request."""
+
+    data: BinaryIO
+    size: int
+    filename: str
+    media_type: str
+    lang: str
+
+
+def take_upload(settings: Settings, upload: Upload, request_id: str, caller: Principal, callback_url: str | None = None,
+                pdfa: bool = False, idempotency_key: str | None = None) -> tuple[Accepted, bool]:
     """An HTTP upload's rules around accept_upload; returns (answer, replayed).
 
     A callback needs an API key (its webhook secret signs the events) and a URL the webhook's rules pass,
@@ -150,14 +151,14 @@ def take_upload(
         webhooks.check(settings, callback_url)
 
     def accept() -> Accepted:
-        return accept_upload(settings, data, size, filename, media_type, lang, request_id, caller.key_id,
-                             callback_url, pdfa)
+        return accept_upload(settings, upload.data, upload.size, upload.filename, upload.media_type, upload.lang,
+                             request_id, caller.key_id, callback_url, pdfa)
 
     if idempotency_key is None:
         return accept(), False
     # Absent, the callback and PDF/A add nothing to the fingerprint: it is as before they existed.
     extra = [*([callback_url] if callback_url else []), *(["output=pdfa"] if pdfa else [])]
-    body = idempotency.fingerprint(data, filename, lang, *extra)
+    body = idempotency.fingerprint(upload.data, upload.filename, upload.lang, *extra)
     return idempotency.once(settings, caller.key_id or "-", idempotency_key, body, accept)
 
 

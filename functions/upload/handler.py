@@ -10,7 +10,7 @@ from common.config import Settings
 from common.engine.language.installed import validate_lang
 from common.models import Principal
 from common.rules import idempotency, outputs
-from common.rules.documents import safe_filename, take_upload
+from common.rules.documents import Upload, safe_filename, take_upload
 from common.web.api import current_request_id, http_function, json_response, require_method
 from common.web.upload_body import read_upload
 
@@ -23,13 +23,11 @@ def handle(request: flask.Request, settings: Settings, caller: Principal) -> fla
         # Both checked against what the schema holds: a 400 naming the limit, never a failed insert.
         lang = validate_lang(request.values.get("lang") or settings.default_lang)
         filename = safe_filename(upload.filename, "document", refuse_long=True)
+        # A spooled temporary file, binary though typed IO[bytes].
+        document = Upload(cast(BinaryIO, upload.data), upload.size, filename, upload.media_type, lang)
         accepted, replayed = take_upload(
             settings,
-            cast(BinaryIO, upload.data),  # a spooled temporary file, binary though typed IO[bytes]
-            upload.size,
-            filename,
-            upload.media_type,
-            lang,
+            document,
             current_request_id(),
             caller,
             callback_url=request.values.get("callback_url") or None,

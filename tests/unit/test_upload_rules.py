@@ -9,7 +9,7 @@ import pytest
 from common.config import load_settings
 from common.errors import CallbackRefused
 from common.models import Principal, Role
-from common.rules.documents import take_upload
+from common.rules.documents import Upload, take_upload
 
 SETTINGS = load_settings({"MYSQL_PASSWORD": "x", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b"})
 KEYED = Principal(key_id="k1", role=Role.USER)
@@ -17,7 +17,8 @@ ANONYMOUS = Principal(key_id=None, role=Role.USER)
 
 
 def _take(caller: Principal, callback_url: str) -> None:
-    take_upload(SETTINGS, io.BytesIO(b"x"), 1, "a.png", "image/png", "eng", "r1", caller, callback_url=callback_url)
+    take_upload(SETTINGS, Upload(io.BytesIO(b"x"), 1, "a.png", "image/png", "eng"), "r1", caller,
+                callback_url=callback_url)
 
 
 def test_a_callback_without_an_api_key_is_refused_before_anything_is_stored() -> None:
