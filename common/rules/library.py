@@ -14,7 +14,7 @@ from common.errors import DocumentBusy, DocumentNotFound, QueueUnavailable
 from common.logging import get_logger
 from common.models import TRUSTED, Principal
 from common.rules import jobs, outputs
-from common.rules.documents import Accepted
+from common.rules.intake import Accepted
 from common.rules.status import document_fields, iso
 
 log = get_logger()

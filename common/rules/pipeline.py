@@ -18,7 +18,7 @@ from common.engine.ocr import OcrLimits, TesseractEngine
 from common.engine.recognition import OcrEngine
 from common.errors import PipelineError
 from common.logging import bind_context, get_logger
-from common.rules import chunks, documents, jobs, outputs, webhooks
+from common.rules import chunks, intake, jobs, outputs, webhooks
 from common.rules.events import parse_event
 
 log = get_logger()
@@ -74,7 +74,7 @@ def process_event(settings: Settings, body: bytes, engine: OcrEngine) -> list[Ou
     job_ids = list(event.job_ids)
     for obj in event.objects:
         try:
-            job_ids.append(documents.job_for_object(settings, obj))
+            job_ids.append(intake.job_for_object(settings, obj))
         except PipelineError as e:
             if _not_the_events_fault(e):
                 retry = e

@@ -10,7 +10,7 @@ from common.config import Settings
 from common.engine.language.installed import validate_lang
 from common.models import Principal
 from common.rules import idempotency, outputs
-from common.rules.documents import Upload, safe_filename, take_upload
+from common.rules.intake import Upload, safe_filename, take_upload
 from common.web.api import current_request_id, http_function, json_response, require_method
 from common.web.upload_body import read_upload
 

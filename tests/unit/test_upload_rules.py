@@ -1,4 +1,4 @@
-"""An HTTP upload's rules, decided in common/rules before anything is stored: who may ask for a callback."""
+"""An HTTP upload's rules, decided in common/rules (intake) before anything is stored: who may ask for a callback."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from common.config import load_settings
 from common.errors import CallbackRefused
 from common.models import Principal, Role
-from common.rules.documents import Upload, take_upload
+from common.rules.intake import Upload, take_upload
 
 SETTINGS = load_settings({"MYSQL_PASSWORD": "x", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b"})
 KEYED = Principal(key_id="k1", role=Role.USER)
