@@ -13,7 +13,7 @@ from common.config import Settings, get_settings
 from common.errors import PipelineError
 from common.logging import setup
 from common.models import Role
-from common.rules import apikeys, library, sweep
+from common.rules import apikeys, documents, sweep
 
 # MinIO's ARN for the webhook target `OCR` in the default region (arn:minio:sqs:<region>:<target id>:webhook).
 DEFAULT_WEBHOOK_ARN = "arn:minio:sqs::OCR:webhook"
@@ -71,7 +71,7 @@ def _retention(args: argparse.Namespace) -> int:
     settings = get_settings()
     while True:
         try:
-            removed = library.expire(settings)
+            removed = documents.expire(settings)
             print(f"retention: removed {removed} documents older than {settings.retention_days} days"
                   if settings.retention_days > 0 else "retention: off (RETENTION_DAYS=0)", flush=True)
             swept = sweep.sweep(settings)
