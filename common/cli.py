@@ -13,7 +13,7 @@ from common.config import Settings, get_settings
 from common.errors import PipelineError
 from common.logging import get_logger, setup
 from common.models import Role
-from common.rules import apikeys, library, sweep
+from common.rules import apikeys, documents, sweep
 
 # MinIO's ARN for the webhook target `OCR` in the default region (arn:minio:sqs:<region>:<target id>:webhook).
 DEFAULT_WEBHOOK_ARN = "arn:minio:sqs::OCR:webhook"
@@ -73,7 +73,7 @@ def _retention(args: argparse.Namespace) -> int:
     settings = get_settings()
     while True:
         try:
-            removed = library.expire(settings)
+            removed = documents.expire(settings)
             # Log records, not sentences: with --every this is a service whose log an operator follows.
             log.info("retention.expired", removed=removed, retention_days=settings.retention_days,
                      enabled=settings.retention_days > 0)

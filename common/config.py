@@ -66,7 +66,7 @@ class Settings:
     retention_days: int
     sweep_after_seconds: float
     db_auto_upgrade: bool
-    # Completion webhooks (rules/callbacks.py): hosts or networks allowed although private or loopback.
+    # Completion webhooks (rules/webhooks.py): hosts or networks allowed although private or loopback.
     callback_allowed_hosts: tuple[str, ...] = ()
     callback_max_attempts: int = 5
     # Result links in a status answer: "api" (the documents function's downloads, authorised by the key)

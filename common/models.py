@@ -176,3 +176,19 @@ MAX_OBJECT_KEY_BYTES = 1024
 # Room for multipart boundaries and form fields around an uploaded file: a request may be this much larger
 # than MAX_UPLOAD_BYTES. The gateway and the upload function refuse a body past the same sum.
 UPLOAD_FORM_ROOM_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An upload taken in: its job and document, as the 202 answers them."""
+
+    job_id: str
+    document_id: str
+    status: str
+
+    def status_url(self, base_url: str) -> str:
+        return f"{base_url}/function/status/{self.job_id}"
+
+    def to_dict(self, base_url: str) -> dict[str, str]:
+        return {"job_id": self.job_id, "document_id": self.document_id, "status": self.status,
+                "status_url": self.status_url(base_url)}

@@ -1,4 +1,9 @@
-"""Redis adapter: the client, the versioned status cache; a Redis failure is logged and never fails a request."""
+"""Redis adapter: the clients, versioned job statuses, API key records (read ahead together), idempotency entries.
+
+Redis trouble is logged and read as a miss, except where a miss would be wrong: clearing a deleted job's
+status (bury_status) and claiming an idempotency key raise CacheUnavailable. The rate limit's token buckets
+are adapters/token_bucket.py's.
+"""
 
 from __future__ import annotations
 
@@ -76,7 +81,7 @@ def async_redis_client(settings: Settings) -> redis.asyncio.Redis:
     return client
 
 
-def warn_unavailable(what: str, error: Exception) -> None:
+def warn_unavailable(what: str, error: BaseException) -> None:
     now = time.monotonic()
     if now - _warned_at.get(what, -WARN_INTERVAL_SECONDS) >= WARN_INTERVAL_SECONDS:
         _warned_at[what] = now

@@ -159,7 +159,7 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
-    # The completion webhook (rules/callbacks.py): where to POST, and how delivery went (state pending,
+    # The completion webhook (rules/webhooks.py): where to POST, and how delivery went (state pending,
     # delivered or failed; attempts made; the receiver's last HTTP status).
     callback_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     callback_state: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -1,247 +1,128 @@
-"""Taking documents in: an HTTP upload or an object dropped into the bucket becomes a document and a job."""
+"""A caller's documents once they are in: describe, re-process with another language, delete, expire."""
 
 from __future__ import annotations
 
-import hashlib
-import unicodedata
-from dataclasses import dataclass
-from pathlib import PurePosixPath
-from typing import BinaryIO
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 
-from common.adapters import handoff, storage
-from common.adapters.db import Document, Job, session_scope, utcnow
+from common.adapters import cache, handoff, storage
+from common.adapters.db import Document, Job, Page, session_scope, utcnow
 from common.config import Settings
-from common.errors import (
-    DropOwnerUnknown,
-    FileTooLarge,
-    InvalidFilename,
-    InvalidLanguage,
-    JobNotFound,
-    PipelineError,
-)
+from common.errors import DocumentBusy, DocumentNotFound, QueueUnavailable
 from common.logging import get_logger
-from common.models import MAX_CONTENT_TYPE_CHARS, MAX_FILENAME_BYTES, MAX_LANG_CHARS, MAX_REQUEST_ID_CHARS, JobStatus
-from common.rules import apikeys, jobs
-from common.rules.events import JOB_ID_KEY, REQUEST_ID_KEY, ObjectCreated
+from common.models import TRUSTED, Principal
+from common.rules import jobs, outputs
+from common.rules.intake import Accepted
+from common.rules.status import document_fields, iso
 
 log = get_logger()
 
 
-@dataclass(frozen=True)
-class Accepted:
-    job_id: str
-    document_id: str
-    status: str
-
-    def status_url(self, base_url: str) -> str:
-        return f"{base_url}/function/status/{self.job_id}"
-
-    def to_dict(self, base_url: str) -> dict[str, str]:
-        return {"job_id": self.job_id, "document_id": self.document_id, "status": self.status,
-                "status_url": self.status_url(base_url)}
+def _not_found(document_id: str) -> DocumentNotFound:
+    # Someone else's document is answered exactly like a missing one.
+    return DocumentNotFound(f"document {document_id} does not exist")
 
 
-def _source_hash(identity: str) -> str:
-    return hashlib.sha256(identity.encode()).hexdigest()
-
-
-def safe_filename(name: str | None, fallback: str, refuse_long: bool = False) -> str:
-    """The client's base name, kept readable but safe as one segment of an object key and in the schema.
-
-    `.` and `..` are no names (as a key segment they are refused by MinIO, or climb out of the
-    document's folder). A name over MAX_FILENAME_BYTES in UTF-8 is InvalidFilename with `refuse_long`
-    (an upload: the client can send a shorter one) and cut at a character boundary otherwise (a dropped
-    object's key, which nobody can change any more).
-    """
-    base = PurePosixPath((name or "").replace("\\", "/")).name
-    base = unicodedata.normalize("NFC", base)
-    # Control characters, lone surrogates (not encodable in UTF-8) and the separator.
-    base = "".join(c for c in base if c != "/" and unicodedata.category(c) not in ("Cc", "Cs")).strip()
-    if base in ("", ".", ".."):
-        return fallback
-    size = len(base.encode())
-    if size > MAX_FILENAME_BYTES:
-        if refuse_long:
-            raise InvalidFilename(f"the file name has {size} bytes in UTF-8; the limit is {MAX_FILENAME_BYTES}")
-        base = base.encode()[:MAX_FILENAME_BYTES].decode(errors="ignore").strip() or fallback
-    return base
-
-
-def accept_upload(
-    settings: Settings,
-    data: BinaryIO,
-    size: int,
-    filename: str,
-    media_type: str,
-    lang: str,
-    request_id: str,
-    owner_id: str | None,
-    callback_url: str | None = None,
-    pdfa: bool = False,
-) -> Accepted:
-    """Record document + pending job, then store the original; 202 is only answered once it is stored.
-
-    The rows come first so the bucket notification, which may arrive before put_object returns,
-    always finds its job. If storing fails the rows are deleted again (and the object too, in case it
-    landed and only the answer was lost), so a refused upload leaves nothing a user can list or read.
-    """
-    if size > settings.max_upload_bytes:
-        raise FileTooLarge(f"the file has {size} bytes; the limit is {settings.max_upload_bytes} (MAX_UPLOAD_BYTES)")
-    document_id = jobs.new_id()
-    key = f"{settings.upload_prefix}{document_id}/{filename}"
+def _owned_document(settings: Settings, document_id: str, caller: Principal) -> Document:
+    statement = select(Document).where(Document.id == document_id)
+    if caller.owner_filter is not None:
+        statement = statement.where(Document.owner_id == caller.owner_filter)
     with session_scope(settings) as session:
-        document = Document(
-            id=document_id,
-            filename=filename,
-            content_type=media_type,
-            size_bytes=size,
-            bucket=settings.s3_bucket,
-            object_key=key,
-            source="upload",
-            source_hash=_source_hash(f"upload:{document_id}"),
-            created_at=utcnow(),
-            owner_id=owner_id,
-        )
-        session.add(document)
-        session.flush()
-        job = jobs.create(session, document, lang, settings.job_max_attempts, request_id, owner_id, callback_url,
-                          pdfa)
-        document.job_id = job_id = job.id
-    metadata = {JOB_ID_KEY: job_id, "document-id": document_id, "lang": lang, REQUEST_ID_KEY: request_id}
-    try:
-        etag = storage.put_document(settings, key, data, size, media_type, metadata)
-    except BaseException:
-        _withdraw(settings, document_id, key)
-        raise
-    try:
-        with session_scope(settings) as session:
-            stored = session.get(Document, document_id)
-            if stored is not None:
-                stored.etag = etag
-    except PipelineError as e:
-        # The original is kept and its job recorded, so the notification will OCR it: the upload is
-        # accepted; only the ETag, which nothing relies on for an upload, is missing.
-        log.warning("document.etag_not_recorded", document_id=document_id, error=str(e))
-    log.info("document.accepted", document_id=document_id, job_id=job_id, source="upload", size_bytes=size,
-             content_type=media_type)
-    handoff.submit_job(settings, job_id, request_id)
-    return Accepted(job_id=job_id, document_id=document_id, status=JobStatus.PENDING.value)
+        document = session.execute(statement).scalar_one_or_none()
+    if document is None:
+        raise _not_found(document_id)
+    return document
 
 
-def _withdraw(settings: Settings, document_id: str, key: str) -> None:
-    """Undo an upload whose original could not be stored: its object (if it landed after all) and its rows.
-
-    Best effort, each step on its own: this runs while a service is failing, and the client's answer
-    is the storing error whatever happens here. The object goes first, so a notification that still
-    arrives finds no object rather than a job without rows.
-    """
-    try:
-        storage.remove_objects(settings, settings.s3_bucket, [key])
-    except PipelineError as e:
-        log.warning("upload.withdraw_object_failed", document_id=document_id, error=str(e))
-    try:
-        with session_scope(settings) as session:
-            # Jobs and pages go with the document (ON DELETE CASCADE).
-            session.execute(delete(Job).where(Job.document_id == document_id))
-            session.execute(delete(Document).where(Document.id == document_id))
-        log.info("upload.withdrawn", document_id=document_id)
-    except PipelineError as e:
-        log.error("upload.withdraw_rows_failed", document_id=document_id, error=str(e))
-
-
-def drop_owner(settings: Settings, key: str) -> str | None:
-    """Who owns a dropped object: the key named by its inbox/<key id>/ folder, else INBOX_OWNER.
-
-    A first folder shaped like a key id must name a live key: a file put in a revoked or mistyped
-    key's folder is refused rather than handed to someone else.
-    """
-    if not settings.auth:
-        return None
-    inside = key[len(settings.inbox_prefix):] if key.startswith(settings.inbox_prefix) else ""
-    folder, slash, _ = inside.partition("/")
-    if slash and apikeys.KEY_ID.fullmatch(folder):
-        if apikeys.is_live(settings, folder):
-            return folder
-        raise DropOwnerUnknown(f"{key!r} is in the folder of key {folder}, which does not exist or was revoked")
-    if settings.inbox_owner:
-        return settings.inbox_owner
-    raise DropOwnerUnknown(f"{key!r} is in no key's folder ({settings.inbox_prefix}<key id>/) and INBOX_OWNER is not "
-                           "set, so nobody would own it")
-
-
-def job_for_object(settings: Settings, obj: ObjectCreated) -> str:
-    """The job a notified object belongs to: the upload's own, or a new one for a dropped file.
-
-    Deliveries are at-least-once, so a drop is keyed by bucket/key/etag under a unique index: the
-    second delivery of the same object version finds the first one's job instead of making another.
-    """
-    # Only `upload` writes under the upload prefix; elsewhere a job id in the metadata is whatever the
-    # dropper wrote, and honouring it would let a drop run (or hijack) someone else's job.
-    own_upload = obj.key.startswith(settings.upload_prefix)
-    job_id = obj.job_id if own_upload else None
-    if job_id is None and own_upload:
-        # Our own upload whose record lacked user metadata: read it from the object, never register twice.
-        job_id = storage.stat_object(settings, obj.bucket, obj.key).metadata.get(JOB_ID_KEY)
-    if job_id:
-        with session_scope(settings) as session:
-            if session.get(Job, job_id) is not None:
-                return job_id
-        log.warning("event.unknown_job", job_id=job_id, key=obj.key)
-        raise JobNotFound(f"object {obj.bucket}/{obj.key} names job {job_id}, which does not exist")
-    version = obj.version_id or obj.etag
-    identity = _source_hash(f"drop:{obj.bucket}/{obj.key}@{version}")
-    existing = _job_of_drop(settings, identity)
-    if existing is not None:
-        log.info("event.duplicate_object", job_id=existing, key=obj.key)
-        return existing
-    lang = obj.metadata.get("lang") or settings.default_lang
-    if len(lang) > MAX_LANG_CHARS:
-        raise InvalidLanguage(f"the object's lang metadata has {len(lang)} characters; the limit is {MAX_LANG_CHARS}")
-    owner_id = drop_owner(settings, obj.key)
-    # An event is only a claim: rows are made for objects that exist, so a flood of events naming
-    # nothing makes nothing (ObjectMissing, not retried).
-    head = storage.stat_object(settings, obj.bucket, obj.key)
-    content_type = head.content_type or obj.content_type
-    request_id = obj.request_id if obj.request_id and len(obj.request_id) <= MAX_REQUEST_ID_CHARS else None
-    try:
-        with session_scope(settings) as session:
-            document = Document(
-                id=jobs.new_id(),
-                filename=safe_filename(obj.key, "document"),
-                # Only a claim (OCR decides from the bytes); one too long for the column is no type at all.
-                content_type=content_type if 0 < len(content_type) <= MAX_CONTENT_TYPE_CHARS
-                else "application/octet-stream",
-                size_bytes=head.size,
-                bucket=obj.bucket,
-                object_key=obj.key,
-                etag=obj.etag or None,
-                source="drop",
-                source_hash=identity,
-                created_at=utcnow(),
-                owner_id=owner_id,
-            )
-            session.add(document)
-            session.flush()
-            job = jobs.create(session, document, lang, settings.job_max_attempts, request_id, owner_id,
-                              pdfa=settings.output_pdfa)
-            document.job_id = job.id
-            log.info("document.accepted", document_id=document.id, job_id=job.id, source="drop", key=obj.key)
-            return job.id
-    except IntegrityError:
-        # A concurrent delivery of the same object version inserted first.
-        found = _job_of_drop(settings, identity)
-        if found is None:
-            raise
-        log.info("event.duplicate_object", job_id=found, key=obj.key)
-        return found
-
-
-def _job_of_drop(settings: Settings, identity: str) -> str | None:
+def describe(settings: Settings, document_id: str, caller: Principal) -> dict[str, Any]:
+    """The document, the job whose result it shows, and every job it has had (newest first)."""
+    document = _owned_document(settings, document_id, caller)
     with session_scope(settings) as session:
-        return session.execute(
-            select(Job.id).join(Document, Document.id == Job.document_id).where(Document.source_hash == identity)
-            .order_by(Job.created_at).limit(1)
-        ).scalar_one_or_none()
+        history = list(session.execute(
+            select(Job).where(Job.document_id == document.id).order_by(Job.created_at.desc())).scalars())
+    return {
+        **document_fields(document),
+        "created_at": iso(document.created_at),
+        "job_id": document.job_id,
+        "jobs": [{"job_id": job.id, "status": job.status.value, "lang": job.lang, "created_at": iso(job.created_at),
+                  "finished_at": iso(job.finished_at),
+                  "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None}
+                 for job in history],
+    }
+
+
+def reprocess(settings: Settings, document_id: str, caller: Principal, lang: str,
+              request_id: str | None) -> Accepted:
+    """A new job on the same stored original. The document keeps showing its previous result until
+    the new job completes (and keeps it if the new one fails)."""
+    owner = caller.owner_filter
+    with session_scope(settings) as session:
+        statement = select(Document).where(Document.id == document_id).with_for_update()
+        if owner is not None:
+            statement = statement.where(Document.owner_id == owner)
+        document = session.execute(statement).scalar_one_or_none()
+        if document is None:
+            raise _not_found(document_id)
+        running = session.execute(
+            select(Job.id, Job.status, Job.pdfa).where(Job.document_id == document.id)
+            .order_by(Job.created_at.desc()).limit(1)).one_or_none()
+        if running is not None and not running.status.is_final:
+            raise DocumentBusy(f"document {document_id} has job {running.id} {running.status.value}; "
+                               "re-process it once that job is completed or failed")
+        # The output the document was asked for when it came in (PDF/A or not) stays the same.
+        job = jobs.create(session, document, lang, settings.job_max_attempts, request_id,
+                          caller.key_id or document.owner_id,
+                          pdfa=bool(running.pdfa) if running is not None else settings.output_pdfa)
+        job_id = job.id
+    # No object is written, so no bucket notification follows: the hand-off is the only way in.
+    if not handoff.submit_job(settings, job_id, request_id):
+        error = QueueUnavailable("the job could not be queued (the gateway's async queue did not answer); "
+                                 "re-process again later")
+        jobs.fail_unclaimed(settings, job_id, error)
+        raise error
+    log.info("document.reprocess", document_id=document_id, job_id=job_id, lang=lang)
+    return Accepted(job_id=job_id, document_id=document_id, status="pending")
+
+
+def delete_document(settings: Settings, document_id: str, caller: Principal) -> None:
+    """Remove a document and everything made from it: original, results, rows, cached status.
+
+    Order matters for "nothing remains": running jobs are cancelled first (their workers can write
+    nothing more), the status cache is buried next (no cached text outlives the rows), then the
+    objects and last the rows. A failure at any step leaves the rows, so the same delete can be
+    sent again and finishes the job.
+    """
+    document = _owned_document(settings, document_id, caller)
+    job_ids = jobs.cancel_for_document(settings, document.id)
+    cache.bury_status(settings, job_ids)
+    storage.remove_objects(settings, document.bucket, [document.object_key])
+    for job_id in job_ids:
+        storage.remove_prefix(settings, outputs.result_prefix(settings, job_id))
+    with session_scope(settings) as session:
+        if job_ids:
+            session.execute(delete(Page).where(Page.job_id.in_(job_ids)))
+            session.execute(delete(Job).where(Job.id.in_(job_ids)))
+        session.execute(delete(Document).where(Document.id == document.id))
+    log.info("document.deleted", document_id=document.id, jobs=len(job_ids))
+
+
+def expire(settings: Settings, batch: int = 100) -> int:
+    """Delete documents older than RETENTION_DAYS (0: keep forever); returns how many went."""
+    if settings.retention_days <= 0:
+        return 0
+    cutoff = utcnow() - timedelta(days=settings.retention_days)
+    removed = 0
+    while True:
+        with session_scope(settings) as session:
+            ids = list(session.execute(
+                select(Document.id).where(Document.created_at < cutoff).order_by(Document.created_at).limit(batch)
+            ).scalars())
+        for document_id in ids:
+            delete_document(settings, document_id, TRUSTED)
+        removed += len(ids)
+        if len(ids) < batch:
+            break
+    log.info("retention.run", removed=removed, retention_days=settings.retention_days)
+    return removed

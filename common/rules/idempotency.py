@@ -17,7 +17,7 @@ from common.adapters import cache
 from common.config import Settings
 from common.errors import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidIdempotencyKey
 from common.logging import get_logger
-from common.rules.documents import Accepted
+from common.models import Accepted
 
 log = get_logger()
 

@@ -1,4 +1,8 @@
-"""Job lifecycle: create, claim with a lease, record pages, finish; every status change happens here."""
+"""Job lifecycle: create, claim under a fenced lease (lease.py), record pages, complete, fail, cancel; a job's reads.
+
+Every change of a job's status is written here, MySQL first, then the status cache is told (cache.mark_changed)
+and the transition logged. A chunk's own states are chunks.py's; a finished job's webhook is webhooks.py's.
+"""
 
 from __future__ import annotations
 
@@ -62,7 +66,7 @@ def create(session: Session, document: Document, lang: str, max_attempts: int, r
         created_at=now,
         document_created_at=document.created_at,
         updated_at=now,
-        # The completion webhook, owed once the job ends (rules/callbacks.py delivers it).
+        # The completion webhook, owed once the job ends (rules/webhooks.py delivers it).
         callback_url=callback_url,
         callback_state=CallbackState.PENDING if callback_url else None,
         callback_attempts=0,

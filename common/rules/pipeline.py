@@ -18,7 +18,7 @@ from common.engine.ocr import OcrLimits, TesseractEngine
 from common.engine.recognition import OcrEngine
 from common.errors import PipelineError
 from common.logging import bind_context, get_logger
-from common.rules import callbacks, chunks, documents, jobs, outputs
+from common.rules import chunks, intake, jobs, outputs, webhooks
 from common.rules.events import parse_event
 
 log = get_logger()
@@ -74,7 +74,7 @@ def process_event(settings: Settings, body: bytes, engine: OcrEngine) -> list[Ou
     job_ids = list(event.job_ids)
     for obj in event.objects:
         try:
-            job_ids.append(documents.job_for_object(settings, obj))
+            job_ids.append(intake.job_for_object(settings, obj))
         except PipelineError as e:
             if _not_the_events_fault(e):
                 retry = e
@@ -161,12 +161,12 @@ def _settled(settings: Settings, claim: jobs.Claim, work: Callable[[Path], Outco
             if jobs.was_cancelled(settings, job_id):
                 storage.remove_prefix(settings, outputs.result_prefix(settings, job_id))
             return Outcome(job_id=job_id, result=Result.DUPLICATE)
-        callbacks.deliver_quietly(settings, job_id)
+        webhooks.deliver_quietly(settings, job_id)
         return Outcome(job_id=job_id, result=Result.COMPLETED)
     except PipelineError as e:
         log.warning("job.error", error_code=e.code, error=str(e), retryable=e.retryable)
         jobs.fail(settings, claim, e)
-        callbacks.deliver_quietly(settings, job_id)  # owed only if that failure was the job's last
+        webhooks.deliver_quietly(settings, job_id)  # owed only if that failure was the job's last
         if e.retryable:
             raise
         return Outcome(job_id=job_id, result=Result.FAILED, error_code=e.code)
@@ -175,7 +175,7 @@ def _settled(settings: Settings, claim: jobs.Claim, work: Callable[[Path], Outco
         log.exception("job.crashed")
         jobs.fail(settings, claim, PipelineError("internal error; see the ocr-process log",
                                                  detail=f"{type(e).__name__}: {e}"))
-        callbacks.deliver_quietly(settings, job_id)
+        webhooks.deliver_quietly(settings, job_id)
         return Outcome(job_id=job_id, result=Result.FAILED, error_code=PipelineError.code)
 
 
@@ -219,7 +219,7 @@ def process_chunk(settings: Settings, job_id: str, number: int, engine: OcrEngin
 def _fail_fanned_out(settings: Settings, job_id: str, error: PipelineError) -> Outcome:
     """A chunk that fails for good fails its job with its code; the other chunks then find the job final."""
     jobs.fail_unclaimed(settings, job_id, error)
-    callbacks.deliver_quietly(settings, job_id)
+    webhooks.deliver_quietly(settings, job_id)
     return Outcome(job_id=job_id, result=Result.FAILED, error_code=error.code)
 
 

@@ -180,7 +180,7 @@ def _body(job: Job, document: Document) -> dict[str, Any]:
         else None,
     }
     if job.callback_url:
-        # How the completion webhook went (rules/callbacks.py); the URL itself is not repeated.
+        # How the completion webhook went (rules/webhooks.py); the URL itself is not repeated.
         body["callback"] = {"state": job.callback_state, "attempts": job.callback_attempts,
                             "last_code": job.callback_last_code}
     if job.status == JobStatus.COMPLETED:

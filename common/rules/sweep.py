@@ -20,7 +20,7 @@ from common.config import Settings
 from common.errors import ObjectMissing
 from common.logging import get_logger
 from common.models import CallbackState, JobStatus
-from common.rules import callbacks, chunks, jobs
+from common.rules import chunks, jobs, webhooks
 
 log = get_logger()
 
@@ -48,7 +48,7 @@ def _stale(settings: Settings, batch: int) -> list[tuple[Job, Document]]:
     return [(job, document) for job, document in rows]
 
 
-def _owed_callbacks(settings: Settings, batch: int) -> list[str]:
+def _owed_webhooks(settings: Settings, batch: int) -> list[str]:
     """Finished jobs whose webhook is still `pending` long after they finished: ocr-process delivers right
     after a job ends and retries for about a minute, so these were left by a worker that died meanwhile."""
     cutoff = utcnow() - timedelta(seconds=settings.sweep_after_seconds)
@@ -90,8 +90,8 @@ def sweep(settings: Settings, batch: int = 200) -> SweepReport:
             log.warning("sweep.chunk_resubmitted", job_id=job_id, chunk=number)
             chunks_resubmitted += 1
     called_back = 0
-    for job_id in _owed_callbacks(settings, batch=20):
-        callbacks.deliver_quietly(settings, job_id)
+    for job_id in _owed_webhooks(settings, batch=20):
+        webhooks.deliver_quietly(settings, job_id)
         called_back += 1
     report = SweepReport(withdrawn, failed, resubmitted, called_back, chunks_resubmitted)
     log.info("sweep.run", **report.__dict__)

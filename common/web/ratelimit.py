@@ -1,50 +1,19 @@
-"""Token-bucket rate limits per client, atomic in one Redis Lua script on Redis's own clock."""
+"""Rate limits per client and function: a token bucket each (adapters/token_bucket.py), open or closed without Redis."""
 
 from __future__ import annotations
 
 import ipaddress
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import flask
-from redis.exceptions import RedisError
 
-from common.adapters.cache import async_redis_client, redis_client, warn_unavailable
+from common.adapters import token_bucket
+from common.adapters.cache import warn_unavailable
 from common.config import Settings
-from common.errors import RateLimited
+from common.errors import CacheUnavailable, RateLimited
 from common.models import Principal
 from common.web import auth
-
-# One script call reads, refills and spends, so replicas never race on a read-modify-write.
-# Redis TIME, not the callers' clocks: replicas on different hosts agree on "now".
-_TAKE = """
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil then
-  tokens = capacity
-  ts = now
-end
-tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
-local allowed = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((capacity / rate) * 1000) + 1000)
-local retry_after = 0
-if allowed == 0 then
-  retry_after = (cost - tokens) / rate
-end
-return {allowed, tostring(tokens), tostring(retry_after), tostring((capacity - tokens) / rate)}
-"""
 
 
 @dataclass(frozen=True)
@@ -69,26 +38,23 @@ class Decision:
         return headers
 
 
-def _bucket(settings: Settings, service: str, client: str, cost: int) -> tuple[str, int, str, int, float, int]:
-    """The script's arguments: its one key, then capacity, refill rate and cost."""
-    return _TAKE, 1, f"ocr:ratelimit:{service}:{client}", settings.rate_limit_capacity, \
-        settings.rate_limit_refill_per_second, cost
+def _bucket(service: str, client: str) -> str:
+    return f"{service}:{client}"
 
 
-def _decision(settings: Settings, reply: list[Any]) -> Decision:
-    allowed, tokens, retry_after, reset = reply
+def _decision(settings: Settings, spent: token_bucket.Spent) -> Decision:
     return Decision(
-        allowed=bool(int(allowed)),
+        allowed=spent.allowed,
         limit=settings.rate_limit_capacity,
-        remaining=int(float(tokens)),
-        retry_after=float(retry_after),
-        reset=float(reset),
+        remaining=int(spent.tokens),
+        retry_after=spent.retry_after,
+        reset=spent.full_in,
     )
 
 
-def _without_redis(settings: Settings, error: RedisError) -> Decision:
+def _without_redis(settings: Settings, error: CacheUnavailable) -> Decision:
     """Redis trouble fails open or closed as configured."""
-    warn_unavailable("ratelimit", error)
+    warn_unavailable("ratelimit", error.__cause__ or error)  # the Redis error's own words, as before
     capacity = settings.rate_limit_capacity
     if settings.rate_limit_fail_closed:
         return Decision(False, capacity, 0, 1.0, 1.0)
@@ -98,18 +64,21 @@ def _without_redis(settings: Settings, error: RedisError) -> Decision:
 def take(settings: Settings, service: str, client: str, cost: int = 1) -> Decision:
     """Spend tokens from the client's bucket for this function."""
     try:
-        return _decision(settings, redis_client(settings).eval(*_bucket(settings, service, client, cost)))
-    except RedisError as e:
+        spent = token_bucket.take(settings, _bucket(service, client), settings.rate_limit_capacity,
+                                  settings.rate_limit_refill_per_second, cost)
+    except CacheUnavailable as e:
         return _without_redis(settings, e)
+    return _decision(settings, spent)
 
 
 async def take_async(settings: Settings, service: str, client: str, cost: int = 1) -> Decision:
     """take, on the event loop a function serves on."""
     try:
-        reply = await async_redis_client(settings).eval(*_bucket(settings, service, client, cost))
-    except RedisError as e:
+        spent = await token_bucket.take_async(settings, _bucket(service, client), settings.rate_limit_capacity,
+                                              settings.rate_limit_refill_per_second, cost)
+    except CacheUnavailable as e:
         return _without_redis(settings, e)
-    return _decision(settings, reply)
+    return _decision(settings, spent)
 
 
 def _trusted(address: str, proxies: tuple[str, ...]) -> bool:

@@ -9,7 +9,7 @@ from common.config import Settings
 from common.engine.language.installed import validate_lang
 from common.errors import NotFound, PageNotFound, unknown_parameters
 from common.models import Principal
-from common.rules import downloads, library, previews
+from common.rules import documents, downloads, previews
 from common.web.api import current_request_id, http_function, json_response, require_method
 from common.web.links import public_base
 
@@ -22,16 +22,16 @@ def handle(request: flask.Request, settings: Settings, caller: Principal) -> fla
         if request.args:
             raise unknown_parameters(sorted(request.args), [])
         if request.method == "DELETE":
-            library.delete_document(settings, parts[0], caller)
+            documents.delete_document(settings, parts[0], caller)
             return flask.Response(status=204)
-        return json_response(library.describe(settings, parts[0], caller))
+        return json_response(documents.describe(settings, parts[0], caller))
     if len(parts) == 2 and parts[1] == "reprocess":
         require_method(request, "POST")
         unknown = sorted(set(request.values) - {"lang"})
         if unknown:
             raise unknown_parameters(unknown, ["lang"])
         lang = validate_lang(request.values.get("lang") or settings.default_lang)
-        accepted = library.reprocess(settings, parts[0], caller, lang, current_request_id())
+        accepted = documents.reprocess(settings, parts[0], caller, lang, current_request_id())
         base = public_base(request, settings)
         return json_response(accepted.to_dict(base), 202, headers={"Location": accepted.status_url(base)})
     if len(parts) == 3 and parts[1] == "download":

@@ -9,9 +9,8 @@ import flask
 from common.config import Settings
 from common.engine.language.installed import validate_lang
 from common.models import Principal
-from common.errors import CallbackRefused
-from common.rules import callbacks, idempotency, outputs
-from common.rules.documents import Accepted, accept_upload, safe_filename
+from common.rules import idempotency, outputs
+from common.rules.intake import Upload, safe_filename, take_upload
 from common.web.api import current_request_id, http_function, json_response, require_method
 from common.web.upload_body import read_upload
 
@@ -24,37 +23,17 @@ def handle(request: flask.Request, settings: Settings, caller: Principal) -> fla
         # Both checked against what the schema holds: a 400 naming the limit, never a failed insert.
         lang = validate_lang(request.values.get("lang") or settings.default_lang)
         filename = safe_filename(upload.filename, "document", refuse_long=True)
-        key = idempotency.key_of(request.headers.get(idempotency.HEADER))
-        pdfa = outputs.wants_pdfa(settings, request.values.get("output"))
-        callback_url = request.values.get("callback_url") or None
-        if callback_url is not None:
-            if caller.key_id is None:
-                raise CallbackRefused("callback_url needs an API key: the key's webhook secret signs the events")
-            callbacks.check(settings, callback_url)  # refused here, at upload, naming the rule
-
-        def accept() -> Accepted:
-            return accept_upload(
-                settings,
-                cast(BinaryIO, upload.data),  # a spooled temporary file, binary though typed IO[bytes]
-                upload.size,
-                filename,
-                upload.media_type,
-                lang,
-                current_request_id(),
-                caller.key_id,
-                callback_url,
-                pdfa,
-            )
-
-        replayed = False
-        if key is None:
-            accepted = accept()
-        else:
-            # The callback and a PDF/A choice are part of what a replay must match; absent, the fingerprint is as
-            # before they existed.
-            extra = [*([callback_url] if callback_url else []), *(["output=pdfa"] if pdfa else [])]
-            body = idempotency.fingerprint(upload.data, filename, lang, *extra)
-            accepted, replayed = idempotency.once(settings, caller.key_id or "-", key, body, accept)
+        # A spooled temporary file, binary though typed IO[bytes].
+        document = Upload(cast(BinaryIO, upload.data), upload.size, filename, upload.media_type, lang)
+        accepted, replayed = take_upload(
+            settings,
+            document,
+            current_request_id(),
+            caller,
+            callback_url=request.values.get("callback_url") or None,
+            pdfa=outputs.wants_pdfa(settings, request.values.get("output")),
+            idempotency_key=idempotency.key_of(request.headers.get(idempotency.HEADER)),
+        )
     base = settings.public_url or request.host_url.rstrip("/")
     headers = {"Location": accepted.status_url(base), **({"Idempotent-Replayed": "true"} if replayed else {})}
     return json_response(accepted.to_dict(base), 202, headers=headers)

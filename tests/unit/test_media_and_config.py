@@ -11,7 +11,7 @@ from common.config import load_settings
 from common.engine.media import sniff_media_type
 from common.engine.language.installed import validate_lang
 from common.errors import ConfigError, InvalidFilename, InvalidLanguage
-from common.rules.documents import safe_filename
+from common.rules.intake import safe_filename
 
 
 @pytest.mark.parametrize(("fmt", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("TIFF", "image/tiff"),

@@ -20,7 +20,7 @@ import yaml
 from common import errors
 from common.adapters.db import Document, Job, Page
 from common.models import TRUSTED, JobStatus
-from common.rules import library
+from common.rules import documents
 from common.rules.events import parse_event
 from common.rules.listing import ListQuery
 from common.rules.listing import page as listing_page
@@ -417,10 +417,10 @@ def test_document_description_matches_the_documented_schema(monkeypatch: pytest.
                   lang="deu", created_at=NOW, finished_at=None, error_code=None, error_message=None)
     failed = Job(id=document.job_id, document_id=document.id, status=JobStatus.FAILED, lang="eng", created_at=NOW,
                  finished_at=NOW, error_code="pdf_encrypted", error_message="the PDF is encrypted")
-    monkeypatch.setattr(library, "_owned_document", lambda _settings, _id, _caller: document)
-    monkeypatch.setattr(library, "session_scope",
+    monkeypatch.setattr(documents, "_owned_document", lambda _settings, _id, _caller: document)
+    monkeypatch.setattr(documents, "session_scope",
                         fake_scope(FakeSession(SimpleNamespace(scalars=lambda: iter([pending, failed])))))
-    body = library.describe(None, document.id, TRUSTED)  # type: ignore[arg-type]
+    body = documents.describe(None, document.id, TRUSTED)  # type: ignore[arg-type]
     assert [job["job_id"] for job in body["jobs"]] == [pending.id, failed.id]
     schema_validator(spec(), "DocumentDetail").validate(body)
 

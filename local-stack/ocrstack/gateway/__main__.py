@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import stat
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import common
@@ -50,7 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "lane in X-Queue-Lane (default: uploads,chunks)")
     p.add_argument("--queue-backoff-base", type=float, default=1.0, help="seconds before the first retry")
     p.add_argument("--max-body-bytes", type=int, default=200 * 1024 * 1024,
-                   help="largest request body; a function with MAX_UPLOAD_BYTES gets that plus its form's room")
+                   help="largest request body; a function whose stack file names a body-limit setting gets that "
+                        "plus a form's room")
     p.add_argument("--body-min-rate", type=float, default=8 * 1024,
                    help="bytes per second a request body must average after --body-grace seconds, else 408")
     p.add_argument("--body-grace", type=float, default=10.0, help="seconds before --body-min-rate applies")
@@ -58,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="longest wait, in seconds, for the next bytes of a request body, else 408")
     p.add_argument("--async-max-body-bytes", type=int, default=1024 * 1024,
                    help="largest body of an async call, which is kept in Redis until it has run (default 1 MiB); "
-                        "a verified caller of a function with MAX_UPLOAD_BYTES may send that plus its form's room")
+                        "a verified caller of a function with a body-limit setting may send that plus a form's room")
     p.add_argument("--open-queue-bytes", type=int, default=4 * 1024 * 1024,
                    help="bytes of queued async calls without a verified caller (functions that check no key), "
                         "all together; past it such calls get 503 queue_full (default 4 MiB)")
@@ -145,52 +147,43 @@ def main(argv: list[str] | None = None) -> None:
                             total=args.max_connections,
                             exempt=tuple(n.strip() for n in args.connection_limit_exempt.split(",") if n.strip()))
     app = gateway.build()
-    background: list[asyncio.Task[None]] = []
 
-    async def on_startup(_app: web.Application) -> None:
-        await gateway.open()
-        await queue.ensure_group()
+    async def running(_app: web.Application) -> AsyncIterator[None]:
+        """Start-up, then (after the yield, or when start-up fails half-way) the one teardown of what started."""
+        supervisor: asyncio.Task[None] | None = None
         try:
+            await gateway.open()
+            await queue.ensure_group()
             await provider.start()
-        except BaseException:
-            # aiohttp runs no cleanup when start-up fails: stop what did start, or it outlives us.
-            provider.stop()
+            supervisor = asyncio.create_task(provider.supervise())
+            workers = args.queue_workers
+            if workers is None:
+                workers = max([2, *(len(d.replicas) for d in provider.functions.values())])
+            queue.start(workers, gateway.run_queued, gateway.send_callback)
+            gateway.ready = True
+            log.info("gateway.started", host=args.host, port=args.port, functions=sorted(specs),
+                     queue_workers=workers, system_auth=auth is not None, runtime=args.runtime)
+            yield
+        finally:
+            gateway.ready = False
+            # Unfinished queue entries stay pending in Redis and are taken up again at the next start.
             await queue.stop()
+            if supervisor is not None:
+                supervisor.cancel()
+            provider.stop()  # idempotent; also what a start-up that failed after spawning functions left
             await gateway.close()
-            raise
-        background.append(asyncio.create_task(provider.supervise()))
-        workers = args.queue_workers
-        if workers is None:
-            workers = max([2, *(len(d.replicas) for d in provider.functions.values())])
-        queue.start(workers, gateway.run_queued, gateway.send_callback)
-        gateway.ready = True
-        log.info("gateway.started", host=args.host, port=args.port, functions=sorted(specs),
-                 queue_workers=workers, system_auth=auth is not None, runtime=args.runtime)
+            log.info("gateway.stopped")
 
     async def on_shutdown(_app: web.Application) -> None:
         gateway.stopping = True  # followed logs end, so the shutdown does not wait for them
 
-    async def on_cleanup(_app: web.Application) -> None:
-        gateway.ready = False
-        # Unfinished queue entries stay pending in Redis and are taken up again at the next start.
-        await queue.stop()
-        for task in background:
-            task.cancel()
-        provider.stop()
-        await gateway.close()
-        log.info("gateway.stopped")
-
-    app.on_startup.append(on_startup)
+    app.cleanup_ctx.append(running)
     app.on_shutdown.append(on_shutdown)
-    app.on_cleanup.append(on_cleanup)
     try:
         asyncio.run(serve(app, args.host, args.port, rules, shutdown_timeout=5))
     except FunctionStartError as e:
         log.error("gateway.start_failed", error=str(e))
         raise SystemExit(1) from e
-    finally:
-        provider.stop()  # idempotent; covers a start-up that failed after the functions were spawned
-
 
 if __name__ == "__main__":
     main()

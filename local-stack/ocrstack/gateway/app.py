@@ -27,9 +27,8 @@ from common.config import Settings, load_settings
 from common.errors import PipelineError
 from common.logging import bind_context, clear_context, get_logger
 from common.web import auth
-from common.models import UPLOAD_FORM_ROOM_BYTES
 from ocrstack.gateway import access, edge_rules, policy
-from ocrstack.gateway.intake import BodyRefused, BodyRules, ReceivedBody, receive
+from ocrstack.gateway.intake import BodyRefused, BodyRules, ReceivedBody, receive, rules_for_function
 from ocrstack.gateway.metrics import CLIENT_CLOSED, Metrics
 from ocrstack.gateway.logs import BadLogRequest, LogFile, LogRequest, wanted
 from ocrstack.gateway.policy import DeploymentRefused
@@ -274,6 +273,7 @@ class GatewayApp:
             name=name, handler=declared.handler, image=declared.image, environment=environment,
             labels=labels or dict(declared.labels), annotations=annotations or dict(declared.annotations),
             upstream=declared.upstream, fprocess=declared.fprocess, access=declared.access,
+            body_limit=declared.body_limit,
         )
 
     async def deploy_function(self, request: web.Request) -> web.Response:
@@ -413,7 +413,7 @@ class GatewayApp:
 
     def async_rules_for(self, fn: Deployment, caller: access.Caller) -> BodyRules:
         """An async body is held in memory and Redis, so it gets the async bound; a verified caller of a
-        function that states MAX_UPLOAD_BYTES (an async upload) may send what that function takes."""
+        function that states a body limit (an async upload) may send what that function takes."""
         rules = self.body_rules_for(fn)
         if caller.anonymous or rules is self.body_rules:
             if rules.max_bytes > self.async_max_body:
@@ -422,14 +422,9 @@ class GatewayApp:
         return rules
 
     def body_rules_for(self, fn: Deployment) -> BodyRules:
-        """The gateway's body rules, with the limit the function states for itself when it is smaller:
-        a function with MAX_UPLOAD_BYTES takes that plus room for the multipart form, as it checks itself."""
-        stated = fn.spec.environment.get("MAX_UPLOAD_BYTES", "")
-        if stated.isdigit() and int(stated) + UPLOAD_FORM_ROOM_BYTES < self.body_rules.max_bytes:
-            return dataclasses.replace(
-                self.body_rules, max_bytes=int(stated) + UPLOAD_FORM_ROOM_BYTES, too_large_code="file_too_large",
-                limit_setting=f"MAX_UPLOAD_BYTES={stated} plus {UPLOAD_FORM_ROOM_BYTES} bytes for the form")
-        return self.body_rules
+        """The gateway's body rules, with the limit the function states for itself (its stack file's
+        `com.ocr-pipeline.body-limit` setting) when it is smaller."""
+        return rules_for_function(self.body_rules, fn.spec.body_limit, fn.spec.environment)
 
     def _from_trusted_proxy(self, peer: str) -> bool:
         try:

@@ -10,20 +10,27 @@ thread-per-request servers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import IO
 
 from aiohttp import web
 
-from common.errors import BodyTooSlow
+from common.errors import BodyTooSlow, FileTooLarge
+from common.models import UPLOAD_FORM_ROOM_BYTES
 
 # Bodies past this go to a temporary file: with aiohttp's read buffer (at most 2 x 64 KiB before it stops
 # reading), a connection costs at most about 192 KiB of memory, so --max-connections 256 stays under 64 MiB.
 SPOOL_BYTES = 64 * 1024
 _CHUNK = 64 * 1024
+# The stack file annotation naming the setting (an environment variable) that bounds a function's request
+# body, as `com.ocr-pipeline.access` names its key check: the gateway refuses a larger body itself.
+BODY_LIMIT_ANNOTATION = "com.ocr-pipeline.body-limit"
+_SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,25 @@ class BodyRules:
     # limit is refused with the function's own code, so a client sees one code wherever the body stopped.
     too_large_code: str = "payload_too_large"
     limit_setting: str = "the gateway's --max-body-bytes"
+
+
+def body_limit_of(annotations: Mapping[str, str]) -> str | None:
+    """The setting a function bounds its body with, from its stack file annotations; ValueError for a bad name."""
+    name = annotations.get(BODY_LIMIT_ANNOTATION, "").strip()
+    if name and not _SETTING_NAME.fullmatch(name):
+        raise ValueError(f"{BODY_LIMIT_ANNOTATION}: {name!r} is not an environment variable name")
+    return name or None
+
+
+def rules_for_function(rules: BodyRules, setting: str | None, environment: Mapping[str, str]) -> BodyRules:
+    """The gateway's body rules, with the function's own limit when it is smaller: the value of its body-limit
+    setting plus room for a multipart form, refused with the function's own code (as it would refuse it)."""
+    stated = environment.get(setting, "") if setting else ""
+    if not stated.isdigit() or int(stated) + UPLOAD_FORM_ROOM_BYTES >= rules.max_bytes:
+        return rules
+    return dataclasses.replace(
+        rules, max_bytes=int(stated) + UPLOAD_FORM_ROOM_BYTES, too_large_code=FileTooLarge.code,
+        limit_setting=f"{setting}={stated} plus {UPLOAD_FORM_ROOM_BYTES} bytes for the form")
 
 
 class BodyRefused(Exception):

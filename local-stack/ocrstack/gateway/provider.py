@@ -23,7 +23,7 @@ import yaml
 
 from common.logging import get_logger
 from ocrstack import containers
-from ocrstack.gateway import access
+from ocrstack.gateway import access, intake
 from ocrstack.supervise import die_with_parent
 from ocrstack.services import free_port, port_open
 
@@ -82,6 +82,8 @@ class FunctionSpec:
     # The check the function makes of its callers (access.py), from the stack file only: a deployment cannot
     # change it.
     access: str = "open"
+    # The setting that bounds the function's request body (intake.body_limit_of), from the stack file only.
+    body_limit: str | None = None
 
     @property
     def exec_timeout(self) -> float:
@@ -107,15 +109,17 @@ def load_stack(path: Path) -> dict[str, FunctionSpec]:
     specs: dict[str, FunctionSpec] = {}
     for name, fn in (data.get("functions") or {}).items():
         fn = fn or {}
+        annotations = {str(k): str(v) for k, v in (fn.get("annotations") or {}).items()}
         specs[name] = FunctionSpec(
             name=name,
             handler=(path.parent / str(fn.get("handler", name))).resolve(),
             image=str(fn.get("image", "")),
             environment={str(k): str(v) for k, v in (fn.get("environment") or {}).items()},
             labels={str(k): str(v) for k, v in (fn.get("labels") or {}).items()},
-            annotations={str(k): str(v) for k, v in (fn.get("annotations") or {}).items()},
+            annotations=annotations,
             fprocess=template_fprocess(path.parent, str(fn.get("lang") or "")),
-            access=access.access_of({str(k): str(v) for k, v in (fn.get("annotations") or {}).items()}),
+            access=access.access_of(annotations),
+            body_limit=intake.body_limit_of(annotations),
         )
     return specs
 

@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from common.logging import get_logger
+from ocrstack.gateway.retry import Action, RetryPolicy, decide
 
 log = get_logger()
 
@@ -40,8 +41,6 @@ DEAD_MAX_AGE_SECONDS = 7 * 86400
 DEAD_ENTRY_MAX = 8 * 1024
 # Bytes of queued calls that came with no verified caller (functions that check nothing), all lanes together.
 OPEN_BYTES = "faas:queue:open-bytes"
-# 4xx answers that mean "not now" rather than "never": timeout, conflict (job held elsewhere), too early, rate limited.
-RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
 # Due retries go back onto the stream in one atomic step, so none is lost or doubled between the two.
 _PROMOTE = """
@@ -137,9 +136,7 @@ class AsyncQueue:
                  reclaim_idle: float = 30.0, lanes: tuple[str, ...] = ()) -> None:
         # Typed loosely: redis-py's stream replies are unions over RESP2/RESP3 shapes; we use RESP2.
         self.redis: Any = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=10)
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
+        self.policy = RetryPolicy(max_attempts=max_attempts, backoff_base=backoff_base, backoff_cap=backoff_cap)
         # A worker touches the entry it runs every third of this (_kept_claimed), however long the call
         # takes; an entry idle this long was left by a worker that died or lost its acknowledgement.
         self.reclaim_idle_ms = int(reclaim_idle * 1000)
@@ -285,7 +282,8 @@ class AsyncQueue:
             # consumer or come back forever from its pending list.
             log.exception("queue.invoke_failed", function=invocation.function, call_id=invocation.call_id)
             result = Result(0, b"", {}, f"gateway error: {e!r}")
-        if 200 <= result.status < 300:
+        verdict = decide(self.policy, invocation.attempt, result.status, result.headers, random.uniform(0.8, 1.2))
+        if verdict.action == Action.DONE:
             async with self.redis.pipeline(transaction=True) as pipe:
                 self._release(pipe, invocation)
                 pipe.xack(stream, GROUP, entry_id)
@@ -296,27 +294,14 @@ class AsyncQueue:
             if invocation.callback_url:
                 await callback(invocation, result)
             return
-        retry_after = _retry_after(result)
-        # 409 + Retry-After: "someone else is doing this, ask again then". Not a failure of this
-        # invocation, so it spends no attempt (ocr-process says so while another worker holds the job).
-        deferred = result.status == 409 and retry_after is not None
-        if not deferred:
-            invocation.attempt += 1
+        invocation.attempt = verdict.attempts
         invocation.last_status = result.status
         invocation.last_error = result.error or result.body[:500].decode(errors="replace")
-        # The function refused the request itself (malformed, unauthorised, not found): asking again
-        # cannot change the answer, so it goes to the dead letters at once, with its reason.
-        permanent = 400 <= result.status < 500 and result.status not in RETRYABLE_4XX
         async with self.redis.pipeline(transaction=True) as pipe:
-            if not permanent and (deferred or invocation.attempt < self.max_attempts):
-                if retry_after is not None:
-                    delay = retry_after
-                else:
-                    delay = min(self.backoff_cap, self.backoff_base * 2 ** (invocation.attempt - 1))
-                    delay *= random.uniform(0.8, 1.2)
-                pipe.zadd(delayed_of(invocation.lane), {invocation.dumps(): time.time() + delay})
+            if verdict.action == Action.RETRY:
+                pipe.zadd(delayed_of(invocation.lane), {invocation.dumps(): time.time() + verdict.delay})
                 log.warning("queue.retry_scheduled", function=invocation.function, call_id=invocation.call_id,
-                            attempt=invocation.attempt, status=result.status, delay_s=round(delay, 2),
+                            attempt=invocation.attempt, status=result.status, delay_s=round(verdict.delay, 2),
                             error=invocation.last_error)
             else:
                 self._release(pipe, invocation)
@@ -412,17 +397,6 @@ class AsyncQueue:
 
 class BodyNotKept(Exception):
     """A dead letter that was over DEAD_ENTRY_MAX kept too little of its call to replay it."""
-
-
-def _retry_after(result: Result) -> float | None:
-    """A function's Retry-After (seconds form) on 409, 429 or 503; capped so a typo cannot park a call for days."""
-    if result.status not in (409, 429, 503):
-        return None
-    raw = next((v for k, v in result.headers.items() if k.lower() == "retry-after"), None)
-    try:
-        return min(300.0, max(0.0, float(raw))) if raw is not None else None
-    except ValueError:
-        return None
 
 
 def new_call_id() -> str:

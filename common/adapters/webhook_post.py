@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import urllib3
 
-# Short: a slow receiver holds an ocr-process worker; the delivery loop (rules/callbacks.py) retries later.
+# Short: a slow receiver holds an ocr-process worker; the delivery loop (rules/webhooks.py) retries later.
 TIMEOUT = urllib3.Timeout(connect=3.0, read=5.0)
 # What is read of a receiver's answer: only its status matters, the rest is drained up to this and dropped.
 MAX_ANSWER_BYTES = 64 * 1024

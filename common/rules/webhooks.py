@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import socket
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+from common import addresses
 from common.adapters import cache
-from common.adapters.callback_post import DeliveryFailed, Target, post
+from common.adapters.webhook_post import DeliveryFailed, Target, post
 from common.adapters.db import ApiKey, Document, Job, session_scope, utcnow
 from common.config import Settings
 from common.errors import CallbackRefused, PipelineError
@@ -49,72 +48,26 @@ class Unresolvable(CallbackRefused):
 
 # --- where a callback may go ---------------------------------------------------------------------------------
 
-# NAT64's well-known and local-use prefixes (RFC 6052, RFC 8215): the last 32 bits are an IPv4 address.
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-
-
-def embedded_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 form reaches: mapped (::ffff:a.b.c.d), compatible (::a.b.c.d), 6to4 (2002::/16)
-    or NAT64 (64:ff9b::/96); a connection to such a form can end at that IPv4 address."""
-    if not isinstance(address, ipaddress.IPv6Address):
-        return None
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    low = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    if any(address in network for network in _NAT64):
-        return low
-    if int(address) >> 32 == 0 and int(address) > 1:  # :: and ::1 are IPv6's own
-        return low
-    return None
-
-
-def _allowed(settings: Settings, host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Allowed by name or network (in either form of an address that embeds an IPv4 one), else only if public in
-    both forms: ::ffff:127.0.0.1 is loopback, whatever the IPv6 table says of its prefix."""
-    embedded = embedded_ipv4(address)
-    forms = [address] if embedded is None else [address, embedded]
-    for entry in settings.callback_allowed_hosts:
-        if entry.lower() == host.lower():
-            return True
-        try:
-            network = ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            continue  # a host name, compared above
-        if any(form in network for form in forms):
-            return True
-    return all(form.is_global for form in forms)
-
-
 def check(settings: Settings, url: str) -> Target:
     """The URL's target, resolved once: every address of the host must be public (or allowed by
     CALLBACK_ALLOWED_HOSTS), and the connection will go to the first of them. Raises CallbackRefused naming
-    the rule broken."""
-    if len(url) > MAX_URL_CHARS:
-        raise CallbackRefused(f"callback_url is longer than {MAX_URL_CHARS} characters")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CallbackRefused("callback_url must be an http:// or https:// URL with a host")
-    if parts.username or parts.password:
-        raise CallbackRefused("callback_url must not carry credentials")
+    the rule broken (common/addresses.py holds the rules, shared with the gateway's X-Callback-Url)."""
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as e:
-        raise CallbackRefused("callback_url has an invalid port") from e
-    host = parts.hostname
+        parts = addresses.parse_url(url, "callback_url", max_chars=MAX_URL_CHARS)
+    except addresses.AddressRefused as e:
+        raise CallbackRefused(str(e)) from e
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as e:
-        raise Unresolvable(f"the callback host {host!r} does not resolve", detail=str(e)) from e
-    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    for address in addresses:
-        if not _allowed(settings, host, address):
-            raise CallbackRefused(
-                f"the callback host {host!r} is {address}, a private, loopback or link-local address; only "
-                "public addresses are called back, unless CALLBACK_ALLOWED_HOSTS names the host or its network")
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(scheme=parts.scheme, host=host, port=port, path=path, address=str(addresses[0]))
+        infos = socket.getaddrinfo(parts.host, parts.port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as e:  # UnicodeError: a label IDNA cannot encode
+        raise Unresolvable(f"the callback host {parts.host!r} does not resolve", detail=str(e)) from e
+    resolved = [addresses.parse_address(str(info[4][0])) for info in infos]
+    try:
+        addresses.vet(parts.host, resolved, addresses.TrustedNetworks.parse(settings.callback_allowed_hosts),
+                      "only public addresses are called back, unless CALLBACK_ALLOWED_HOSTS names the host or its "
+                      "network")
+    except addresses.AddressRefused as e:
+        raise CallbackRefused(str(e)) from e
+    return Target(scheme=parts.scheme, host=parts.host, port=parts.port, path=parts.path, address=str(resolved[0]))
 
 
 # --- signing -------------------------------------------------------------------------------------------------
