@@ -119,5 +119,6 @@ def test_auth_off_trusts_everyone_and_says_so_loudly(monkeypatch: pytest.MonkeyP
 
 def test_a_public_endpoint_only_the_functions_can_resolve_is_warned_about(monkeypatch: pytest.MonkeyPatch) -> None:
     """Links signed for `minio:9000` (compose's internal name) cannot be opened by users: said at start."""
-    _, logged = _first_requests(monkeypatch, {"AUTH": "off", "S3_ENDPOINT": "minio:9000"}, calls=1)
+    _, logged = _first_requests(monkeypatch, {"AUTH": "off", "S3_ENDPOINT": "minio:9000", "OUTPUT_LINKS": "presigned"},
+                                calls=1)
     assert '"storage.public_endpoint_internal"' in logged
