@@ -33,7 +33,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The OpenFaaS tier needs faasd and the CE gateway built from the user's clones: by default its tests are
     deselected (not skipped: nothing is missing, the tier is opt-in); with --openfaas only they are selected."""
     wanted = bool(config.getoption("--openfaas"))
-    selected, deselected = [], []
+    selected: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
     for item in items:
         (selected if (item.get_closest_marker("openfaas") is not None) == wanted else deselected).append(item)
     if deselected:
