@@ -135,10 +135,21 @@ def test_reprocess_then_delete_a_document(tier: Tier) -> None:
     assert left == []
 
 
+def _sweep(tier: Tier) -> str:
+    """One run of the scheduled retention job (`python -m common retention`), with SWEEP_AFTER_SECONDS=1 (the default
+    is 600) so it takes the job as soon as its lease has run out."""
+    swept = subprocess.run([sys.executable, "-m", "common", "retention"], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, **tier.local_env, "SWEEP_AFTER_SECONDS": "1"}, check=False)
+    assert swept.returncode == 0, swept.stderr
+    return swept.stdout
+
+
 def test_job_of_a_worker_killed_mid_job_is_brought_back_by_the_sweep(tier: Tier) -> None:
     """ocr-process killed while it reads: the CE queue-worker does not retry, so the job stays `processing` past its
-    lease; one sweep (`ocr-pipeline retention`, SWEEP_AFTER_SECONDS after the lease ran out) queues it again, the
-    gateway starts the function again (scale from zero recreates the stopped task) and the job completes."""
+    lease; the sweep of the retention run queues it again, and the gateway starts the function again on that call
+    (scale from zero recreates the stopped task). That call can be lost too: faasd reports the new task ready before
+    functions-framework listens, the watchdog answers 500 and nothing retries; the next sweep queues it again. Within
+    three sweeps the job completes, with one more attempt than it had."""
     admin = tier.admin()
     pages = [[f"FAASD killed page {n} code {7000 + n}"] for n in range(1, OCR_CHUNK_PAGES + 1)]
     reply = admin.upload(scanned_pdf(pages), "killed.pdf")
@@ -155,17 +166,18 @@ def test_job_of_a_worker_killed_mid_job_is_brought_back_by_the_sweep(tier: Tier)
     stalled = _job(tier, job_id)
     assert stalled.status == "processing" and stalled.attempts == 1
 
-    # What brings it back: the sweep of the scheduled retention run. Here it runs once, with SWEEP_AFTER_SECONDS=1
-    # (the default is 600), as soon as the lease has run out.
-    swept = subprocess.run([sys.executable, "-m", "common", "retention"], capture_output=True, text=True, timeout=120,
-                           env={**os.environ, **tier.local_env, "SWEEP_AFTER_SECONDS": "1"}, check=False)
-    assert swept.returncode == 0, swept.stderr
-    assert "1 stalled jobs" in swept.stdout, swept.stdout
-    swept_at = time.monotonic()
-    done = admin.wait_final(job_id, timeout=300)
+    sweeps: list[float] = []
+    done: dict[str, Any] | None = None
+    while done is None and len(sweeps) < 3:
+        assert "1 stalled jobs" in _sweep(tier)
+        sweeps.append(time.monotonic())
+        try:
+            done = admin.wait_final(job_id, timeout=45)
+        except AssertionError:
+            assert _job(tier, job_id).status == "processing"  # the resubmitted call was lost: sweep again
+    assert done is not None, "the job did not complete after three sweeps"
     assert done["status"] == "completed", done
     assert all(str(7000 + n) in done["text"] for n in range(1, OCR_CHUNK_PAGES + 1))
     assert _job(tier, job_id).attempts == 2
-    _figure(f"killed worker: kill to sweep {swept_at - killed_at:.1f} s (lease {JOB_LEASE_SECONDS} s + the test's "
-            f"margin), sweep to completed {time.monotonic() - swept_at:.1f} s (function task recreated on the call)")
-
+    _figure(f"killed worker: kill to first sweep {sweeps[0] - killed_at:.1f} s (lease {JOB_LEASE_SECONDS} s + the "
+            f"test's margin); {len(sweeps)} sweep(s); last sweep to completed {time.monotonic() - sweeps[-1]:.1f} s")
