@@ -23,6 +23,25 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--openfaas", action="store_true", default=False,
+                     help="run only the opt-in OpenFaaS tier (tests marked openfaas), as ./local-stack/openfaas-tier "
+                          "does inside the faasd it starts; without it those tests are deselected")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The OpenFaaS tier needs faasd and the CE gateway built from the user's clones: by default its tests are
+    deselected (not skipped: nothing is missing, the tier is opt-in); with --openfaas only they are selected."""
+    wanted = bool(config.getoption("--openfaas"))
+    selected: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    for item in items:
+        (selected if (item.get_closest_marker("openfaas") is not None) == wanted else deselected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
