@@ -590,3 +590,45 @@ def test_a_phone_sized_window_scrolls_only_down_reaches_every_control_and_passes
             assert not trouble, trouble
 
     asyncio.run(drive())
+
+
+def test_an_admin_sees_whose_each_document_is_and_lists_one_owner_alone(stack: Any, settings: Settings,
+                                                                         tmp_path: Path) -> None:
+    """With an admin key the list shows an Owner column (a user's key never does) and a filter by owner that
+    lists that owner's documents only."""
+    http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=60))
+    owners = {}
+    for name in ("alice", "bob"):
+        key = apikeys.create(settings, f"ui-{name}-{uuid.uuid4().hex[:6]}", apikeys.Role.USER)
+        owners[name] = key.token.split("_")[1]
+        upload = http.request("POST", stack.gateway_url + "/function/upload",
+                              headers={"Authorization": f"Bearer {key.token}"},
+                              fields={"file": (f"{name}-{owners[name]}.png", image_bytes([f"Owned by {name}"]),
+                                               "image/png")})
+        assert upload.status == 202, upload.data
+    admin = apikeys.create(settings, f"ui-admin-{uuid.uuid4().hex[:6]}", apikeys.Role.ADMIN).token
+    user = apikeys.create(settings, f"ui-user-{uuid.uuid4().hex[:6]}", apikeys.Role.USER).token
+
+    async def drive() -> None:
+        async with headless_page(tmp_path / "profile", tmp_path / "chromium.log") as page:
+            await page.send("Page.navigate", url=stack.gateway_url + "/function/ui/")
+            await page.wait_for("document.readyState === 'complete'", 30, "the page to load")
+            await paste_key(page, user)
+            await page.wait_for("document.querySelector('#key-state').textContent.includes('Using key')", 30,
+                                "the user's key")
+            await asyncio.sleep(1.5)  # the list's first answer: a user sees no owners
+            assert await page.evaluate("[...document.querySelectorAll('.owner-only')].every(e => e.hidden)")
+            await paste_key(page, admin)
+            rows = "[...document.querySelectorAll('#recent tbody tr')]"
+            both = " && ".join(f"{rows}.some(r => r.textContent.includes({js(owners[n])}))" for n in owners)
+            await page.wait_for(both, 60, "both owners' documents")
+            assert await page.evaluate("!document.querySelector('#owner-filter').closest('.owner-only').hidden")
+            header = await page.evaluate("[...document.querySelectorAll('#recent th')].map(h => h.hidden ? '' : "
+                                         "h.textContent).join('|')")
+            assert "Owner" in header
+            await page.evaluate(f"document.querySelector('#owner-filter').value = {js(owners['bob'])}")
+            await page.evaluate("document.querySelector('#search').requestSubmit()")
+            await page.wait_for(f"{rows}.length > 0 && {rows}.every(r => r.textContent.includes({js(owners['bob'])}))",
+                                30, "bob's documents alone")
+
+    asyncio.run(drive())

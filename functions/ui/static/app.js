@@ -86,8 +86,14 @@ function announce(text) {
 
 // --- the key ---------------------------------------------------------------------------------
 
+// An admin key lists every owner's documents: once an answer shows another owner's, the page shows whose each
+// document is and lets the admin list one owner's alone. A user's key only ever sees its own.
+let seesEveryOwner = false;
+
 function renderKeyState() {
   const key = apiKey();
+  seesEveryOwner = false;
+  for (const element of document.querySelectorAll(".owner-only")) element.hidden = true;
   // Only the key's public id (ocr_<id>_<secret>) is ever shown.
   const id = /^ocr_([0-9a-f]{12})_/.exec(key);
   $("#key-state").textContent = key ? `Using key ${id ? id[1] : "(pasted)"} in this tab.`
@@ -647,8 +653,11 @@ function listRow(item) {
     }));
     action.append(del);
   }
-  row.append(name, state, cell(item.page_count ?? "", "Pages"), cell(new Date(item.created_at).toLocaleString(), "Uploaded"),
-             action);
+  const owner = cell(item.owner_id || "none", "Owner");
+  owner.className = "owner-only";
+  owner.hidden = !seesEveryOwner;
+  row.append(name, state, cell(item.page_count ?? "", "Pages"), owner,
+             cell(new Date(item.created_at).toLocaleString(), "Uploaded"), action);
   return row;
 }
 
@@ -669,12 +678,22 @@ async function namePages(row, terms) {
 }
 let listTicket = 0;
 
+function showOwners(items) {
+  const mine = (/^ocr_([0-9a-f]{12})_/.exec(apiKey()) || [])[1];
+  if (!seesEveryOwner && items.some((item) => item.owner_id !== mine)) {
+    seesEveryOwner = true;
+    for (const element of document.querySelectorAll(".owner-only")) element.hidden = false;
+  }
+}
+
 async function refreshList(more = false) {
   if (!apiKey()) return;
   clearTimeout(listTimer);
   const params = new URLSearchParams({limit: String(LIST_LIMIT)});
   const q = $("#q").value.trim();
   if (q) params.set("q", q);
+  const owner = $("#owner-filter").value.trim();
+  if (seesEveryOwner && owner) params.set("owner", owner);
   if (more && listCursor) params.set("cursor", listCursor);
   let page;
   const body = $("#recent tbody");
@@ -696,6 +715,7 @@ async function refreshList(more = false) {
   }
   if (ticket !== listTicket) return;
   showMessage("");
+  showOwners(page.items);
   // A refresh keeps the focus where the user is: on the same button of the same row, if it is still there.
   const focused = document.activeElement;
   const focusRow = focused && focused.closest && focused.closest("#recent tbody tr");
