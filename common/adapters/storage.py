@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -145,14 +146,21 @@ def _signer(settings: Settings) -> Minio:
     return client
 
 
-def stat_object(settings: Settings, bucket: str, key: str) -> StoredObject:
-    """The object's HEAD; ObjectMissing when it does not exist, or could not (a name S3 refuses)."""
+@contextmanager
+def _reading(bucket: str, key: str) -> Iterator[None]:
+    """Our errors for a read of one object: a name the client refuses, or no such object, is ObjectMissing."""
     try:
-        info = minio_client(settings).stat_object(bucket, key)
+        yield
     except ValueError as e:  # the client's own check of bucket and key names
         raise ObjectMissing("the stored object does not exist (anymore)", detail=f"{bucket}/{key}: {e}") from e
     except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
         raise _translate(e, f"{bucket}/{key}") from e
+
+
+def stat_object(settings: Settings, bucket: str, key: str) -> StoredObject:
+    """The object's HEAD; ObjectMissing when it does not exist, or could not (a name S3 refuses)."""
+    with _reading(bucket, key):
+        info = minio_client(settings).stat_object(bucket, key)
     return StoredObject(metadata=user_metadata(info.metadata or {}), size=int(info.size or 0),
                         content_type=str(info.content_type or ""))
 
@@ -183,12 +191,8 @@ STREAM_CHUNK_BYTES = 64 * 1024
 def open_object(settings: Settings, bucket: str, key: str) -> ObjectStream:
     """Start reading an object; its chunks come as the client iterates them, and the connection goes back
     to the pool once they are read (or the iteration is closed: a client that hung up)."""
-    try:
+    with _reading(bucket, key):
         response = minio_client(settings).get_object(bucket, key)
-    except ValueError as e:  # the client's own check of bucket and key names
-        raise ObjectMissing("the stored object does not exist (anymore)", detail=f"{bucket}/{key}: {e}") from e
-    except (S3Error, urllib3.exceptions.HTTPError, OSError) as e:
-        raise _translate(e, f"{bucket}/{key}") from e
 
     def chunks() -> Iterator[bytes]:
         try:
