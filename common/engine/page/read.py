@@ -110,40 +110,13 @@ def read_page(raster: Raster, lang: str, limits: OcrLimits, keep_files: bool, st
     image = original
     try:
         analysis = _analysed(raster)
-        with Image.open(original) as im:
-            size = im.size
-        geometry = Straightening.none(size)
-        if analysis is not None:
-            turn = _orientation(original, limits.page_timeout) if analysis.sideways else 0
-            skew = analysis.skew_after_turn(turn)
-            if needs_pixels(analysis, turn, skew, limits.clean_up):
-                image, geometry = straightened(original, raster.dpi, analysis, turn, skew, limits.clean_up,
-                                               original.with_name(f"{original.stem}-straight.tif"))
+        image, geometry = _prepared(raster, analysis, limits)
         text_only = raster.from_pdf or image != original
         reading = (document_language.first if document_language else FIRST_READ_LANG) if lang == AUTO else lang
         read = _first_read(raster, image, reading, limits.page_timeout, keep_files, text_only)
         if read.confidence is None or read.confidence < LOW_CONFIDENCE:
-            turn = _orientation(image, limits.page_timeout)
-            if turn:
-                # OSD's "Rotate" is the clockwise turn that makes the page upright; PIL turns anticlockwise.
-                upright = rewritten(image, "upright", raster.dpi, lambda im: im.rotate(-turn, expand=True),
-                                    keep=True)
-                turned = _tesseract(raster, upright, reading, limits.page_timeout, keep_files, True,
-                                    kept_as="-upright")
-                if clearly_better(read, turned):
-                    if image != original:
-                        image.unlink(missing_ok=True)
-                    with Image.open(upright) as im:
-                        geometry = geometry.then(-turn, im.size)
-                    image, read, text_only = upright, turned, True
-                    if keep_files:
-                        for suffix in (".hocr", ".pdf"):
-                            _kept(raster, suffix, "-upright").replace(_kept(raster, suffix))
-                else:
-                    upright.unlink(missing_ok=True)
-                    if keep_files:
-                        for suffix in (".hocr", ".pdf"):
-                            _kept(raster, suffix, "-upright").unlink(missing_ok=True)
+            image, geometry, read, text_only = _upright_if_better(raster, image, geometry, read, reading, limits,
+                                                                  keep_files, text_only)
         languages: list[str] = []
         if lang == AUTO:
             read, languages = _in_its_language(raster, image, read, reading, limits.page_timeout, keep_files,
@@ -153,15 +126,12 @@ def read_page(raster: Raster, lang: str, limits: OcrLimits, keep_files: bool, st
         lines = [geometry.line(line) for line in read.lines] if moved else read.lines
         pdf = _kept(raster, ".pdf") if keep_files else None
         if pdf is not None and text_only and not raster.from_pdf:
-            # An image read straightened: its page is the scan as it is, the text laid on it turned back.
-            layer = TextLayer(pdf, geometry, words=words)
-            pdf = searchable_pdf.image_page(original, raster.dpi, layer, _kept(raster, ".pdf", "-page"))
-            layer.pdf.unlink()
-            pdf = pdf.replace(_kept(raster, ".pdf"))
+            pdf = _scan_with_text(raster, TextLayer(pdf, geometry, words=words))
     finally:
         if image != original:
             image.unlink(missing_ok=True)
         original.unlink(missing_ok=True)
+    size = geometry.original
     result = PageResult(
         number=raster.number,
         text=read.text,
@@ -180,6 +150,56 @@ def read_page(raster: Raster, lang: str, limits: OcrLimits, keep_files: bool, st
     if not keep_files:
         return PageRead(result)
     return PageRead(result, hocr=_kept(raster, ".hocr"), pdf=pdf, geometry=geometry)
+
+
+def _prepared(raster: Raster, analysis: PageAnalysis | None, limits: OcrLimits) -> tuple[Path, Straightening]:
+    """The raster tesseract reads first: the page's own file, or, where the analysis asks for it, a copy turned
+    upright (OSD says which way a sideways page goes), deskewed and made clean."""
+    original = raster.path
+    with Image.open(original) as im:
+        size = im.size
+    if analysis is None:
+        return original, Straightening.none(size)
+    turn = _orientation(original, limits.page_timeout) if analysis.sideways else 0
+    skew = analysis.skew_after_turn(turn)
+    if not needs_pixels(analysis, turn, skew, limits.clean_up):
+        return original, Straightening.none(size)
+    return straightened(original, raster.dpi, analysis, turn, skew, limits.clean_up,
+                        original.with_name(f"{original.stem}-straight.tif"))
+
+
+def _upright_if_better(raster: Raster, image: Path, geometry: Straightening, read: hocr.HocrPage, reading: str,
+                       limits: OcrLimits, keep_files: bool,
+                       text_only: bool) -> tuple[Path, Straightening, hocr.HocrPage, bool]:
+    """A page that read badly, read again turned as OSD says; the turned read is kept only if clearly better.
+    Returns the raster, its straightening, the read and whether its PDF is text only, whichever was kept."""
+    turn = _orientation(image, limits.page_timeout)
+    if not turn:
+        return image, geometry, read, text_only
+    # OSD's "Rotate" is the clockwise turn that makes the page upright; PIL turns anticlockwise.
+    upright = rewritten(image, "upright", raster.dpi, lambda im: im.rotate(-turn, expand=True), keep=True)
+    turned = _tesseract(raster, upright, reading, limits.page_timeout, keep_files, True, kept_as="-upright")
+    if not clearly_better(read, turned):
+        upright.unlink(missing_ok=True)
+        if keep_files:
+            for suffix in (".hocr", ".pdf"):
+                _kept(raster, suffix, "-upright").unlink(missing_ok=True)
+        return image, geometry, read, text_only
+    if image != raster.path:
+        image.unlink(missing_ok=True)
+    with Image.open(upright) as im:
+        geometry = geometry.then(-turn, im.size)
+    if keep_files:
+        for suffix in (".hocr", ".pdf"):
+            _kept(raster, suffix, "-upright").replace(_kept(raster, suffix))
+    return upright, geometry, turned, True
+
+
+def _scan_with_text(raster: Raster, layer: TextLayer) -> Path:
+    """An image read straightened: its page is the scan as it is, with the text laid on it turned back."""
+    pdf = searchable_pdf.image_page(raster.path, raster.dpi, layer, _kept(raster, ".pdf", "-page"))
+    layer.pdf.unlink()
+    return pdf.replace(_kept(raster, ".pdf"))
 
 
 def _in_its_language(raster: Raster, image: Path, read: hocr.HocrPage, reading: str, timeout: float,
