@@ -13,9 +13,8 @@ from PIL import Image, ImageDraw, ImageFilter
 from common.engine.page.analysis import PageAnalysis
 from common.models import ResultWarning, Word, WarningCode
 
-# Less text-like ink than this share of the page, and no word: a blank page (or one scanned too light).
-BLANK_INK_SHARE = 0.0005
-# Below this share of the page, ink is specks, stamps or a page number: too little to say text was lost.
+# Below this share of the page, ink is specks, stamps or a page number: too little to say text was lost, and a
+# page without words is then empty (a blank page, or one scanned too light).
 MIN_INK_SHARE = 0.002
 # The share of the text-like ink that must lie in recognised words; under it, text was likely missed.
 # Rules and drawings put some ink outside words on a fully read page; a page read at word recall 0.8
@@ -35,7 +34,7 @@ def warnings_for(analysis: PageAnalysis | None, words: list[Word], confidence: f
         if ink_share is not None and ink_share >= MIN_INK_SHARE:
             found.append(ResultWarning(WarningCode.INK_WITHOUT_TEXT,
                                        f"the page has ink on {ink_share:.1%} of it but no word was recognised"))
-        elif ink_share is None or ink_share < BLANK_INK_SHARE or ink_share < MIN_INK_SHARE:
+        else:
             found.append(ResultWarning(WarningCode.EMPTY_PAGE, "no text was found on the page"))
         return found
     if analysis is not None and ink_share is not None and ink_share >= MIN_INK_SHARE:

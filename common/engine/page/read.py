@@ -1,4 +1,5 @@
-"""One page raster read by tesseract: text, words and boxes (from hOCR), turned upright if it reads badly, its PDF."""
+"""One page raster read by tesseract: analysed, straightened where it needs it, read (again upright if it reads
+badly, again in its language under lang=auto), its words placed back on the scan, its warnings, its PDF."""
 
 from __future__ import annotations
 

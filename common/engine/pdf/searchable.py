@@ -1,4 +1,5 @@
-"""The searchable PDF assembled from the pages: text layers laid over the original PDF, or image pages' PDFs joined."""
+"""The searchable PDF assembled from the pages: text layers laid over the original pages (level words over a page
+read turned), an image page made from the scan itself, or image pages' PDFs joined."""
 
 from __future__ import annotations
 
