@@ -89,8 +89,8 @@ def test_folder_of_mixed_documents_with_wait_ends_with_every_output_on_disk(env:
     assert re.search(r"letter\.pdf: processing 1/2 pages|letter\.pdf: completed 2/2 pages", run.stderr)
     # Off a terminal stdout holds the job ids alone; the summary, one line per job, goes to stderr.
     assert len(run.stdout.split()) == 3 and all(UUID.fullmatch(line) for line in run.stdout.splitlines())
-    summary = [line for line in run.stderr.splitlines() if line.split()[0] in run.stdout.split()]
-    assert len(summary) == 3 and all(" completed " in line for line in summary)
+    summary = [line for line in run.stderr.splitlines() if line.split()[:1] and line.split()[0] in run.stdout.split()]
+    assert len(summary) == 3 and all(" completed " in line for line in summary), run.stderr
 
 
 def _in_a_terminal(command: list[str], env: dict[str, str], interrupt_when: str | None = None,
