@@ -162,7 +162,7 @@ class Principal:
 TRUSTED = Principal(key_id=None, role=Role.ADMIN)
 
 
-# What the schema's bounded columns hold (common/adapters/db.py sizes them with these), so every input
+# What the schema's bounded columns hold (common/adapters/db/schema.py sizes them with these), so every input
 # that lands in one is checked against the same number at the edge and refused with a 400 naming it.
 # A file name is also one segment of the object key, which MinIO caps at 255 bytes: bytes, not characters.
 MAX_FILENAME_BYTES = 255

@@ -15,11 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.orm import Session, object_session
 
 from common.adapters import cache, metrics
-from common.adapters.db import Document, Job, Page, read, session_scope, utcnow
+from common.adapters.db import Document, Job, Page, dialect, read, session_scope, utcnow
 from common.config import Settings
 from common.errors import JobInProgress, JobNotFound, PipelineError
 from common.logging import get_logger
@@ -229,8 +228,7 @@ def upsert_page(session: Session, job_id: str, page: PageResult) -> None:
         words=page.layout_json(),
         warnings=page.warnings_json(),
     )
-    stmt = mysql_insert(Page).values(**values)
-    session.execute(stmt.on_duplicate_key_update(**{k: stmt.inserted[k] for k in values if k != "job_id"}))
+    dialect.upsert(session, Page, values, key=("job_id", "page_number"))
 
 
 def record_page(settings: Settings, claim: Claim, page: PageResult) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, delete, inspect
 
-from common.adapters import db
+from common.adapters.db import sessions
 from common.adapters.db import Document, Job, create_schema, dispose_engines, session_scope
 from common.config import Settings, load_settings
 from common.errors import JobNotFound
@@ -144,7 +144,7 @@ def test_list_and_status_read_from_the_caught_up_replica(live: Pair) -> None:
     # Read straight after the write: the replica waits until it has it (or the primary answers).
     assert job_status(live.settings, job_id, TRUSTED).status == "pending"
     assert "just-made.pdf" in names(live.settings)
-    assert not db._passed_over_until  # every read above was the replica's
+    assert not sessions._passed_over_until  # every read above was the replica's
 
 
 def test_a_lagging_replica_costs_one_timeout_then_the_primary_answers(live: Pair) -> None:
@@ -200,4 +200,4 @@ def test_writes_and_claims_stay_on_the_primary(live: Pair) -> None:
     claim = jobs.claim(live.settings, job_id)
     assert claim is not None
     assert job_status(live.settings, job_id, TRUSTED).status == "processing"
-    assert db._passed_over_until  # the lagging replica was passed over for that read
+    assert sessions._passed_over_until  # the lagging replica was passed over for that read

@@ -150,3 +150,18 @@ def test_only_adapters_speak_redis(name: str, path: Path) -> None:
         imported = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
             [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
         assert not any(m == "redis" or m.startswith("redis.") for m in imported), f"{name} imports {imported}"
+
+
+@pytest.mark.parametrize(("name", "path"), modules(), ids=[name for name, _ in modules()])
+def test_only_the_db_adapter_speaks_mysql(name: str, path: Path) -> None:
+    """MySQL's own SQL (its dialect's constructs, planner hints, raw SQL text) lives in adapters/db; the rules build
+    portable statements from its terms (adapters/db/dialect)."""
+    if name.startswith(("common.adapters.db", "common.adapters.migrations")):
+        return
+    source = path.read_text()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            assert not (node.module or "").startswith("sqlalchemy.dialects"), f"{name} imports {node.module}"
+            assert not (node.module == "sqlalchemy" and any(a.name == "text" for a in node.names)), f"{name}: raw SQL"
+        if isinstance(node, ast.Attribute):
+            assert node.attr not in ("prefix_with", "with_hint", "if_"), f"{name} uses .{node.attr}"

@@ -3,7 +3,7 @@
 The revisions are in versions/ (env.py runs them). Nothing here imports alembic until a migration is due,
 so a function that only checks the revision on start does not pay for it.
 
-A schema change: change the models in common/adapters/db.py, then, from the repository root, with MYSQL_*
+A schema change: change the models in common/adapters/db/schema.py, then, from the repository root, with MYSQL_*
 naming a database at the current head, `alembic revision --autogenerate --rev-id 0003_<what> -m "<what>"`
 (configured in pyproject.toml); read and complete the file it writes, and set HEAD below to its id.
 """
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 FOLDER = Path(__file__).resolve().parent
-# The revision the models of common/adapters/db.py describe (a unit test checks it is the newest one).
+# The revision the models of common/adapters/db/schema.py describe (a unit test checks it is the newest one).
 HEAD = "0008_list_million"
 # How long an upgrade waits for another process's upgrade of the same database to finish.
 LOCK_SECONDS = 300

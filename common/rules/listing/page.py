@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common.adapters.db import Job, read
+from common.adapters.db.dialect import planned_rows
 from common.config import Settings
 from common.rules.listing.cursor import Position, encode_cursor
 from common.rules.listing.params import ListQuery
@@ -131,7 +132,4 @@ def _documents_selected(session: Session, query: ListQuery) -> int:
     counted = int(session.execute(count_statement(query, BASE_COUNT_CAP)).scalar_one())
     if counted <= BASE_COUNT_CAP:
         return counted
-    sql = count_statement(query).compile(dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True})
-    plan = session.execute(text(f"EXPLAIN {sql}")).mappings().all()
-    estimated = max((int(row["rows"] or 0) for row in plan), default=0)
-    return max(estimated, counted)
+    return max(planned_rows(session, count_statement(query)), counted)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common.adapters.db import Job
+from common.adapters.db.dialect import table_rows
 from common.rules.listing.params import ListQuery
 
 
@@ -22,11 +23,8 @@ def status_is_common(session: Session, query: ListQuery) -> bool:
     """
     if query.status is None or query.search is not None:
         return False  # with q the full-text index has to drive
-    documents = session.execute(
-        select(text("TABLE_ROWS")).select_from(text("information_schema.TABLES"))
-        .where(text("TABLE_SCHEMA = DATABASE()"), text("TABLE_NAME = 'documents'"))
-    ).scalar_one_or_none() or 0
+    documents = table_rows(session, "documents")
     wanted = query.offset + query.limit + 1
-    bound = math.isqrt(wanted * int(documents)) + 1
+    bound = math.isqrt(wanted * documents) + 1
     probe = select(Job.id).where(Job.status == query.status).limit(bound).subquery()
     return session.execute(select(func.count()).select_from(probe)).scalar_one() >= bound

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select
-from sqlalchemy.dialects.mysql import match
 from sqlalchemy.orm import Session
 
 from common.adapters.db import Document, Job
+from common.adapters.db.dialect import in_written_order, matches_words, through_index
 from common.rules.listing.cursor import Position
 from common.rules.listing.params import ListQuery
 from common.rules.listing.plan import status_is_common
@@ -20,7 +20,7 @@ def _filters(query: ListQuery) -> list[ColumnElement[bool]]:
     if query.status is not None:
         conditions.append(Job.status == query.status)
     if query.search is not None:
-        conditions.append(match(Job.text.expression, against=query.search.boolean_query).in_boolean_mode())
+        conditions.append(matches_words(Job.text, query.search.boolean_query))
     return conditions
 
 
@@ -97,7 +97,7 @@ def page_statement(session: Session, query: ListQuery) -> Select[Any]:
     )
     if common:
         # Join order as written: documents by the ordering index, each one's job checked, stop at the limit.
-        statement = statement.prefix_with("STRAIGHT_JOIN", dialect="mysql")
+        statement = in_written_order(statement)
     if query.after is not None:
         return statement.where(after(query.after, query.descending))
     return statement.offset(query.offset)
@@ -147,13 +147,11 @@ def _named_statement(query: ListQuery) -> Select[Any]:
     if query.after is not None:
         ids = ids.where(after(query.after, query.descending))
     ordered = "ix_documents_owner_filename_created_id" if query.owner is not None else "ix_documents_filename_created_id"
-    ids = (
-        ids.order_by(*list_order(query)).limit(query.limit + 1).offset(0 if query.after is not None else query.offset)
-        .with_hint(Document, f"FORCE INDEX ({ordered})", dialect_name="mysql")
-    )
+    ids = through_index(
+        ids.order_by(*list_order(query)).limit(query.limit + 1).offset(0 if query.after is not None else query.offset),
+        Document, ordered)
     if query.status is not None:
-        ids = ids.prefix_with("STRAIGHT_JOIN", dialect="mysql").with_hint(Job, "FORCE INDEX (ix_jobs_status)",
-                                                                         dialect_name="mysql")
+        ids = through_index(in_written_order(ids), Job, "ix_jobs_status")
     return _rows_of(ids.subquery(), query)
 
 
@@ -185,10 +183,9 @@ def _rare_status_statement(query: ListQuery) -> Select[Any]:
         .where(*conditions)
         .order_by(*order)
         .limit(query.limit + 1).offset(0 if query.after is not None else query.offset)
-        # Jobs first, in the index's order; each document read by its key.
-        .prefix_with("STRAIGHT_JOIN", dialect="mysql")
-        .with_hint(Job, "FORCE INDEX (ix_jobs_status_listed)", dialect_name="mysql")
     )
+    # Jobs first, in the index's order; each document read by its key.
+    ids = through_index(in_written_order(ids), Job, "ix_jobs_status_listed")
     return _rows_of(ids.subquery(), query)
 
 
@@ -208,9 +205,8 @@ def _walking_statement(query: ListQuery) -> Select[Any]:
         .where(*document_filters(query), Job.status == query.status)
         .order_by(*list_order(query))
         .limit(query.limit + 1).offset(query.offset)
-        .prefix_with("STRAIGHT_JOIN", dialect="mysql")
-        .with_hint(Job, "FORCE INDEX (ix_jobs_status)", dialect_name="mysql")
     )
+    ids = through_index(in_written_order(ids), Job, "ix_jobs_status")
     # The index that has the filtered documents in list order; without the hint a deep offset makes MariaDB
     # 10.11 prefer reading the whole table and sorting it (0.15 s at 100k documents), and a family of types
     # (image/*) a range of several types on ix_documents_type_created_id, which is not in list order either.
@@ -223,7 +219,7 @@ def _walking_statement(query: ListQuery) -> Select[Any]:
         ordered = "ix_documents_type_created_id"
     else:
         ordered = "ix_documents_created_id_type_job"
-    ids = ids.with_hint(Document, f"FORCE INDEX ({ordered})", dialect_name="mysql")
+    ids = through_index(ids, Document, ordered)
     return _rows_of(ids.subquery(), query)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import Boolean
 
 from common.adapters.db import Document, Job
+from common.adapters.db.dialect import if_else, in_written_order
 from common.rules.listing.cursor import Position
 from common.rules.listing.params import MAX_SEARCH_DEPTH, ListQuery, Search
 from common.rules.listing.query import JOB_OF_DOCUMENT, PAGE_COLUMNS, after, document_filters, list_order
@@ -85,7 +86,7 @@ def search_recent(session: Session, query: ListQuery) -> RecentPage | None:
 
     likes, confirmed = _word_test(search)
     # Only unconfirmed texts travel; a confirmed one is NULL here.
-    unconfirmed = func.if_(type_coerce(confirmed, Boolean), literal(None), Job.text).label("unconfirmed")
+    unconfirmed = if_else(type_coerce(confirmed, Boolean), literal(None), Job.text).label("unconfirmed")
     matching = [*likes] + ([Job.status == query.status] if query.status is not None else [])
 
     def walk(resume: Position | None, bound: Any, limit: int) -> list[Any]:
@@ -95,17 +96,15 @@ def search_recent(session: Session, query: ListQuery) -> RecentPage | None:
             conditions.append(after(resume, query.descending))
         if bound is not None:
             conditions.append(_within(bound, query.descending))
-        return list(session.execute(
-            # Keys and the unconfirmed text only: the page's own columns are read for its rows alone.
+        # Keys and the unconfirmed text only: the page's own columns are read for its rows alone. Join order as
+        # written: documents by the ordering index, each one's job read by its key; the walk stops at the limit.
+        return list(session.execute(in_written_order(
             select(Document.created_at, Document.id, unconfirmed)
             .join(Job, JOB_OF_DOCUMENT)
             .where(*conditions)
             .order_by(*list_order(query))
             .limit(limit)
-            # Join order as written: documents by the ordering index, each one's job read by its key; the
-            # walk stops at the limit.
-            .prefix_with("STRAIGHT_JOIN", dialect="mysql")
-        ).all())
+        )).all())
 
     need = max(wanted, SAMPLE)
     found: list[Any] = []
