@@ -105,6 +105,17 @@ def split_name(raw: str) -> str:
     return raw.rsplit(".", 1)[0] if "." in raw else raw
 
 
+@dataclasses.dataclass
+class _SyncCall:
+    """How far a synchronous call got: what the metrics and the request's log line report once it ends."""
+
+    call_id: str
+    status: int = 502  # until the function answers
+    body: ReceivedBody | None = None
+    response: web.StreamResponse | None = None
+    upstream_headers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
 class GatewayApp:
     """The routes and what they share: the provider's functions, the queue, metrics and one HTTP client."""
 
@@ -476,74 +487,81 @@ class GatewayApp:
         if fn is None:
             log.info("http.request", method=request.method, path=request.path, status=404, duration_ms=0.0)
             return json_error(404, "function_not_found", f"no function named {name!r}")
-        headers = self._forward_headers(request, call_id, self._internal_token(fn))
-        status = 502
-        body: ReceivedBody | None = None
-        response: web.StreamResponse | None = None
-        upstream_headers: dict[str, str] = {}
-        assert self.session is not None
+        call = _SyncCall(call_id)
         try:
-            if request.body_exists and fn.spec.access != access.OPEN:
-                # The function's key check, before its body is received: an anonymous upload costs no spool.
-                try:
-                    await asyncio.to_thread(access.check_caller, fn.spec.access, request.headers,
-                                            self.settings_of(fn), False)
-                except PipelineError as e:
-                    status = e.http_status
-                    return pipeline_error(e, call_id)
-            if request.body_exists:
-                try:
-                    body = await receive(request, self.body_rules_for(fn), name)
-                except BodyRefused as e:
-                    status = e.status
-                    return body_refused(e, call_id)
-                headers["Content-Length"] = str(body.size)
-            with fn.serving() as replica:
-                # The path as the client encoded it: decoding it and encoding it again could change it.
-                url = yarl.URL(replica.url + edge_rules.raw_tail(request.raw_path), encoded=True)
-                async with self.session.request(
-                    request.method, url, headers=headers,
-                    data=body.chunks() if body is not None else None,
-                    timeout=aiohttp.ClientTimeout(total=fn.spec.exec_timeout), allow_redirects=False,
-                ) as upstream:
-                    status = upstream.status
-                    upstream_headers = dict(upstream.headers)
-                    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-                    for key, value in upstream.headers.items():
-                        if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
-                            response.headers.add(key, value)
-                    response.headers["X-Call-Id"] = call_id
-                    if upstream.content_length is not None:
-                        response.content_length = upstream.content_length
-                    await response.prepare(request)
-                    async for chunk in upstream.content.iter_chunked(64 * 1024):
-                        await response.write(chunk)
-                    await response.write_eof()
-                    return response
+            return await self._call_function(request, fn, call)
         except asyncio.TimeoutError:
-            status = 504
+            call.status = 504
             return json_error(504, "function_timeout",
                               f"{name} did not answer within its exec_timeout of {fn.spec.exec_timeout:g} s")
         except (aiohttp.ClientError, ConnectionResetError) as e:
             if client_gone(request):
                 # The client hung up (mid-body or mid-answer): its doing, not the function's.
-                status = CLIENT_CLOSED
+                call.status = CLIENT_CLOSED
                 log.info("http.client_closed", method=request.method, path=request.path, error=str(e))
-                return response if response is not None else json_error(499, "client_closed", "the client left")
-            status = 502
+                return call.response or json_error(499, "client_closed", "the client left")
+            call.status = 502
             return json_error(502, "function_unavailable", f"{name} could not be reached: {e}")
         except asyncio.CancelledError:
             if client_gone(request):
-                status = CLIENT_CLOSED
+                call.status = CLIENT_CLOSED
             raise
         finally:
-            if body is not None:
-                body.close()
+            if call.body is not None:
+                call.body.close()
             elapsed = time.monotonic() - started
             self.provider.invocations[name] += 1
-            self.metrics.observe(name, status, elapsed, upstream_headers)
-            log.info("http.request", method=request.method, path=request.path, status=status,
+            self.metrics.observe(name, call.status, elapsed, call.upstream_headers)
+            log.info("http.request", method=request.method, path=request.path, status=call.status,
                      duration_ms=round(elapsed * 1000, 1), client=request.remote)
+
+    async def _call_function(self, request: web.Request, fn: Deployment, call: _SyncCall) -> web.StreamResponse:
+        """The caller checked and the body received as the function's rules say, then the call relayed to a
+        replica and its answer streamed back; `call` records how far it got (for the metrics and the log)."""
+        headers = self._forward_headers(request, call.call_id, self._internal_token(fn))
+        if request.body_exists and fn.spec.access != access.OPEN:
+            # The function's key check, before its body is received: an anonymous upload costs no spool.
+            try:
+                await asyncio.to_thread(access.check_caller, fn.spec.access, request.headers,
+                                        self.settings_of(fn), False)
+            except PipelineError as e:
+                call.status = e.http_status
+                return pipeline_error(e, call.call_id)
+        if request.body_exists:
+            try:
+                call.body = await receive(request, self.body_rules_for(fn), fn.spec.name)
+            except BodyRefused as e:
+                call.status = e.status
+                return body_refused(e, call.call_id)
+            headers["Content-Length"] = str(call.body.size)
+        assert self.session is not None
+        with fn.serving() as replica:
+            # The path as the client encoded it: decoding it and encoding it again could change it.
+            url = yarl.URL(replica.url + edge_rules.raw_tail(request.raw_path), encoded=True)
+            async with self.session.request(
+                request.method, url, headers=headers,
+                data=call.body.chunks() if call.body is not None else None,
+                timeout=aiohttp.ClientTimeout(total=fn.spec.exec_timeout), allow_redirects=False,
+            ) as upstream:
+                return await self._relay(request, upstream, call)
+
+    @staticmethod
+    async def _relay(request: web.Request, upstream: aiohttp.ClientResponse, call: _SyncCall) -> web.StreamResponse:
+        """The function's answer to the client as it arrives: its status and headers (hop-by-hop ones left out)."""
+        call.status = upstream.status
+        call.upstream_headers = dict(upstream.headers)
+        call.response = response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        for key, value in upstream.headers.items():
+            if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
+                response.headers.add(key, value)
+        response.headers["X-Call-Id"] = call.call_id
+        if upstream.content_length is not None:
+            response.content_length = upstream.content_length
+        await response.prepare(request)
+        async for chunk in upstream.content.iter_chunked(64 * 1024):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
 
     async def invoke_async(self, request: web.Request) -> web.Response:
         """Queue a call: its caller checked as the function would (access.py), its body within the async bound."""
