@@ -104,7 +104,8 @@ def accept_upload(
         session.flush()
         job = jobs.create(session, document, lang, settings.job_max_attempts, request_id, owner_id, callback_url,
                           pdfa)
-        document.job_id = job_id = job.id
+        job_id = job.id
+        jobs.show(session, document_id, job_id)
     metadata = {JOB_ID_KEY: job_id, "document-id": document_id, "lang": lang, REQUEST_ID_KEY: request_id}
     try:
         etag = storage.put_document(settings, key, data, size, media_type, metadata)
@@ -258,7 +259,7 @@ def job_for_object(settings: Settings, obj: ObjectCreated) -> str:
             session.flush()
             job = jobs.create(session, document, lang, settings.job_max_attempts, request_id, owner_id,
                               pdfa=settings.output_pdfa)
-            document.job_id = job.id
+            jobs.show(session, document.id, job.id)
             log.info("document.accepted", document_id=document.id, job_id=job.id, source="drop", key=obj.key)
             return job.id
     except IntegrityError:

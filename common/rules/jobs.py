@@ -76,6 +76,15 @@ def create(session: Session, document: Document, lang: str, max_attempts: int, r
     return job
 
 
+def show(session: Session, document_id: str, job_id: str) -> None:
+    """From now on the document shows this job: documents.job_id names it, and of the document's jobs it alone
+    has `shown` set (what a search filters its matches by, without reading their documents)."""
+    session.execute(update(Document).where(Document.id == document_id).values(job_id=job_id)
+                    .execution_options(synchronize_session=False))
+    session.execute(update(Job).where(Job.document_id == document_id).values(shown=Job.id == job_id)
+                    .execution_options(synchronize_session=False))
+
+
 @contextmanager
 def transaction(settings: Settings) -> Iterator[tuple[Session, list[Job]]]:
     """A transaction whose changed jobs are marked in the status cache only after MySQL committed."""
@@ -290,8 +299,7 @@ def complete(settings: Settings, claim: Claim, outputs: dict[str, Any] | None = 
                page_count=len(texts), pages_done=len(texts), outputs=json.dumps(outputs or {}),
                warnings=result_warnings.gathered(flagged, warnings))
         # The document now shows this result; a re-process's earlier job keeps its own, reachable by its id.
-        session.execute(update(Document).where(Document.id == job.document_id).values(job_id=job.id)
-                        .execution_options(synchronize_session=False))
+        show(session, job.document_id, job.id)
         return True
 
 

@@ -252,6 +252,8 @@ def test_reprocess_keeps_the_previous_result_until_the_new_one_completes(gateway
     listed = gateway.request("GET", "/function/list?limit=100").json()["items"]
     shown = next(item for item in listed if item["document_id"] == document)
     assert shown["job_id"] == first["job_id"] and shown["status"] == "completed"
+    found = gateway.request("GET", "/function/list?q=zeugnis&limit=100").json()["items"]
+    assert [item["job_id"] for item in found if item["document_id"] == document] == [first["job_id"]]
 
     done = gateway.wait_final(again["job_id"])
     assert done["status"] == "completed" and done["lang"] == "deu" and "urkunde" in done["text"].lower()
@@ -260,6 +262,9 @@ def test_reprocess_keeps_the_previous_result_until_the_new_one_completes(gateway
     assert [job["job_id"] for job in described["jobs"]] == [again["job_id"], first["job_id"]]
     listed = gateway.request("GET", "/function/list?limit=100").json()["items"]
     assert next(item for item in listed if item["document_id"] == document)["job_id"] == again["job_id"]
+    # Both results hold the word; a search finds the document once, by the result it shows.
+    found = gateway.request("GET", "/function/list?q=zeugnis&limit=100").json()
+    assert [item["job_id"] for item in found["items"] if item["document_id"] == document] == [again["job_id"]]
     assert gateway.status(first["job_id"]).json()["text"] == first["text"]  # the earlier result stays readable
     bad = gateway.request("POST", f"/function/documents/{document}/reprocess?lang=xx!")
     assert bad.status == 400 and bad.json()["error"]["code"] == "invalid_language"

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import mysql
 from common.adapters.db import Document, Job, session_scope
 from common.config import Settings
 from common.models import TRUSTED, JobStatus
+from common.rules import jobs
 from common.rules.listing import ListQuery, list_documents, page_statement, recent
 from common.rules.listing import page as listing_page
 from tests.support import Gateway, private_database
@@ -70,20 +71,21 @@ def insert(settings: Settings, rows: list[Row]) -> list[Row]:
     with session_scope(settings) as session:
         for row in rows:
             document_id = row.document_id or str(uuid.uuid4())
-            session.add(Document(
+            document = Document(
                 id=document_id, filename=row.filename, content_type=row.content_type, size_bytes=1000,
                 bucket="documents", object_key=f"uploads/{document_id}/{row.filename}", source="upload",
                 source_hash=uuid.uuid4().hex + uuid.uuid4().hex, created_at=row.created_at, owner_id=row.owner_id,
-            ))
+            )
+            session.add(document)
             session.flush()
-            job_id = str(uuid.uuid4())
-            session.add(Job(
-                id=job_id, document_id=document_id, status=row.status, lang="eng", attempts=0,
+            job = Job(
+                id=str(uuid.uuid4()), document_id=document_id, status=row.status, lang="eng", attempts=0,
                 version=0, max_attempts=3, pages_done=0, text=row.text, created_at=row.created_at,
                 document_created_at=row.created_at, updated_at=row.created_at,
-            ))
+            )
+            session.add(job)
             session.flush()
-            session.get(Document, document_id).job_id = job_id  # type: ignore[union-attr]
+            jobs.show(session, document_id, job.id)  # as an upload does
             stored.append(Row(row.filename, row.created_at, row.content_type, row.status, row.text, document_id,
                               row.owner_id))
     return stored
@@ -292,6 +294,28 @@ def test_search_requires_every_searchable_word(db: Settings, q: str, expected: l
     insert(db, CATALOGUE)
     page = listing(db, q=q)
     assert names(page) == expected and page["ignored_terms"] == ignored
+
+
+def test_a_reprocessed_document_is_found_by_the_result_it_shows_alone(db: Settings, search_path: str) -> None:
+    """A document with two results (a re-process) is found once, by the words of the result it shows; its earlier
+    result's words find nothing, and the total counts it once."""
+    (row,) = insert(db, [Row("twice.pdf", T0, text="an earlier reading: quince marmalade")])
+    insert(db, [Row("other.pdf", T0 + timedelta(hours=1), text="marmalade of another document")])
+    with session_scope(db) as session:
+        earlier = session.get(Document, row.document_id)
+        assert earlier is not None and earlier.job_id is not None
+        redone = Job(id=str(uuid.uuid4()), document_id=row.document_id, status=JobStatus.COMPLETED, lang="deu",
+                     attempts=1, version=0, max_attempts=3, pages_done=1, text="the new reading: quince jelly",
+                     created_at=T0 + timedelta(days=1), document_created_at=T0, updated_at=T0 + timedelta(days=1))
+        session.add(redone)
+        session.flush()
+        jobs.show(session, row.document_id, redone.id)  # as the re-process's completion does
+
+    found = listing(db, q="quince")
+    assert [(i["document_id"], i["job_id"]) for i in found["items"]] == [(row.document_id, redone.id)]
+    assert found["total"] == 1
+    assert names(listing(db, q="jelly")) == ["twice.pdf"]
+    assert names(listing(db, q="marmalade")) == ["other.pdf"]
 
 
 def test_search_pages_by_cursor(db: Settings) -> None:

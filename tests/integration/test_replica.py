@@ -105,7 +105,8 @@ def add_document(settings: Settings, name: str, moment: datetime) -> tuple[str, 
         session.add(document)
         session.flush()
         job = jobs.create(session, document, "eng", 3, None, None)
-        document.job_id = job_id = job.id
+        job_id = job.id
+        jobs.show(session, document_id, job_id)
     return document_id, job_id
 
 

@@ -75,7 +75,8 @@ def previous_release(engine: Engine) -> None:
         conn.execute(text("DROP TABLE job_chunks"))
         conn.execute(text("ALTER TABLE jobs DROP COLUMN pdfa, DROP COLUMN warnings"))
         conn.execute(text("ALTER TABLE pages DROP COLUMN warnings"))
-        conn.execute(text("ALTER TABLE jobs DROP INDEX ix_jobs_status_listed, DROP COLUMN document_created_at"))
+        conn.execute(text("ALTER TABLE jobs DROP INDEX ix_jobs_status_listed, DROP COLUMN document_created_at, "
+                          "DROP COLUMN shown"))
         conn.execute(text("ALTER TABLE jobs ADD UNIQUE INDEX document_id (document_id)"))
         conn.execute(text("ALTER TABLE jobs DROP INDEX ix_jobs_document_id, DROP COLUMN owner_id, "
                           "DROP COLUMN callback_url, DROP COLUMN callback_state, DROP COLUMN callback_attempts, "
@@ -95,7 +96,7 @@ def test_head_is_the_newest_revision_and_history_is_one_line() -> None:
     script = ScriptDirectory.from_config(migrations.config())
     assert script.get_heads() == [migrations.HEAD]
     assert [r.revision for r in script.walk_revisions()] == [
-        migrations.HEAD, "0007_webhook_seal", "0006_warnings", "0005_list_walk", "0004_chunks_pdfa", "0003_callbacks",
+        migrations.HEAD, "0008_list_million", "0007_webhook_seal", "0006_warnings", "0005_list_walk", "0004_chunks_pdfa", "0003_callbacks",
         "0002_keys_owners", "0001_baseline"]
 
 
@@ -227,15 +228,15 @@ def test_downgrading_the_warnings_drops_only_their_columns(settings: Settings) -
 
 
 def test_the_million_document_indexes_go_down_alone_and_come_back_with_the_copied_dates(settings: Settings) -> None:
-    """0008 -> 0007 drops jobs.document_created_at and the three indexes only; upgrading copies every job's
-    document created_at again, so a rare status's jobs come back in list order."""
+    """0008 -> 0007 drops jobs.document_created_at and the three indexes only (0009's flag going first);
+    upgrading copies every job's document created_at again, so a rare status's jobs come back in list order."""
     create_schema(settings)
     engine = raw(settings)
     with engine.begin() as conn:
         conn.execute(text(DOCUMENT))
         conn.execute(text(job("j1", "failed")))
 
-    change = migrations.downgrade(engine, "-1")
+    change = migrations.downgrade(engine, "0007_webhook_seal")
 
     assert (change.before, change.after) == (migrations.HEAD, "0007_webhook_seal")
     assert "document_created_at" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
@@ -250,6 +251,28 @@ def test_the_million_document_indexes_go_down_alone_and_come_back_with_the_copie
                                    "WHERE j.status = 'failed'")).scalar_one()
     assert copied == 1
     assert indexes(engine, "jobs")["ix_jobs_status_listed"] == ["status", "document_created_at", "document_id"]
+
+
+def test_the_shown_flag_goes_down_alone_and_comes_back_on_each_document_s_shown_job(settings: Settings) -> None:
+    """0009 -> 0008 drops jobs.shown only; upgrading sets it on the job each document shows (documents.job_id) and
+    on no other: a re-processed document's earlier job stays unshown."""
+    create_schema(settings)
+    engine = raw(settings)
+    with engine.begin() as conn:
+        conn.execute(text(DOCUMENT))
+        conn.execute(text(job("j1")))
+        conn.execute(text(job("j2")))
+        conn.execute(text("UPDATE documents SET job_id = 'j2' WHERE id = 'd1'"))
+
+    change = migrations.downgrade(engine, "-1")
+
+    assert (change.before, change.after) == (migrations.HEAD, "0008_list_million")
+    assert "shown" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
+    assert create_schema(settings).after == migrations.HEAD
+    assert differences(engine) == []
+    with engine.connect() as conn:
+        flags = dict(conn.execute(text("SELECT id, shown FROM jobs")).all())
+    assert flags == {"j1": 0, "j2": 1}
 
 
 def test_downgrading_is_refused_while_a_document_has_several_jobs(settings: Settings) -> None:

@@ -34,7 +34,8 @@ def stalled_job(settings: Settings, key: str, source: str, etag: str | None, own
         session.flush()
         job = jobs.create(session, document, "eng", 3, "req-" + document_id[:8], owner_id)
         job.created_at = job.updated_at = long_ago
-        document.job_id = job_id = job.id
+        job_id = job.id
+        jobs.show(session, document_id, job_id)
     return document_id, job_id
 
 

@@ -142,6 +142,9 @@ class Job(Base):
     # The document's created_at, copied at creation (it never changes): a status's jobs in list order by
     # ix_jobs_status_listed, so a deep page of a rare status reads its own jobs in order instead of sorting all.
     document_created_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
+    # Whether this is the job its document shows (documents.job_id), kept beside the pointer by rules/jobs.show:
+    # a `q` search filters and sorts its matches on jobs alone, without reading each match's document.
+    shown: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.adapters.db import Job, read
@@ -46,18 +46,14 @@ class _Found:
 
 def _read_page(session: Session, query: ListQuery) -> _Found:
     recent = search_recent(session, query)
-    # A search by the full-text index reads and sorts every match anyway: the page counts them in the same
-    # pass (a window COUNT), where a COUNT of its own would run the full-text search a second time.
-    counted_in_page = recent is None and query.search is not None and query.after is None
     matches: int | None = None
     if recent is not None:
         rows = recent.rows
     else:
-        statement = page_statement(session, query)
-        if counted_in_page:
-            statement = statement.add_columns(func.count().over().label("matches"))
-        rows = list(session.execute(statement).all())
-        if counted_in_page and rows:
+        rows = list(session.execute(page_statement(session, query)).all())
+        # A search by the full-text index reads and sorts every match anyway: its page counts them in the same
+        # pass (query.matches), where a COUNT of its own would run the full-text search a second time.
+        if query.search is not None and query.after is None and rows:
             matches = int(rows[0].matches)
     more = len(rows) > query.limit
     rows = rows[: query.limit]

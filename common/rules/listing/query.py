@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select
@@ -79,7 +80,9 @@ def after(position: Position, descending: bool) -> ColumnElement[bool]:
 
 def page_statement(session: Session, query: ListQuery) -> Select[Any]:
     """The page's SELECT (one row more than the limit), with the join order the filter calls for."""
-    if query.search is None and query.filename is not None:
+    if query.search is not None:
+        return _matched_statement(query)
+    if query.filename is not None:
         return _named_statement(query)
     common = status_is_common(session, query)
     if query.search is None and query.status is not None and not common:
@@ -101,6 +104,48 @@ def page_statement(session: Session, query: ListQuery) -> Select[Any]:
     if query.after is not None:
         return statement.where(after(query.after, query.descending))
     return statement.offset(query.offset)
+
+
+def _matched_statement(query: ListQuery) -> Select[Any]:
+    """A page of a `q` search by the full-text index: the shown jobs that match, sorted and counted on jobs alone,
+    then the page's rows.
+
+    The match reads each hit's job row; everything the page needs to find, order and count its hits is there
+    (shown, status, the document's key and created_at), so no hit's document is read unless a filter on
+    documents' own columns asks for it (a word in 1 % of a million texts: 47 ms, against 113 ms joining every
+    hit's document). `matches` counts every hit, for the total, in the same pass.
+    """
+    assert query.search is not None
+    conditions, order = _listed_on_jobs(query)
+    conditions += [Job.shown.is_(True), matches_words(Job.text, query.search.boolean_query)]
+    if query.status is not None:
+        conditions.append(Job.status == query.status)
+    ids = select(Job.document_id.label("page_id"), func.count().over().label("matches")).where(*conditions)
+    # The date window is on jobs already; owner, name or type need the hit's document.
+    own = document_filters(replace(query, created_from=None, created_before=None))
+    if own:
+        ids = ids.join(Document, Document.id == Job.document_id).where(*own)
+    ids = ids.order_by(*order).limit(query.limit + 1).offset(0 if query.after is not None else query.offset)
+    return _rows_of(ids.subquery(), query)
+
+
+def _listed_on_jobs(query: ListQuery) -> tuple[list[ColumnElement[bool]], tuple[Any, Any]]:
+    """The date window, the cursor's keyset and the list order, spelled on the jobs' copy of their document's key
+    (document_created_at, document_id): for plans that find a page's jobs before any document."""
+    listed_at, document_id = Job.document_created_at, Job.document_id
+    conditions: list[ColumnElement[bool]] = []
+    if query.created_from is not None:
+        conditions.append(listed_at >= query.created_from)
+    if query.created_before is not None:
+        conditions.append(listed_at < query.created_before)
+    if query.after is not None:
+        t, i = query.after.created_at, query.after.document_id
+        if query.descending:
+            conditions.append(and_(listed_at <= t, or_(listed_at < t, document_id < i)))
+        else:
+            conditions.append(and_(listed_at >= t, or_(listed_at > t, document_id > i)))
+    order = (listed_at.desc(), document_id.desc()) if query.descending else (listed_at.asc(), document_id.asc())
+    return conditions, order
 
 
 def count_statement(query: ListQuery, cap: int | None = None) -> Select[Any]:
@@ -162,20 +207,9 @@ def _rare_status_statement(query: ListQuery) -> Select[Any]:
     The jobs carry their document's created_at, so no sort is needed at any depth: offset 4,000 of 50,000
     failed jobs among 1M documents reads about 4,000 of them (collecting and sorting all of them took 4.8 s).
     """
-    listed_at, document_id = Job.document_created_at, Job.document_id
-    conditions = [Job.status == query.status, *document_filters(query)]
     # The date window as a range of the index itself, not only a check of each document.
-    if query.created_from is not None:
-        conditions.append(listed_at >= query.created_from)
-    if query.created_before is not None:
-        conditions.append(listed_at < query.created_before)
-    if query.after is not None:
-        t, i = query.after.created_at, query.after.document_id
-        if query.descending:
-            conditions.append(and_(listed_at <= t, or_(listed_at < t, document_id < i)))
-        else:
-            conditions.append(and_(listed_at >= t, or_(listed_at > t, document_id > i)))
-    order = (listed_at.desc(), document_id.desc()) if query.descending else (listed_at.asc(), document_id.asc())
+    conditions, order = _listed_on_jobs(query)
+    conditions += [Job.status == query.status, *document_filters(query)]
     ids = (
         select(Document.id.label("page_id"))
         .select_from(Job)
@@ -224,9 +258,11 @@ def _walking_statement(query: ListQuery) -> Select[Any]:
 
 
 def _rows_of(ids: Any, query: ListQuery) -> Select[Any]:
-    """The page's rows for a subquery of its document ids (`page_id`), in list order."""
+    """The page's rows for a subquery of its document ids (`page_id`), in list order; with the subquery's
+    `matches` (a search's count of its hits) as a column of each row."""
+    extra = [ids.c.matches] if "matches" in ids.c else []
     return (
-        select(*PAGE_COLUMNS)
+        select(*PAGE_COLUMNS, *extra)
         .join(ids, ids.c.page_id == Document.id)
         .join(Job, JOB_OF_DOCUMENT)
         .order_by(*list_order(query))

@@ -72,85 +72,91 @@ def search_recent(session: Session, query: ListQuery) -> RecentPage | None:
     wanted = query.offset + query.limit + 1
     if query.search is None or wanted > MAX_WANTED:
         return None
-    search = query.search
-    start = document_filters(query)
-    if query.after is not None:
-        start.append(after(query.after, query.descending))
+    walk = _Walk(session, query, need=max(wanted, SAMPLE))
     window = WINDOW * -(-wanted // WANTED_PER_WINDOW)  # ceil
-
-    def nth(n: int) -> Any:
-        """The n-th document from the start, by the ordering index alone (no job, no text read); None past the end."""
-        return session.execute(
-            select(Document.created_at, Document.id).where(*start).order_by(*list_order(query)).offset(n - 1).limit(1)
-        ).first()
-
-    likes, confirmed = _word_test(search)
-    # Only unconfirmed texts travel; a confirmed one is NULL here.
-    unconfirmed = if_else(type_coerce(confirmed, Boolean), literal(None), Job.text).label("unconfirmed")
-    matching = [*likes] + ([Job.status == query.status] if query.status is not None else [])
-
-    def walk(resume: Position | None, bound: Any, limit: int) -> list[Any]:
-        """Up to `limit` texts that may hold the words, after `resume` and not past `bound`, in list order."""
-        conditions = [*start, *matching]
-        if resume is not None:
-            conditions.append(after(resume, query.descending))
-        if bound is not None:
-            conditions.append(_within(bound, query.descending))
-        # Keys and the unconfirmed text only: the page's own columns are read for its rows alone. Join order as
-        # written: documents by the ordering index, each one's job read by its key; the walk stops at the limit.
-        return list(session.execute(in_written_order(
-            select(Document.created_at, Document.id, unconfirmed)
-            .join(Job, JOB_OF_DOCUMENT)
-            .where(*conditions)
-            .order_by(*list_order(query))
-            .limit(limit)
-        )).all())
-
-    need = max(wanted, SAMPLE)
-    found: list[Any] = []
-    last: Any = None  # the last row read: where the walk resumes and up to where it examined documents
-    exhausted = False  # the current window has no further candidate
-
-    def fill(bound: Any) -> None:
-        nonlocal last, exhausted
-        exhausted = False
-        while len(found) < need:
-            # A LIKE hit inside a word (e.g. "reinvoiced") is dropped: read more until enough are confirmed.
-            limit = need - len(found)
-            resume = Position(last.created_at, last.id) if last is not None else query.after
-            fetched = walk(resume, bound, limit)
-            if fetched:
-                last = fetched[-1]
-            found.extend(row for row in fetched
-                         if row.unconfirmed is None or contains_words(row.unconfirmed, search.stems))
-            if len(fetched) < limit:
-                exhausted = True
-                return
-
-    first_bound = nth(WINDOW)
-    fill(first_bound)
-    bound, examined_window = first_bound, WINDOW
-    if exhausted and first_bound is not None and len(found) < wanted and window > WINDOW:
+    bound, examined = walk.nth(WINDOW), WINDOW
+    walk.fill(bound)
+    if walk.exhausted and bound is not None and len(walk.found) < wanted and window > WINDOW:
         # The first WINDOW documents tell the word's share: go on only if the whole window should hold enough.
-        if len(found) * window < wanted * WINDOW:
+        if len(walk.found) * window < wanted * WINDOW:
             return None
-        bound, examined_window = nth(window), window
-        fill(bound)
-    complete = bound is None and exhausted
-    if len(found) < wanted and not complete:
+        bound, examined = walk.nth(window), window
+        walk.fill(bound)
+    complete = bound is None and walk.exhausted
+    if len(walk.found) < wanted and not complete:
         return None  # a rare word in the newest documents: the full-text index reads few hits
-    if not exhausted:
-        # Documents the walk went through: those of the window up to the last row it read.
-        examined = session.execute(
-            select(func.count()).select_from(Document).where(*start, _within(last, query.descending))
-        ).scalar_one()
-    else:
-        examined = examined_window
-    shown = [row.id for row in found[query.offset:wanted]]
+    if not walk.exhausted:
+        examined = walk.examined()
+    shown = [row.id for row in walk.found[query.offset:wanted]]
     rows: list[Any] = []
     if shown:
         # The page's rows (one more than the limit, if any) by their keys, in list order.
         rows = list(session.execute(
             select(*PAGE_COLUMNS).join(Job, JOB_OF_DOCUMENT).where(Document.id.in_(shown)).order_by(*list_order(query))
         ).all())
-    return RecentPage(rows=rows, share=len(found) / max(1, examined), complete=complete)
+    return RecentPage(rows=rows, share=len(walk.found) / max(1, examined), complete=complete)
+
+
+class _Walk:
+    """Documents in list order from where the query starts, each one's shown job tested for the words: the
+    matches found so far (keys in list order), the last row read, and whether the current window ran out."""
+
+    def __init__(self, session: Session, query: ListQuery, need: int) -> None:
+        assert query.search is not None
+        self.session, self.query, self.need, self.search = session, query, need, query.search
+        self.start = document_filters(query)
+        if query.after is not None:
+            self.start.append(after(query.after, query.descending))
+        likes, confirmed = _word_test(self.search)
+        # Only unconfirmed texts travel; a confirmed one is NULL here.
+        self.unconfirmed = if_else(type_coerce(confirmed, Boolean), literal(None), Job.text).label("unconfirmed")
+        self.matching = [*likes] + ([Job.status == query.status] if query.status is not None else [])
+        self.found: list[Any] = []
+        self.last: Any = None  # where the walk resumes, and up to where it examined documents
+        self.exhausted = False  # the current window has no further candidate
+
+    def nth(self, n: int) -> Any:
+        """The n-th document from the start, by the ordering index alone (no job, no text read); None past the end."""
+        return self.session.execute(
+            select(Document.created_at, Document.id).where(*self.start).order_by(*list_order(self.query))
+            .offset(n - 1).limit(1)
+        ).first()
+
+    def fill(self, bound: Any) -> None:
+        """Read on up to `bound` (None: the end) until `need` matches are found or the window runs out."""
+        self.exhausted = False
+        while len(self.found) < self.need:
+            # A LIKE hit inside a word (e.g. "reinvoiced") is dropped: read more until enough are confirmed.
+            limit = self.need - len(self.found)
+            resume = Position(self.last.created_at, self.last.id) if self.last is not None else self.query.after
+            fetched = self._candidates(resume, bound, limit)
+            if fetched:
+                self.last = fetched[-1]
+            self.found.extend(row for row in fetched
+                              if row.unconfirmed is None or contains_words(row.unconfirmed, self.search.stems))
+            if len(fetched) < limit:
+                self.exhausted = True
+                return
+
+    def examined(self) -> int:
+        """The documents the walk went through: those from the start up to the last row it read."""
+        return int(self.session.execute(
+            select(func.count()).select_from(Document).where(*self.start, _within(self.last, self.query.descending))
+        ).scalar_one())
+
+    def _candidates(self, resume: Position | None, bound: Any, limit: int) -> list[Any]:
+        """Up to `limit` texts that may hold the words, after `resume` and not past `bound`, in list order."""
+        conditions = [*self.start, *self.matching]
+        if resume is not None:
+            conditions.append(after(resume, self.query.descending))
+        if bound is not None:
+            conditions.append(_within(bound, self.query.descending))
+        # Keys and the unconfirmed text only: the page's own columns are read for its rows alone. Join order as
+        # written: documents by the ordering index, each one's job read by its key; the walk stops at the limit.
+        return list(self.session.execute(in_written_order(
+            select(Document.created_at, Document.id, self.unconfirmed)
+            .join(Job, JOB_OF_DOCUMENT)
+            .where(*conditions)
+            .order_by(*list_order(self.query))
+            .limit(limit)
+        )).all())

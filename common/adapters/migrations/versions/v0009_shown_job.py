@@ -1,0 +1,28 @@
+"""A `q` search at a million documents: jobs.shown says which job its document shows.
+
+A search's matches come from the jobs' full-text index; whether each is its document's shown job was
+answered by reading the document (a primary-key read per match, 10,000 of them for a word in 1 % of a
+million texts). The flag sits in the job's row, which the match reads anyway, so the page is found,
+sorted and counted on jobs alone (113 ms -> 47 ms for that word).
+
+The backfill reads documents and jobs once (a join on the primary key; about two minutes at a million
+documents here): run it at a quiet hour. A downgrade drops the column (nothing else is lost)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009_shown_job"
+down_revision = "0008_list_million"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("jobs", sa.Column("shown", sa.Boolean(), nullable=False, server_default=sa.text("0")))
+    op.execute("UPDATE jobs j JOIN documents d ON d.job_id = j.id AND d.id = j.document_id SET j.shown = 1")
+
+
+def downgrade() -> None:
+    op.drop_column("jobs", "shown")
