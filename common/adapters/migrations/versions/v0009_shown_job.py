@@ -3,7 +3,7 @@
 A search's matches come from the jobs' full-text index; whether each is its document's shown job was
 answered by reading the document (a primary-key read per match, 10,000 of them for a word in 1 % of a
 million texts). The flag sits in the job's row, which the match reads anyway, so the page is found,
-sorted and counted on jobs alone (113 ms -> 47 ms for that word).
+sorted and counted on jobs alone (p95 113 ms -> 52 ms for that word in bench/list_bench.py).
 
 The column and its backfill rewrite the jobs table (a join on the primary key; about two and a half minutes
 at a million documents on two cores): run it at a quiet hour. A downgrade drops the column (nothing else is lost)."""
