@@ -253,15 +253,22 @@ def test_the_million_document_indexes_go_down_alone_and_come_back_with_the_copie
     assert indexes(engine, "jobs")["ix_jobs_status_listed"] == ["status", "document_created_at", "document_id"]
 
 
-def test_the_shown_flag_goes_down_alone_and_comes_back_on_each_document_s_shown_job(settings: Settings) -> None:
-    """0009 -> 0008 drops jobs.shown only; upgrading sets it on the job each document shows (documents.job_id) and
-    on no other: a re-processed document's earlier job stays unshown."""
+def reprocessed_document(settings: Settings) -> Engine:
+    """The schema at the code's revision with a re-processed document: d1 and its two jobs, j1 and j2."""
     create_schema(settings)
     engine = raw(settings)
     with engine.begin() as conn:
         conn.execute(text(DOCUMENT))
         conn.execute(text(job("j1")))
         conn.execute(text(job("j2")))
+    return engine
+
+
+def test_the_shown_flag_goes_down_alone_and_comes_back_on_each_document_s_shown_job(settings: Settings) -> None:
+    """0009 -> 0008 drops jobs.shown only; upgrading sets it on the job each document shows (documents.job_id) and
+    on no other: a re-processed document's earlier job stays unshown."""
+    engine = reprocessed_document(settings)
+    with engine.begin() as conn:
         conn.execute(text("UPDATE documents SET job_id = 'j2' WHERE id = 'd1'"))
 
     change = migrations.downgrade(engine, "-1")
@@ -277,12 +284,7 @@ def test_the_shown_flag_goes_down_alone_and_comes_back_on_each_document_s_shown_
 
 def test_downgrading_is_refused_while_a_document_has_several_jobs(settings: Settings) -> None:
     """Going back to one job per document would have to drop a re-processed document's jobs: refused, naming it."""
-    create_schema(settings)
-    engine = raw(settings)
-    with engine.begin() as conn:
-        conn.execute(text(DOCUMENT))
-        conn.execute(text(job("j1")))
-        conn.execute(text(job("j2")))
+    engine = reprocessed_document(settings)
     with pytest.raises(RuntimeError, match="documents d1 have several"):
         migrations.downgrade(engine, "0001_baseline")
     with engine.connect() as conn:
