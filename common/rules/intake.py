@@ -210,19 +210,30 @@ def job_for_object(settings: Settings, obj: ObjectCreated) -> str:
     Deliveries are at-least-once, so a drop is keyed by bucket/key/etag under a unique index: the
     second delivery of the same object version finds the first one's job instead of making another.
     """
+    job_id = _upload_job_id(settings, obj)
+    if not job_id:
+        return _drop_job(settings, obj)
+    with session_scope(settings) as session:
+        if session.get(Job, job_id) is not None:
+            return job_id
+    log.warning("event.unknown_job", job_id=job_id, key=obj.key)
+    raise JobNotFound(f"object {obj.bucket}/{obj.key} names job {job_id}, which does not exist")
+
+
+def _upload_job_id(settings: Settings, obj: ObjectCreated) -> str | None:
+    """The job an object of `upload`'s names (in its event, else in the object's own metadata); None for a drop."""
     # Only `upload` writes under the upload prefix; elsewhere a job id in the metadata is whatever the
     # dropper wrote, and honouring it would let a drop run (or hijack) someone else's job.
-    own_upload = obj.key.startswith(settings.upload_prefix)
-    job_id = obj.job_id if own_upload else None
-    if job_id is None and own_upload:
-        # Our own upload whose record lacked user metadata: read it from the object, never register twice.
-        job_id = storage.stat_object(settings, obj.bucket, obj.key).metadata.get(JOB_ID_KEY)
-    if job_id:
-        with session_scope(settings) as session:
-            if session.get(Job, job_id) is not None:
-                return job_id
-        log.warning("event.unknown_job", job_id=job_id, key=obj.key)
-        raise JobNotFound(f"object {obj.bucket}/{obj.key} names job {job_id}, which does not exist")
+    if not obj.key.startswith(settings.upload_prefix):
+        return None
+    if obj.job_id is not None:
+        return obj.job_id
+    # Our own upload whose record lacked user metadata: read it from the object, never register twice.
+    return storage.stat_object(settings, obj.bucket, obj.key).metadata.get(JOB_ID_KEY)
+
+
+def _drop_job(settings: Settings, obj: ObjectCreated) -> str:
+    """A dropped file's job: the one an earlier delivery of the same object version made, or a new one."""
     version = obj.version_id or obj.etag
     identity = _source_hash(f"drop:{obj.bucket}/{obj.key}@{version}")
     existing = _job_of_drop(settings, identity)
@@ -236,25 +247,10 @@ def job_for_object(settings: Settings, obj: ObjectCreated) -> str:
     # An event is only a claim: rows are made for objects that exist, so a flood of events naming
     # nothing makes nothing (ObjectMissing, not retried).
     head = storage.stat_object(settings, obj.bucket, obj.key)
-    content_type = head.content_type or obj.content_type
     request_id = obj.request_id if obj.request_id and len(obj.request_id) <= MAX_REQUEST_ID_CHARS else None
     try:
         with session_scope(settings) as session:
-            document = Document(
-                id=jobs.new_id(),
-                filename=safe_filename(obj.key, "document"),
-                # Only a claim (OCR decides from the bytes); one too long for the column is no type at all.
-                content_type=content_type if 0 < len(content_type) <= MAX_CONTENT_TYPE_CHARS
-                else "application/octet-stream",
-                size_bytes=head.size,
-                bucket=obj.bucket,
-                object_key=obj.key,
-                etag=obj.etag or None,
-                source="drop",
-                source_hash=identity,
-                created_at=utcnow(),
-                owner_id=owner_id,
-            )
+            document = _dropped_document(obj, head.content_type or obj.content_type, head.size, identity, owner_id)
             session.add(document)
             session.flush()
             job = jobs.create(session, document, lang, settings.job_max_attempts, request_id, owner_id,
@@ -269,6 +265,24 @@ def job_for_object(settings: Settings, obj: ObjectCreated) -> str:
             raise
         log.info("event.duplicate_object", job_id=found, key=obj.key)
         return found
+
+
+def _dropped_document(obj: ObjectCreated, content_type: str, size: int, identity: str,
+                      owner_id: str | None) -> Document:
+    return Document(
+        id=jobs.new_id(),
+        filename=safe_filename(obj.key, "document"),
+        # Only a claim (OCR decides from the bytes); one too long for the column is no type at all.
+        content_type=content_type if 0 < len(content_type) <= MAX_CONTENT_TYPE_CHARS else "application/octet-stream",
+        size_bytes=size,
+        bucket=obj.bucket,
+        object_key=obj.key,
+        etag=obj.etag or None,
+        source="drop",
+        source_hash=identity,
+        created_at=utcnow(),
+        owner_id=owner_id,
+    )
 
 
 def _job_of_drop(settings: Settings, identity: str) -> str | None:
