@@ -237,6 +237,9 @@ def run_queries(settings: Settings, runs: int) -> dict[str, tuple[int, float, fl
         # A user key's listing: the same page among its own documents (80 % of them).
         f"owner + image/* + completed, offset={depth}": {"owner": OWNERS[0], "content_type": "image/*",
                                                           "status": "completed", "offset": str(depth)},
+        # A user key's search: every hit checked to be one of its own documents.
+        f"owner + search q={RARE_WORD}": {"owner": OWNERS[0], "q": RARE_WORD},
+        "owner + search q=invoice": {"owner": OWNERS[0], "q": "invoice"},
     }
     # Page 2 of the rare-word search, by the cursor of page 1.
     first_search = list_documents(settings, ListQuery.from_params({"q": RARE_WORD}, TRUSTED))
