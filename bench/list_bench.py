@@ -82,11 +82,12 @@ def load(settings: Settings, database: MariaDB, folder: Path, documents: int) ->
         kind = weighted(rng, CONTENT_TYPES)
         status = weighted(rng, STATUSES)
         stamp = moment.isoformat(sep=" ", timespec="microseconds")
+        owner = OWNERS[1] if n % 5 == 4 else OWNERS[0]
         docs.append((doc_id, f"scan-{n:06d}.{kind.split('/')[1]}", kind, rng.randint(10_000, 5_000_000), "documents",
                      f"uploads/{doc_id}/scan-{n:06d}", "upload", uuid.uuid4().hex + uuid.uuid4().hex, stamp, job_id,
-                     OWNERS[1] if n % 5 == 4 else OWNERS[0]))
+                     owner))
         jobs.append((job_id, doc_id, status.value, "eng", 1, 1, 3, 1, 1,
-                     ocr_text(rng) if status == JobStatus.COMPLETED else None, stamp, stamp, stamp, 1))
+                     ocr_text(rng) if status == JobStatus.COMPLETED else None, stamp, stamp, stamp, 1, owner))
         if (n + 1) % 50_000 == 0:
             print(f"\r  generated {n + 1:>7} / {documents} ({time.monotonic() - started:.0f} s)", end="", flush=True)
     print()
@@ -94,7 +95,7 @@ def load(settings: Settings, database: MariaDB, folder: Path, documents: int) ->
         "documents": (Document, docs, "id, filename, content_type, size_bytes, bucket, object_key, source, "
                       "source_hash, created_at, job_id, owner_id"),
         "jobs": (Job, jobs, "id, document_id, status, lang, attempts, version, max_attempts, page_count, "
-                 "pages_done, text, created_at, document_created_at, updated_at, shown"),
+                 "pages_done, text, created_at, document_created_at, updated_at, shown, document_owner_id"),
     }
     for name, (model, rows, columns) in tables.items():
         table = model.metadata.tables[name]

@@ -64,6 +64,7 @@ def create(session: Session, document: Document, lang: str, max_attempts: int, r
         owner_id=owner_id,
         created_at=now,
         document_created_at=document.created_at,
+        document_owner_id=document.owner_id,
         updated_at=now,
         # The completion webhook, owed once the job ends (rules/webhooks.py delivers it).
         callback_url=callback_url,

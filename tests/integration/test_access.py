@@ -69,6 +69,14 @@ def test_a_second_key_sees_nothing_of_the_first_keys_documents(gateway: Gateway,
     assert theirs["document_id"] in listed and mine["document_id"] not in listed
     searched = other.request("GET", "/function/list?q=private").json()["items"]
     assert mine["document_id"] not in {item["document_id"] for item in searched}
+    own = gateway.request("GET", "/function/list?q=private").json()["items"]
+    assert mine["document_id"] in {item["document_id"] for item in own}
+    # Each job carries its document's owner and whether it is the shown one: a user key's search by the
+    # full-text index checks its hits there (rules/listing/query.py).
+    with session_scope(settings) as session:
+        copied = session.execute(select(Job.document_owner_id, Job.shown).where(
+            Job.id.in_([mine["job_id"], theirs["job_id"]])).order_by(Job.document_owner_id == other.key_id)).all()
+    assert [tuple(row) for row in copied] == [(gateway.key_id, True), (other.key_id, True)]
     # The cached status of the first key's job (it was read above) is not served to the second key either.
     assert gateway.status(mine["job_id"]).headers["X-Cache"] == "hit"
     assert other.status(mine["job_id"]).status == 404

@@ -81,7 +81,7 @@ def insert(settings: Settings, rows: list[Row]) -> list[Row]:
             job = Job(
                 id=str(uuid.uuid4()), document_id=document_id, status=row.status, lang="eng", attempts=0,
                 version=0, max_attempts=3, pages_done=0, text=row.text, created_at=row.created_at,
-                document_created_at=row.created_at, updated_at=row.created_at,
+                document_created_at=row.created_at, document_owner_id=row.owner_id, updated_at=row.created_at,
             )
             session.add(job)
             session.flush()
@@ -306,7 +306,8 @@ def test_a_reprocessed_document_is_found_by_the_result_it_shows_alone(db: Settin
         assert earlier is not None and earlier.job_id is not None
         redone = Job(id=str(uuid.uuid4()), document_id=row.document_id, status=JobStatus.COMPLETED, lang="deu",
                      attempts=1, version=0, max_attempts=3, pages_done=1, text="the new reading: quince jelly",
-                     created_at=T0 + timedelta(days=1), document_created_at=T0, updated_at=T0 + timedelta(days=1))
+                     created_at=T0 + timedelta(days=1), document_created_at=T0, updated_at=T0 + timedelta(days=1),
+                     document_owner_id=row.owner_id)
         session.add(redone)
         session.flush()
         jobs.show(session, row.document_id, redone.id)  # as the re-process's completion does
@@ -316,6 +317,24 @@ def test_a_reprocessed_document_is_found_by_the_result_it_shows_alone(db: Settin
     assert found["total"] == 1
     assert names(listing(db, q="jelly")) == ["twice.pdf"]
     assert names(listing(db, q="marmalade")) == ["other.pdf"]
+
+
+@pytest.mark.parametrize("extra", [{}, {"content_type": "image/*"}, {"status": "completed", "filename": "own"}])
+def test_a_search_among_one_owner_s_documents_finds_only_theirs(db: Settings, search_path: str,
+                                                               extra: dict[str, str]) -> None:
+    """A user key's search (its owner's documents only), alone and with filters on documents' own columns: every
+    hit of that owner, in list order, and none of another's; the total counts that owner's alone."""
+    mine, theirs = "0123456789ab", "ba9876543210"
+    rows = insert(db, [Row(f"{'own' if i % 3 else 'other'}-{i:02d}.{'png' if i % 2 else 'pdf'}",
+                           T0 + timedelta(minutes=i), "image/png" if i % 2 else "application/pdf",
+                           text=f"ledger entry {i}", owner_id=mine if i % 3 else theirs) for i in range(12)])
+    params = {"q": "ledger", "owner": mine, **extra}
+    expected = [r.filename for r in sorted(rows, key=lambda r: r.created_at, reverse=True) if r.owner_id == mine
+                and (extra.get("content_type") != "image/*" or r.content_type.startswith("image/"))
+                and r.filename.startswith(extra.get("filename", ""))]
+    page = listing(db, **params, limit=50)
+    assert names(page) == expected and page["total"] == len(expected)
+    assert [item["filename"] for p in walk(db, **params, limit=3) for item in p["items"]] == expected
 
 
 def test_search_pages_by_cursor(db: Settings) -> None:

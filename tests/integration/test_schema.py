@@ -76,7 +76,7 @@ def previous_release(engine: Engine) -> None:
         conn.execute(text("ALTER TABLE jobs DROP COLUMN pdfa, DROP COLUMN warnings"))
         conn.execute(text("ALTER TABLE pages DROP COLUMN warnings"))
         conn.execute(text("ALTER TABLE jobs DROP INDEX ix_jobs_status_listed, DROP COLUMN document_created_at, "
-                          "DROP COLUMN shown"))
+                          "DROP COLUMN shown, DROP COLUMN document_owner_id"))
         conn.execute(text("ALTER TABLE jobs ADD UNIQUE INDEX document_id (document_id)"))
         conn.execute(text("ALTER TABLE jobs DROP INDEX ix_jobs_document_id, DROP COLUMN owner_id, "
                           "DROP COLUMN callback_url, DROP COLUMN callback_state, DROP COLUMN callback_attempts, "
@@ -264,22 +264,24 @@ def reprocessed_document(settings: Settings) -> Engine:
     return engine
 
 
-def test_the_shown_flag_goes_down_alone_and_comes_back_on_each_document_s_shown_job(settings: Settings) -> None:
-    """0009 -> 0008 drops jobs.shown only; upgrading sets it on the job each document shows (documents.job_id) and
-    on no other: a re-processed document's earlier job stays unshown."""
+def test_the_search_columns_go_down_alone_and_come_back_from_each_document(settings: Settings) -> None:
+    """0009 -> 0008 drops jobs.shown and jobs.document_owner_id only; upgrading sets `shown` on the job each
+    document shows (documents.job_id) and on no other (a re-processed document's earlier job stays unshown), and
+    copies the document's owner to each of its jobs."""
     engine = reprocessed_document(settings)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE documents SET job_id = 'j2' WHERE id = 'd1'"))
+        conn.execute(text("UPDATE documents SET job_id = 'j2', owner_id = '0123456789ab' WHERE id = 'd1'"))
 
     change = migrations.downgrade(engine, "-1")
 
     assert (change.before, change.after) == (migrations.HEAD, "0008_list_million")
-    assert "shown" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
+    assert not {"shown", "document_owner_id"} & {c["name"] for c in inspect(engine).get_columns("jobs")}
     assert create_schema(settings).after == migrations.HEAD
     assert differences(engine) == []
     with engine.connect() as conn:
-        flags = dict(conn.execute(text("SELECT id, shown FROM jobs")).all())
-    assert flags == {"j1": 0, "j2": 1}
+        copied = {row.id: (row.shown, row.document_owner_id)
+                  for row in conn.execute(text("SELECT id, shown, document_owner_id FROM jobs"))}
+    assert copied == {"j1": (0, "0123456789ab"), "j2": (1, "0123456789ab")}
 
 
 def test_downgrading_is_refused_while_a_document_has_several_jobs(settings: Settings) -> None:

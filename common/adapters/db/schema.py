@@ -145,6 +145,8 @@ class Job(Base):
     # Whether this is the job its document shows (documents.job_id), kept beside the pointer by rules/jobs.show:
     # a `q` search filters and sorts its matches on jobs alone, without reading each match's document.
     shown: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The document's owner_id, copied at creation (it never changes): a user key's search checks its hits on jobs.
+    document_owner_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(_dt(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 FOLDER = Path(__file__).resolve().parent
 # The revision the models of common/adapters/db/schema.py describe (a unit test checks it is the newest one).
-HEAD = "0009_shown_job"
+HEAD = "0009_search_on_jobs"
 # How long an upgrade waits for another process's upgrade of the same database to finish.
 LOCK_SECONDS = 300
 
@@ -59,11 +59,11 @@ _AT_0007 = {**_AT_0006, "api_keys": _AT_0006["api_keys"] | {"webhook_seal"}}
 _AT_0008 = {**_AT_0007, "jobs": _AT_0007["jobs"] | {"document_created_at", "ix_jobs_status_listed"},
             "documents": _AT_0007["documents"] | {"ix_documents_filename_created_id",
                                                    "ix_documents_owner_filename_created_id"}}
-_AT_0009 = {**_AT_0008, "jobs": _AT_0008["jobs"] | {"shown"}}
+_AT_0009 = {**_AT_0008, "jobs": _AT_0008["jobs"] | {"shown", "document_owner_id"}}
 _RELEASES: tuple[tuple[str, dict[str, set[str]]], ...] = (
-    # What the models make since jobs say which one their document shows (made by create_all, it is stamped,
-    # not upgraded).
-    ("0009_shown_job", _AT_0009),
+    # What the models make since jobs say which one their document shows, and whose it is (made by create_all, it
+    # is stamped, not upgraded).
+    ("0009_search_on_jobs", _AT_0009),
     ("0008_list_million", _AT_0008),
     ("0007_webhook_seal", _AT_0007),
     ("0006_warnings", _AT_0006),

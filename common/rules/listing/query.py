@@ -111,8 +111,8 @@ def _matched_statement(query: ListQuery) -> Select[Any]:
     then the page's rows.
 
     The match reads each hit's job row; everything the page needs to find, order and count its hits is there
-    (shown, status, the document's key and created_at), so no hit's document is read unless a filter on
-    documents' own columns asks for it (a word in 1 % of a million texts: p95 52 ms in bench/list_bench.py,
+    (shown, status, the document's key, created_at and owner), so no hit's document is read unless a filter on
+    a document's name or type asks for it (a word in 1 % of a million texts: p95 52 ms in bench/list_bench.py,
     against 113 ms joining every hit's document). `matches` counts every hit, for the total, in the same pass.
     """
     assert query.search is not None
@@ -120,9 +120,11 @@ def _matched_statement(query: ListQuery) -> Select[Any]:
     conditions += [Job.shown.is_(True), matches_words(Job.text, query.search.boolean_query)]
     if query.status is not None:
         conditions.append(Job.status == query.status)
+    if query.owner is not None:
+        conditions.append(Job.document_owner_id == query.owner)
     ids = select(Job.document_id.label("page_id"), func.count().over().label("matches")).where(*conditions)
-    # The date window is on jobs already; owner, name or type need the hit's document.
-    own = document_filters(replace(query, created_from=None, created_before=None))
+    # The date window and the owner are on jobs already; a name or a type needs the hit's document.
+    own = document_filters(replace(query, owner=None, created_from=None, created_before=None))
     if own:
         ids = ids.join(Document, Document.id == Job.document_id).where(*own)
     ids = ids.order_by(*order).limit(query.limit + 1).offset(0 if query.after is not None else query.offset)
