@@ -112,7 +112,7 @@ def _matched_statement(query: ListQuery) -> Select[Any]:
 
     The match reads each hit's job row; everything the page needs to find, order and count its hits is there
     (shown, status, the document's key, created_at and owner), so no hit's document is read unless a filter on
-    a document's name or type asks for it (a word in 1 % of a million texts: p95 52 ms in bench/list_bench.py,
+    a document's name or type asks for it (a word in 1 % of a million texts: p95 51 ms in bench/list_bench.py,
     against 113 ms joining every hit's document). `matches` counts every hit, for the total, in the same pass.
     """
     assert query.search is not None
