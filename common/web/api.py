@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import re
@@ -209,6 +210,15 @@ def http_function(
 
 
 
+@dataclasses.dataclass
+class _Caller:
+    """Who called and what the rate limit decided, as far as the request got: for the answer's headers and the
+    access log, whether the handler answered or an error did."""
+
+    principal: Principal | None = None
+    decision: ratelimit.Decision | None = None
+
+
 async def _serve(request: flask.Request, io: Io, service: str, access: str, status_ahead: JobOfRequest | None,
                  handler: Handler) -> flask.Response:
     started = time.monotonic()
@@ -221,8 +231,7 @@ async def _serve(request: flask.Request, io: Io, service: str, access: str, stat
         request_id, bad_id = str(uuid.uuid4()), e
     # Bound once here, so a handler that stores the id stores the one the log lines carry.
     flask.g.request_id = request_id
-    decision: ratelimit.Decision | None = None
-    principal: Principal | None = None
+    caller = _Caller()
     try:
         settings = get_settings()
         setup(service, settings.log_level)
@@ -230,23 +239,7 @@ async def _serve(request: flask.Request, io: Io, service: str, access: str, stat
         bind_context(request_id=request_id)
         if bad_id is not None:
             raise bad_id
-        if access == "internal":
-            principal = auth.authenticate_internal(request, settings)
-            response = await io.call(handler, request, settings, principal)
-        else:
-            job_id = status_ahead(request) if status_ahead and settings.status_cache else None
-            key_id = auth.claimed_key_id(request) if job_id and settings.auth else None
-            with cache.holding(await io.fetch_ahead(settings, key_id, job_id)):
-                try:
-                    principal = await io.call(auth.authenticate, request, settings)
-                except Unauthenticated:
-                    # Failed attempts spend the address's tokens, so guessing costs like any request.
-                    decision = await io.enforce(request, settings, service, None)
-                    raise
-                if access == "admin":
-                    auth.require_admin(principal)
-                decision = await io.enforce(request, settings, service, principal)
-                response = await io.call(handler, request, settings, principal)
+        response = await _answer(request, io, settings, service, access, status_ahead, handler, caller)
     except PipelineError as e:
         setup(service)
         if e.http_status >= 500:
@@ -256,22 +249,50 @@ async def _serve(request: flask.Request, io: Io, service: str, access: str, stat
         setup(service)
         log.exception("request.crashed")
         response = error_response(PipelineError("internal error; see the function's log"), request_id)
-    if decision is not None:
-        response.headers.update(decision.headers())
+    return _sent(request, response, request_id, caller, started)
+
+
+async def _answer(request: flask.Request, io: Io, settings: Settings, service: str, access: str,
+                  status_ahead: JobOfRequest | None, handler: Handler, caller: _Caller) -> flask.Response:
+    """The handler's answer once the caller is known and allowed: by the internal token, or by an API key (its
+    record and the status the handler will read fetched ahead in one Redis round trip) and the rate limit."""
+    if access == "internal":
+        caller.principal = auth.authenticate_internal(request, settings)
+        return await io.call(handler, request, settings, caller.principal)
+    job_id = status_ahead(request) if status_ahead and settings.status_cache else None
+    key_id = auth.claimed_key_id(request) if job_id and settings.auth else None
+    with cache.holding(await io.fetch_ahead(settings, key_id, job_id)):
+        try:
+            caller.principal = await io.call(auth.authenticate, request, settings)
+        except Unauthenticated:
+            # Failed attempts spend the address's tokens, so guessing costs like any request.
+            caller.decision = await io.enforce(request, settings, service, None)
+            raise
+        if access == "admin":
+            auth.require_admin(caller.principal)
+        caller.decision = await io.enforce(request, settings, service, caller.principal)
+        return await io.call(handler, request, settings, caller.principal)
+
+
+def _sent(request: flask.Request, response: flask.Response, request_id: str, caller: _Caller,
+          started: float) -> flask.Response:
+    """The answer with its rate-limit and request-id headers, its connection ended where a refusal left a body
+    unread, and the access log line."""
+    if caller.decision is not None:
+        response.headers.update(caller.decision.headers())
     with_body = bool(request.content_length or request.headers.get("Transfer-Encoding"))
     if response.status_code == 413 or (response.status_code >= 400 and with_body and _on_gunicorn(request)):
         # A refusal may leave the body unread (too large, no key, bad parameters): not read on, the connection ends.
         _unbuffered(response)
-    status = response.status_code
     response.headers["X-Request-Id"] = request_id
     log.info(
         "http.request",
         method=request.method,
         path=request.path,
-        status=status,
+        status=response.status_code,
         duration_ms=round((time.monotonic() - started) * 1000, 1),
         request_id=request_id,
         client=request.headers.get("X-Forwarded-For") or request.remote_addr,
-        key_id=principal.key_id if principal else None,
+        key_id=caller.principal.key_id if caller.principal else None,
     )
     return response
