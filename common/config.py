@@ -72,7 +72,7 @@ class Settings:
     # Result links in a status answer: "api" (the documents function's downloads, authorised by the key)
     # or "presigned" (signed MinIO links, for deployments that publish MinIO at S3_PUBLIC_ENDPOINT).
     output_links: str = "api"
-    # A MySQL read replica for list and status (adapters/db.read); empty host: every read on the primary.
+    # A MySQL read replica for list and status (adapters/db/sessions.read); empty host: every read on the primary.
     mysql_replica_host: str = ""
     mysql_replica_port: int = 3306
     mysql_replica_timeout: float = 1.0

@@ -30,7 +30,7 @@ BASE_COUNT_CAP = 50_000
 
 def list_documents(settings: Settings, query: ListQuery) -> dict[str, Any]:
     """One page in list order, the cursor of the next one, and the total in offset mode (on the read replica
-    when one is set: adapters/db.read)."""
+    when one is set: adapters/db/sessions.read)."""
     found = read(settings, lambda session: _read_page(session, query), purpose="list")
     return _body(query, found)
 

@@ -65,17 +65,20 @@ PAGE_COLUMNS: tuple[Any, ...] = (
 )
 
 
-def after(position: Position, descending: bool) -> ColumnElement[bool]:
-    """(created_at, id) strictly after the position in list order, spelled so both servers use a range.
+def after(position: Position, descending: bool, key: tuple[Any, Any] = (Document.created_at, Document.id)
+          ) -> ColumnElement[bool]:
+    """(created_at, id) strictly after the position in list order, spelled so both servers use a range; `key`
+    names the columns that hold them (the jobs' copy: Job.document_created_at, Job.document_id).
 
     The redundant `created_at <= t` gives the optimizer a range on ix_documents_created_id. The row
     constructor `(created_at, id) < (t, i)` would not: MariaDB 10.11 plans it as an index scan from the
     first row, filtered, so a deep page would cost as much as a deep offset.
     """
+    listed_at, document_id = key
     t, i = position.created_at, position.document_id
     if descending:
-        return and_(Document.created_at <= t, or_(Document.created_at < t, Document.id < i))
-    return and_(Document.created_at >= t, or_(Document.created_at > t, Document.id > i))
+        return and_(listed_at <= t, or_(listed_at < t, document_id < i))
+    return and_(listed_at >= t, or_(listed_at > t, document_id > i))
 
 
 def page_statement(session: Session, query: ListQuery) -> Select[Any]:
@@ -141,11 +144,7 @@ def _listed_on_jobs(query: ListQuery) -> tuple[list[ColumnElement[bool]], tuple[
     if query.created_before is not None:
         conditions.append(listed_at < query.created_before)
     if query.after is not None:
-        t, i = query.after.created_at, query.after.document_id
-        if query.descending:
-            conditions.append(and_(listed_at <= t, or_(listed_at < t, document_id < i)))
-        else:
-            conditions.append(and_(listed_at >= t, or_(listed_at > t, document_id > i)))
+        conditions.append(after(query.after, query.descending, (listed_at, document_id)))
     order = (listed_at.desc(), document_id.desc()) if query.descending else (listed_at.asc(), document_id.asc())
     return conditions, order
 

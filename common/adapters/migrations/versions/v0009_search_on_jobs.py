@@ -10,9 +10,9 @@ which the match reads anyway:
   jobs.document_created_at is.
 
 The page is then found, sorted and counted on jobs alone (p95 in bench/list_bench.py for that word:
-113 ms -> 51 ms; a user key's search of it 82 ms -> 50 ms). The columns and their backfill rewrite the jobs table (a join on the primary key;
-about two and a half minutes at a million documents on two cores): run it at a quiet hour. A downgrade
-drops the two columns (nothing else is lost)."""
+113 ms -> 51 ms; a user key's search of it 82 ms -> 50 ms). The columns and their backfill rewrite the jobs
+table (a join on the primary key; a trial of the first column took about two and a half minutes at a million
+documents on two cores): run it at a quiet hour. A downgrade drops the two columns (nothing else is lost)."""
 
 from __future__ import annotations
 
