@@ -131,7 +131,8 @@ def _matched_statement(query: ListQuery) -> Select[Any]:
     if own:
         ids = ids.join(Document, Document.id == Job.document_id).where(*own)
     ids = ids.order_by(*order).limit(query.limit + 1).offset(0 if query.after is not None else query.offset)
-    return _rows_of(ids.subquery(), query)
+    hits = ids.subquery()
+    return _rows_of(hits, query, hits.c.matches)
 
 
 def _listed_on_jobs(query: ListQuery) -> tuple[list[ColumnElement[bool]], tuple[Any, Any]]:
@@ -258,10 +259,9 @@ def _walking_statement(query: ListQuery) -> Select[Any]:
     return _rows_of(ids.subquery(), query)
 
 
-def _rows_of(ids: Any, query: ListQuery) -> Select[Any]:
-    """The page's rows for a subquery of its document ids (`page_id`), in list order; with the subquery's
-    `matches` (a search's count of its hits) as a column of each row."""
-    extra = [ids.c.matches] if "matches" in ids.c else []
+def _rows_of(ids: Any, query: ListQuery, *extra: Any) -> Select[Any]:
+    """The page's rows for a subquery of its document ids (`page_id`), in list order, with `extra` columns of
+    the subquery's (a search's count of its hits)."""
     return (
         select(*PAGE_COLUMNS, *extra)
         .join(ids, ids.c.page_id == Document.id)
