@@ -252,7 +252,8 @@ def test_concurrent_uploads_with_one_idempotency_key_make_one_document(gateway: 
         replies = list(pool.map(lambda _: gateway.upload(data, "burst.png", headers=key), range(8)))
     accepted = {r.json()["job_id"] for r in replies if r.status == 202}
     waiting = [r for r in replies if r.status == 409]
-    assert len(accepted) == 1 and len(waiting) + sum(r.status == 202 for r in replies) == 8, [(r.status, r.body[:300]) for r in replies]
+    assert len(accepted) == 1 and len(waiting) + sum(r.status == 202 for r in replies) == 8, [
+        (r.status, r.body[:300]) for r in replies]
     assert all(r.json()["error"]["code"] == "idempotency_key_in_use" for r in waiting)
     assert _documents_of(settings, gateway.key_id) == 1
 
